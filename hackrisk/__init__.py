@@ -1,0 +1,30 @@
+"""hackrisk: measure and manage LLM hacking risk in LLM-annotated text analyses.
+
+The one data object is the *label cube* (an ``xarray.Dataset``, see :mod:`hackrisk.cube`).
+Importing hackrisk loads neither torch, pymc nor matplotlib.
+"""
+
+from . import accessor as _accessor  # noqa: F401  (registers the `.hackrisk` accessor)
+from .cube import (
+    from_long,
+    items_table,
+    make_cube,
+    to_long,
+    validate_cube,
+)
+from .io import open_cube, save_cube, write_labels
+from .simulate import simulate_multiverse
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "make_cube",
+    "from_long",
+    "to_long",
+    "items_table",
+    "validate_cube",
+    "open_cube",
+    "save_cube",
+    "write_labels",
+    "simulate_multiverse",
+]

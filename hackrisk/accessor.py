@@ -1,0 +1,41 @@
+"""The ``.hackrisk`` accessor on ``xarray.Dataset``: every method forwards to a plain function.
+
+Each method is one line that calls the function named in its docstring; the functions are the
+source of truth (and are imported lazily, so the accessor costs nothing at import).
+"""
+
+from __future__ import annotations
+
+import xarray as xr
+
+
+@xr.register_dataset_accessor("hackrisk")
+class HackriskAccessor:
+    """``ds.hackrisk.<method>(...)`` forwards to ``hackrisk.<module>.<method>(ds, ...)``."""
+
+    def __init__(self, ds: xr.Dataset):
+        self._ds = ds
+
+    def validate(self, **kwargs):
+        """:func:`hackrisk.cube.validate_cube`."""
+        from .cube import validate_cube
+
+        return validate_cube(self._ds, **kwargs)
+
+    def to_long(self, **kwargs):
+        """:func:`hackrisk.cube.to_long`."""
+        from .cube import to_long
+
+        return to_long(self._ds, **kwargs)
+
+    def items(self, **kwargs):
+        """:func:`hackrisk.cube.items_table`."""
+        from .cube import items_table
+
+        return items_table(self._ds, **kwargs)
+
+    def save(self, path, **kwargs):
+        """:func:`hackrisk.io.save_cube`."""
+        from .io import save_cube
+
+        return save_cube(self._ds, path, **kwargs)
