@@ -472,8 +472,8 @@ def _restore_dtype(vals: np.ndarray, attrs: Mapping[str, Any]) -> pd.Series:
     if dtype.startswith("datetime64"):
         s = pd.to_datetime(s)
         if "tz" in attrs:
-            s = s.dt.tz_localize("UTC").dt.tz_convert(str(attrs["tz"]))
-        return s
+            return s.dt.tz_localize("UTC").dt.tz_convert(str(attrs["tz"]))
+        return s.astype(dtype)
     if dtype and dtype not in ("object", "str", "string"):
         try:
             return s.astype(dtype)
@@ -483,8 +483,8 @@ def _restore_dtype(vals: np.ndarray, attrs: Mapping[str, Any]) -> pd.Series:
 
 
 def covariate_names(cube: xr.Dataset) -> list[str]:
-    """Names of the covariates (``cov_<name>`` variables) without the prefix."""
-    return [str(v)[4:] for v in cube.data_vars if str(v).startswith("cov_")]
+    """Names of the covariates (``cov_<name>`` variables) without the prefix, sorted."""
+    return sorted(str(v)[4:] for v in cube.data_vars if str(v).startswith("cov_"))
 
 
 def n_classes(cube: xr.Dataset) -> xr.DataArray:
