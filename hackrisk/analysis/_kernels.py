@@ -1,0 +1,325 @@
+"""Numpy kernels of the frequentist analysis (arrays in, arrays out; no xarray).
+
+Three pieces:
+
+* :func:`count_by_group` — class counts per group for many configurations in one matrix product;
+* :func:`two_by_two` — the logistic regression of ``1[label == class]`` on a binary group
+  indicator, solved in closed form from the 2 x 2 counts, with the zero-count rules;
+* :func:`ols_batched` / :func:`logit_batched` — regressions with covariates for many outcome
+  vectors that share one design matrix (OLS with HC0–HC3 errors; logistic by batched Newton).
+
+Logistic regression with one binary regressor is saturated: the MLE reproduces the two group
+shares, so ``log OR = logit(k_a/n_a) - logit(k_b/n_b)`` and the inverse Fisher information gives
+``SE^2 = 1/k_a + 1/(n_a-k_a) + 1/k_b + 1/(n_b-k_b)``; this is exactly what an iterative fit
+(e.g. ``statsmodels.Logit``) converges to, without iterating.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import special, stats
+
+__all__ = [
+    "ZERO_RULES",
+    "count_by_group",
+    "two_by_two",
+    "fisher_exact_p",
+    "normal_p",
+    "ols_batched",
+    "logit_batched",
+]
+
+ZERO_RULES = ("paper", "firth", "exact")
+
+
+def normal_p(z: np.ndarray) -> np.ndarray:
+    """Two-sided p-value of a standard-normal statistic (NaN stays NaN)."""
+    return 2.0 * special.ndtr(-np.abs(z))
+
+
+def count_by_group(labels: np.ndarray, member: np.ndarray, classes) -> np.ndarray:
+    """Count classes in groups for many label vectors at once.
+
+    Parameters
+    ----------
+    labels
+        Integer codes, shape ``(C, I)`` (configurations x items). Codes not in ``classes``
+        (e.g. ``-1``, ``-2``) are counted in no class.
+    member
+        Group membership, shape ``(G, I)``, 0/1 (any numeric dtype; float32 avoids a copy).
+    classes
+        The class codes to count, length ``K``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float32`` counts of shape ``(K, C, G)``: items of group ``g`` labelled ``classes[k]``
+        under configuration ``c``. Exact for groups below 2**24 items.
+
+    Notes
+    -----
+    One BLAS ``sgemm``: the one-hot indicator ``(K*C, I)`` times ``member.T`` ``(I, G)``. Float32
+    matrix products are an order of magnitude faster than integer ``einsum`` and exact here, since
+    every partial sum is an integer below 2**24.
+    """
+    labels = np.asarray(labels)
+    n_cfg, n_item = labels.shape
+    member = np.asarray(member, dtype=np.float32)
+    codes = np.asarray(classes, dtype=labels.dtype).reshape(-1)
+    onehot = (labels[None, :, :] == codes[:, None, None]).astype(np.float32)
+    out = onehot.reshape(codes.size * n_cfg, n_item) @ member.T
+    return out.reshape(codes.size, n_cfg, member.shape[0])
+
+
+def fisher_exact_p(k_a, n_a, k_b, n_b) -> np.ndarray:
+    """Two-sided Fisher exact p-value of the 2 x 2 tables ``[[k_a, n_a-k_a], [k_b, n_b-k_b]]``.
+
+    Vectorised over any broadcastable shapes. The two-sided p-value sums the hypergeometric
+    probabilities of all tables no more likely than the observed one (relative tolerance 1e-7,
+    as R's ``fisher.test``); the far tail is located by a vectorised binary search, since the
+    probabilities decrease monotonically away from the mode. Matches
+    ``scipy.stats.fisher_exact``; tables with an empty row or column get p = 1.
+    """
+    k_a, n_a, k_b, n_b = np.broadcast_arrays(*(np.asarray(v, dtype=np.int64) for v in (k_a, n_a, k_b, n_b)))
+    total = n_a + n_b
+    succ = k_a + k_b
+    # X = k_a ~ Hypergeom(M=total, n=succ, N=n_a)
+    lo = np.maximum(0, n_a - (total - succ))
+    hi = np.minimum(n_a, succ)
+    mode = ((n_a + 1) * (succ + 1)) // (total + 2)
+    logp = stats.hypergeom.logpmf(k_a, total, succ, n_a)
+    thresh = logp + np.log1p(1e-7)
+
+    def lpmf(x):
+        return stats.hypergeom.logpmf(x, total, succ, n_a)
+
+    below = k_a < mode
+    # Far tail, by bisection on a monotone predicate (out-of-support sentinels have logpmf -inf):
+    # k_a < mode: smallest y in [mode, hi] with lpmf(y) <= thresh (invariant: pred(a) false, pred(b) true);
+    # k_a > mode: largest y in [lo, mode] with lpmf(y) <= thresh (invariant: pred(a) true, pred(b) false).
+    a = np.where(below, mode, lo - 1)
+    b = np.where(below, hi + 1, mode)
+    while np.any(b - a > 1):
+        mid = (a + b) // 2
+        ok = lpmf(mid) <= thresh
+        a = np.where(below, np.where(ok, a, mid), np.where(ok, mid, a))
+        b = np.where(below, np.where(ok, mid, b), np.where(ok, b, mid))
+    if_below, if_above = b, a
+    near_lower = stats.hypergeom.cdf(k_a, total, succ, n_a)
+    near_upper = stats.hypergeom.sf(k_a - 1, total, succ, n_a)
+    far_upper = np.where(if_below > hi, 0.0, stats.hypergeom.sf(if_below - 1, total, succ, n_a))
+    far_lower = np.where(if_above < lo, 0.0, stats.hypergeom.cdf(if_above, total, succ, n_a))
+    p = np.where(below, near_lower + far_upper, near_upper + far_lower)
+    at_mode = logp >= lpmf(mode) - np.log1p(1e-7)
+    p = np.where(at_mode, 1.0, p)
+    empty = (n_a == 0) | (n_b == 0) | (succ == 0) | (succ == total)
+    return np.clip(np.where(empty, 1.0, p), 0.0, 1.0)
+
+
+def two_by_two(k_a, n_a, k_b, n_b, *, zero_rule: str = "paper", alpha: float = 0.05,
+               zero_conclusion: str = "llm") -> dict[str, np.ndarray]:
+    """Logistic regression of a class indicator on a group indicator, from the 2 x 2 counts.
+
+    Parameters
+    ----------
+    k_a, n_a, k_b, n_b
+        Class counts and group sizes (broadcastable; NaN marks a missing configuration).
+    zero_rule
+        ``"paper"``: Wald test of the MLE; where a group has 0 or all of its items in the class
+        the MLE is infinite, and the paper's convention decides instead (see ``zero_conclusion``).
+        ``"firth"``: Firth-penalised logistic regression. With one binary regressor the penalised
+        MLE equals the MLE after adding 0.5 to each of the four cells,
+        ``log OR = log((k_a+.5)/(n_a-k_a+.5)) - log((k_b+.5)/(n_b-k_b+.5))``; its SE is the inverse
+        Fisher information at that estimate, ``1/(n_a p_a (1-p_a)) + 1/(n_b p_b (1-p_b))`` with
+        ``p = (k+.5)/(n+1)`` (not the Haldane–Woolf ``sum 1/(cell+.5)``, which uses ``n+1``).
+        Both are checked against an iterative Firth fit in the tests.
+        ``"exact"``: Fisher's exact two-sided p-value; ``log_or``/``se``/``z`` stay the Wald ones.
+    alpha
+        Significance level.
+    zero_conclusion
+        Which convention ``"paper"`` applies to degenerate tables: ``"llm"`` (both groups 0 or both
+        full → no difference; otherwise significant towards the group with more of the class) or
+        ``"human"`` (statistics NaN, conclusion 0: the generator would have dropped the hypothesis).
+
+    Returns
+    -------
+    dict
+        ``estimate`` (p_A − p_B), ``log_or``, ``se``, ``z``, ``p_value``, ``conclusion`` (int8),
+        ``zero_decided`` (bool). Under the paper rule degenerate LLM tables get ``p_value`` 0
+        (significant) or 1 (no difference), ``se = inf`` and ``z = NaN``.
+    """
+    if zero_rule not in ZERO_RULES:
+        raise ValueError(f"zero_rule={zero_rule!r} is not one of {ZERO_RULES}. "
+                         "Fix: pass zero_rule='paper', 'firth' or 'exact'.")
+    k_a, n_a, k_b, n_b = (np.asarray(v, dtype=np.float64) for v in (k_a, n_a, k_b, n_b))
+    valid = np.isfinite(k_a) & np.isfinite(k_b) & (n_a > 0) & (n_b > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p_a = k_a / n_a
+        p_b = k_b / n_b
+        estimate = p_a - p_b
+        degenerate = valid & ((k_a == 0) | (k_a == n_a) | (k_b == 0) | (k_b == n_b))
+        if zero_rule == "firth":
+            a, b, c, d = k_a + 0.5, n_a - k_a + 0.5, k_b + 0.5, n_b - k_b + 0.5
+            log_or = np.log(a / b) - np.log(c / d)
+            pa, pb = a / (n_a + 1), c / (n_b + 1)
+            se = np.sqrt(1.0 / (n_a * pa * (1 - pa)) + 1.0 / (n_b * pb * (1 - pb)))
+        else:
+            log_or = np.log(k_a) - np.log(n_a - k_a) - np.log(k_b) + np.log(n_b - k_b)
+            se = np.sqrt(1.0 / k_a + 1.0 / (n_a - k_a) + 1.0 / k_b + 1.0 / (n_b - k_b))
+        z = log_or / se
+        if zero_rule == "paper":
+            z = np.where(degenerate, np.nan, z)
+            p = normal_p(z)
+        elif zero_rule == "firth":
+            p = normal_p(z)
+        else:
+            z = np.where(degenerate, np.nan, z)
+            p = np.full(np.broadcast(k_a, n_a, k_b, n_b).shape, np.nan)
+            if valid.any():
+                ka, na, kb, nb = np.broadcast_arrays(k_a, n_a, k_b, n_b)
+                p[valid] = fisher_exact_p(ka[valid], na[valid], kb[valid], nb[valid])
+    sign = np.sign(np.where(np.isfinite(estimate), estimate, 0.0))
+    conclusion = np.where(valid & (p < alpha), sign, 0.0)
+    zero_decided = np.zeros(conclusion.shape, dtype=bool)
+    if zero_rule == "paper":
+        zero_decided = degenerate
+        if zero_conclusion == "llm":
+            conclusion = np.where(degenerate, sign, conclusion)
+            p = np.where(degenerate, np.where(sign != 0, 0.0, 1.0), p)
+        elif zero_conclusion == "human":
+            conclusion = np.where(degenerate, 0.0, conclusion)
+            log_or = np.where(degenerate, np.nan, log_or)
+            se = np.where(degenerate, np.nan, se)
+            p = np.where(degenerate, np.nan, p)
+        else:
+            raise ValueError(f"zero_conclusion={zero_conclusion!r}: use 'llm' or 'human'.")
+    nan = ~valid
+    return {
+        "estimate": np.where(nan, np.nan, estimate),
+        "log_or": np.where(nan, np.nan, log_or),
+        "se": np.where(nan, np.nan, se),
+        "z": np.where(nan, np.nan, z),
+        "p_value": np.where(nan, np.nan, p),
+        "conclusion": conclusion.astype(np.int8),
+        "zero_decided": zero_decided & valid,
+    }
+
+
+def _hc_meat_weights(resid2: np.ndarray, h: np.ndarray, cov_type: str, n: int, p: int):
+    """Per-observation weights of the sandwich meat for HC0–HC3 (resid2: (n, C), h: (n,))."""
+    if cov_type == "HC0":
+        return resid2, 1.0
+    if cov_type == "HC1":
+        return resid2, n / (n - p)
+    if cov_type == "HC2":
+        return resid2 / (1.0 - h)[:, None], 1.0
+    if cov_type == "HC3":
+        return resid2 / ((1.0 - h) ** 2)[:, None], 1.0
+    raise ValueError(f"cov_type={cov_type!r}: use 'nonrobust', 'HC0', 'HC1', 'HC2' or 'HC3'.")
+
+
+def ols_batched(X: np.ndarray, Y: np.ndarray, *, cov_type: str = "HC1") -> tuple[np.ndarray, np.ndarray, int]:
+    """OLS of every column of ``Y`` on the shared design ``X``.
+
+    Parameters
+    ----------
+    X
+        Design, shape ``(n, p)``, full column rank.
+    Y
+        Outcomes, shape ``(n, C)``.
+    cov_type
+        ``"nonrobust"`` (``s^2 (X'X)^-1``) or ``"HC0"``–``"HC3"`` (White sandwich; HC1 scales by
+        ``n/(n-p)``, HC2/HC3 divide squared residuals by ``1-h`` / ``(1-h)^2``).
+
+    Returns
+    -------
+    beta : (C, p) array
+    cov : (C, p, p) array
+    df_resid : int
+    """
+    X = np.asarray(X, dtype=np.float64)
+    Y = np.asarray(Y, dtype=np.float64)
+    n, p = X.shape
+    q, r = np.linalg.qr(X)
+    if np.min(np.abs(np.diag(r))) < 1e-10 * max(1.0, np.max(np.abs(np.diag(r)))):
+        raise ValueError("ols_batched: the design matrix is rank deficient (a covariate is constant "
+                         "or collinear with the group). Fix: drop that covariate.")
+    r_inv = np.linalg.inv(r)
+    bread = r_inv @ r_inv.T  # (X'X)^-1
+    beta = (r_inv @ (q.T @ Y)).T  # (C, p)
+    resid = Y - X @ beta.T  # (n, C)
+    if cov_type == "nonrobust":
+        s2 = (resid**2).sum(axis=0) / (n - p)
+        cov = s2[:, None, None] * bread[None]
+    else:
+        h = (q**2).sum(axis=1)
+        w, scale = _hc_meat_weights(resid**2, h, cov_type, n, p)
+        xb = X @ bread  # (n, p)
+        cov = scale * np.einsum("ia,ic,ib->cab", xb, w, xb, optimize=True)
+    return beta, cov, n - p
+
+
+def logit_batched(X: np.ndarray, Y: np.ndarray, *, cov_type: str = "nonrobust", max_iter: int = 100,
+                  tol: float = 1e-10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Logistic regression of every 0/1 column of ``Y`` on the shared design ``X`` (batched Newton).
+
+    Parameters
+    ----------
+    X
+        Design, shape ``(n, p)``.
+    Y
+        0/1 outcomes, shape ``(n, C)``.
+    cov_type
+        ``"nonrobust"`` (inverse Fisher information, as ``statsmodels.Logit``) or ``"HC0"``
+        (sandwich with the score outer products).
+    max_iter, tol
+        Newton iterations and convergence tolerance on the largest step.
+
+    Returns
+    -------
+    beta : (C, p) array
+    cov : (C, p, p) array
+    converged : (C,) bool
+        False where Newton did not converge (typically separation); those rows are NaN.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    Y = np.asarray(Y, dtype=np.float64)
+    n, p = X.shape
+    n_out = Y.shape[1]
+    beta = np.zeros((n_out, p))
+    active = np.ones(n_out, dtype=bool)
+    converged = np.zeros(n_out, dtype=bool)
+    for _ in range(max_iter):
+        if not active.any():
+            break
+        idx = np.flatnonzero(active)
+        eta = X @ beta[idx].T  # (n, c)
+        mu = special.expit(eta)
+        w = mu * (1 - mu)
+        score = X.T @ (Y[:, idx] - mu)  # (p, c)
+        info = np.einsum("ia,ic,ib->cab", X, w, X, optimize=True)
+        try:
+            step = np.linalg.solve(info, score.T[:, :, None])[:, :, 0]
+        except np.linalg.LinAlgError:
+            step = np.stack([np.linalg.lstsq(m, s, rcond=None)[0] for m, s in zip(info, score.T, strict=True)])
+        beta[idx] += step
+        big = np.abs(beta[idx]).max(axis=1) > 50  # diverging towards separation
+        done = np.abs(step).max(axis=1) < tol
+        converged[idx[done & ~big]] = True
+        active[idx[done | big]] = False
+    eta = X @ beta.T
+    mu = special.expit(eta)
+    w = mu * (1 - mu)
+    info = np.einsum("ia,ic,ib->cab", X, w, X, optimize=True)
+    with np.errstate(invalid="ignore"):
+        bread = np.linalg.pinv(info)
+        if cov_type == "nonrobust":
+            cov = bread
+        elif cov_type == "HC0":
+            meat = np.einsum("ia,ic,ib->cab", X, (Y - mu) ** 2, X, optimize=True)
+            cov = bread @ meat @ bread
+        else:
+            raise ValueError(f"cov_type={cov_type!r} for model='logit': use 'nonrobust' or 'HC0'.")
+    beta[~converged] = np.nan
+    cov[~converged] = np.nan
+    return beta, cov, converged
