@@ -252,10 +252,18 @@ def make_cube(
         class_name[task_pos[str(task)], : len(names)] = [str(n) for n in names]
     data_vars["class_name"] = (("task", "class"), class_name)
 
-    labels = labels.copy()
-    for col in ("task", "model", "prompt"):
-        labels[col] = labels[col].astype(object).map(str)
-    used = labels.groupby("task")["prompt"].unique().to_dict()
+    # Factorise each key column once (fast on categoricals and strings; no per-row Python).
+    t_fac, t_uni = _factorize(labels, "task")
+    bad = ~np.isin(t_uni, tasks)
+    if bad.any():
+        _fail("labels", "task", t_uni[bad][0], "task not in `classes`", "add it to `classes`")
+    t_code = np.array([task_pos[t] for t in t_uni], dtype=np.int64)[t_fac]
+    del t_fac
+    p_fac, p_uni = _factorize(labels, "prompt")
+    pairs = np.flatnonzero(np.bincount(t_code * len(p_uni) + p_fac, minlength=n_task * len(p_uni)))
+    used: dict[str, list[str]] = {}
+    for pair in pairs:
+        used.setdefault(tasks[pair // len(p_uni)], []).append(p_uni[pair % len(p_uni)])
     templates = _normalise_prompts(prompts, tasks, used)
     prompt_ids: list[str] = []
     for task in tasks:
@@ -267,39 +275,42 @@ def make_cube(
         for pid, tpl in templates[task].items():
             prompt_template[task_pos[task], prompt_ids.index(pid)] = tpl
     data_vars["prompt_template"] = (("task", "prompt"), prompt_template)
+    p_code = _positions(p_fac, p_uni, prompt_ids, "labels", "prompt", "add the template to `prompts`")
+    del p_fac
+    for pair in pairs:
+        t, p = pair // len(p_uni), prompt_ids.index(p_uni[pair % len(p_uni)])
+        if prompt_template[t, p] == "":
+            _fail("labels", "prompt", f"{tasks[t]}/{prompt_ids[p]}", "prompt not defined for this task",
+                  "add the template to `prompts` for that task")
 
-    # ---- labels ---------------------------------------------------------------------------------
-    bad_task = ~labels["task"].isin(tasks)
-    if bad_task.any():
-        _fail("labels", "task", labels.loc[bad_task, "task"].iloc[0], "task not in `classes`", "add it to `classes`")
-    if labels["temperature"].isna().any():
+    m_fac, m_uni = _factorize(labels, "model")
+    model_names = list(m_uni) if models is None else [str(m) for m in models.index]
+    m_code = _positions(m_fac, m_uni, model_names, "labels", "model", "add the model to `models`")
+    del m_fac
+    temp = labels["temperature"].to_numpy(np.float64)
+    if np.isnan(temp).any():
         _fail("labels", "temperature", "NaN", "missing temperature", "fill in the decoding temperature")
-    model_names = list(pd.unique(labels["model"])) if models is None else [str(m) for m in models.index]
-    temps = np.sort(pd.unique(labels["temperature"].astype(np.float64)))
-    t_code = labels["task"].map(task_pos).to_numpy(np.int64)
-    m_code = _lookup(labels["model"], model_names, "labels", "model", "add the model to `models`")
-    p_code = _lookup(labels["prompt"], prompt_ids, "labels", "prompt", "add the template to `prompts`")
-    tpl_known = prompt_template[t_code, p_code] != ""
-    if not tpl_known.all():
-        j = int(np.flatnonzero(~tpl_known)[0])
-        _fail("labels", "prompt", f"{labels['task'].iloc[j]}/{labels['prompt'].iloc[j]}",
-              "prompt not defined for this task", "add the template to `prompts` for that task")
-    k_code = np.searchsorted(temps, labels["temperature"].to_numpy(np.float64))
+    k_fac, k_uni = pd.factorize(temp)
+    temps = np.sort(k_uni)
+    k_code = np.searchsorted(temps, k_uni)[k_fac]
+    del k_fac, temp
 
-    key = pd.MultiIndex.from_arrays([items["task"], items["item_id"]])
-    pos = pd.Series(ii, index=key)
-    lab_key = pd.MultiIndex.from_arrays([labels["task"], labels["item_id"].astype(object).map(str)])
-    i_code = pos.reindex(lab_key).to_numpy()
-    if pd.isna(i_code).any():
-        j = int(np.flatnonzero(pd.isna(i_code))[0])
-        _fail("labels", "item_id", f"{labels['task'].iloc[j]}/{labels['item_id'].iloc[j]}",
+    i_fac, i_uni = _factorize(labels, "item_id")
+    pos_table = np.full((n_task, len(i_uni)), -1, dtype=np.int64)
+    found = pd.Index(i_uni).get_indexer(items["item_id"].to_numpy(object))
+    ok = found >= 0
+    pos_table[ti[ok], found[ok]] = ii[ok]
+    i_code = pos_table[t_code, i_fac]
+    if (i_code < 0).any():
+        j = int(np.flatnonzero(i_code < 0)[0])
+        _fail("labels", "item_id", f"{tasks[t_code[j]]}/{i_uni[i_fac[j]]}",
               "item id not in the items table", "add the item to `items` or drop the label row")
-    i_code = i_code.astype(np.int64)
+    del i_fac, pos_table
 
     has_sample = "sample" in labels.columns
     shape = [n_task, len(model_names), len(prompt_ids), len(temps), n_item]
     dims = list(LABEL_DIMS)
-    idx = [t_code, m_code, p_code, k_code, i_code]
+    codes_per_dim = [t_code, m_code, p_code, k_code, i_code]
     if has_sample:
         s_vals = labels["sample"].to_numpy()
         if pd.isna(s_vals).any() or (s_vals < 0).any():
@@ -307,22 +318,26 @@ def make_cube(
         s_vals = s_vals.astype(np.int64)
         shape.append(int(s_vals.max()) + 1 if len(s_vals) else 1)
         dims.append("sample")
-        idx.append(s_vals)
-    flat = np.ravel_multi_index(idx, shape)
-    counts = np.bincount(flat, minlength=int(np.prod(shape)))
-    if (counts > 1).any():
-        j = int(np.flatnonzero(counts[flat] > 1)[0])
+        codes_per_dim.append(s_vals)
+    size = int(np.prod(shape))
+    flat = np.zeros(len(labels), dtype=np.int64)
+    for code, n in zip(codes_per_dim, shape):
+        flat *= n
+        flat += code
+    del m_code, p_code, k_code, i_code, codes_per_dim
+    seen = np.zeros(size, dtype=bool)
+    seen[flat] = True
+    if int(np.count_nonzero(seen)) != len(flat):
+        order = np.argsort(flat, kind="stable")
+        j = int(order[np.flatnonzero(np.diff(flat[order]) == 0)[0]])
         _fail("labels", "item_id", labels.iloc[j][["task", "model", "prompt", "temperature", "item_id"]].tolist(),
               "duplicate (configuration, item) rows", "keep one label per configuration and item (or add `sample`)")
-    del counts
+    del seen
 
-    label = np.full(int(np.prod(shape)), NOT_ANNOTATED, dtype=np.int16)
-    for task in tasks:
-        sel = t_code == task_pos[task]
-        if sel.any():
-            label[flat[sel]] = _codes_for(labels["label"][sel], [str(c) for c in classes[task]], "labels", "label", (OUTSIDE,))
+    label = np.full(size, NOT_ANNOTATED, dtype=np.int16)
+    label[flat] = _label_codes(labels["label"], t_code, tasks, classes)
+    del t_code
     data_vars["label"] = (tuple(dims), label.reshape(shape))
-
     prob_cols = [c for c in labels.columns if c.startswith("prob_")]
     if prob_cols:
         expected = [f"prob_{k}" for k in range(n_class)]
@@ -355,11 +370,66 @@ def make_cube(
     return cube
 
 
-def _lookup(values: pd.Series, names: list[str], table: str, column: str, fix: str) -> np.ndarray:
-    codes = pd.Categorical(values, categories=names).codes.astype(np.int64)
+def _factorize(df: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """Codes and unique values (as ``str``) of a key column; NaN keys are an error."""
+    col = df[column]
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        codes, uniques = col.cat.codes.to_numpy(), col.cat.categories
+        used = np.bincount(codes[codes >= 0], minlength=len(uniques)) > 0
+        if not used.all():  # drop unused categories so they are never validated
+            remap = np.cumsum(used) - 1
+            codes = np.where(codes >= 0, remap[np.maximum(codes, 0)], -1)
+            uniques = uniques[used]
+    else:
+        codes, uniques = pd.factorize(col)
     if (codes < 0).any():
-        _fail(table, column, values.iloc[int(np.flatnonzero(codes < 0)[0])], "unknown value", fix)
-    return codes
+        _fail("labels", column, f"row {int(np.flatnonzero(codes < 0)[0])}", "missing value", f"fill in {column}")
+    return codes, np.array([str(u) for u in uniques], dtype=object)
+
+
+def _positions(codes: np.ndarray, uniques: np.ndarray, names: list[str], table: str, column: str,
+               fix: str) -> np.ndarray:
+    """Map factorised codes onto the position of each unique value in ``names``."""
+    where = pd.Index(names).get_indexer(uniques)
+    if (where < 0).any():
+        _fail(table, column, uniques[where < 0][0], "unknown value", fix)
+    return where[codes]
+
+
+def _label_codes(values: pd.Series, t_code: np.ndarray, tasks: list[str],
+                 classes: Mapping[str, Sequence[str]]) -> np.ndarray:
+    """Class codes of the labels column, validated against each row's task."""
+    limits = np.array([len(classes[t]) for t in tasks], dtype=np.int16)
+    if pd.api.types.is_integer_dtype(values.dtype) and not values.hasnans:
+        codes = values.to_numpy()
+        bad = ((codes < 0) | (codes >= limits[t_code])) & (codes != OUTSIDE)
+    elif pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
+        raw = values.to_numpy(np.float64, na_value=np.nan)
+        if np.isnan(raw).any():
+            _fail("labels", "label", f"row {int(np.flatnonzero(np.isnan(raw))[0])}", "missing (NaN) label",
+                  "drop the row or give a label")
+        if not np.all(raw == np.round(raw)):
+            j = int(np.flatnonzero(raw != np.round(raw))[0])
+            _fail("labels", "label", raw[j], "non-integer label code", "use class names or integer codes")
+        codes = raw.astype(np.int64)
+        bad = ((codes < 0) | (codes >= limits[t_code])) & (codes != OUTSIDE)
+    else:
+        fac, uni = pd.factorize(values)
+        if (fac < 0).any():
+            _fail("labels", "label", f"row {int(np.flatnonzero(fac < 0)[0])}", "missing (NaN) label",
+                  "drop the row or give a label")
+        table = np.full((len(tasks), len(uni)), -99, dtype=np.int64)
+        for t, task in enumerate(tasks):
+            lookup = {str(n): k for k, n in enumerate(classes[task])}
+            table[t] = [lookup.get(str(u), -99) for u in uni]
+        codes = table[t_code, fac]
+        bad = codes == -99
+    if bad.any():
+        j = int(np.flatnonzero(bad)[0])
+        _fail("labels", "label", values.iloc[j],
+              f"label outside the class set {[str(c) for c in classes[tasks[t_code[j]]]]}",
+              "map it to a class name, or to code -2 for 'answered outside the set'")
+    return codes.astype(np.int16)
 
 
 def _covariate(col: pd.Series, ti: np.ndarray, ii: np.ndarray, shape: tuple[int, int]):

@@ -108,7 +108,7 @@ def save_cube(cube: xr.Dataset, path: str | os.PathLike, *, format: str | None =
                 for d in dims
             )
             encoding[name] = {"chunks": chunks}
-    for name, var in enc_cube.variables.items():
+    for var in enc_cube.variables.values():
         var.encoding.pop("chunks", None)
         var.encoding.pop("preferred_chunks", None)
     enc_cube.to_zarr(path, mode="w", encoding=encoding, consolidated=False)
