@@ -1,0 +1,198 @@
+"""Run a study end to end: load the data, annotate the multiverse, analyse, write the report.
+
+The ``hackrisk`` command calls these functions; notebooks can too. Every step writes into the
+study's output folder and can be re-run: annotation resumes from the store and the cache.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .study import Study, StudyError
+
+__all__ = ["load_items", "annotate_study", "analyze_study", "report_study", "headline"]
+
+logger = logging.getLogger(__name__)
+
+
+def load_items(study: Study):
+    """The study's human-labelled data as a :class:`hackrisk.datasets.TaskData` (subset applied)."""
+    from . import datasets
+
+    d = study.data
+    if "dataset" in d:
+        kwargs = {"source": d["source"]} if d.get("source") else {}
+        try:
+            td = datasets.load_task(d["dataset"], **kwargs)
+        except ValueError as err:
+            raise StudyError(f"{study.path}: [data] dataset: {err}") from err
+    else:
+        try:
+            td = datasets.load_table(d["path"], text=d["text"], label=d.get("label"), id=d.get("id"),
+                                     covariates=d.get("covariates"), task=study.task.get("name"),
+                                     classes=study.task.get("labels"))
+        except (KeyError, ValueError) as err:
+            raise StudyError(f"{study.path}: [data]: {err}") from err
+    labels = study.task.get("labels")
+    if labels is not None and list(labels) != list(td.classes):
+        unknown = sorted(set(td.items["truth"].dropna().astype(str)) - set(map(str, labels)))
+        if unknown:
+            raise StudyError(f"{study.path}: [task] labels: the data hold labels {unknown} outside "
+                             f"{list(labels)}. Fix: add them to labels, or recode the data.")
+    items = td.items
+    n = study.data.get("n_items")
+    if n is not None and n < len(items):
+        gen = np.random.default_rng(study.seed)
+        items = items.iloc[np.sort(gen.choice(len(items), size=n, replace=False))].reset_index(drop=True)
+    name = study.task.get("name", td.name)
+    items = items.assign(task=name)
+    from dataclasses import replace
+
+    return replace(td, name=name, items=items, classes=tuple(labels or td.classes),
+                   prompts=tuple(study.task.get("prompts", td.prompts)))
+
+
+def annotate_study(study: Study, *, progress: bool = True) -> xr.Dataset:
+    """Annotate the study's items under every model × prompt × temperature; resumable."""
+    from .annotate import annotate
+
+    td = load_items(study)
+    study.output.mkdir(parents=True, exist_ok=True)
+    return annotate(
+        td.items,
+        {"name": td.name, "labels": list(td.classes), "prompts": list(td.prompts)},
+        models=study.models,
+        temperatures=study.temperatures,
+        store=study.cube_path,
+        mode=study.mode,
+        batch_size=study.batch_size,
+        rng=study.seed,
+        progress=progress,
+    )
+
+
+def analyze_study(study: Study, cube: xr.Dataset | None = None) -> dict[str, Any]:
+    """Hypotheses, tests, errors, risks, effect-size curve, hacking and mitigation; saved to disk.
+
+    Returns a dict of the result Datasets (keys ``hypotheses``, ``tests``, ``risk``,
+    ``risk_by_model``, ``risk_by_prompt``, ``risk_by_temperature``, ``effect_curve``, ``hacking``,
+    ``hacking_curve``, ``quality`` and, when budgets are given, ``mitigation``).
+    """
+    from .analysis import frequentist, risk
+    from .hypotheses import generate_hypotheses
+    from .io import open_cube
+
+    if cube is None:
+        if not study.cube_path.exists():
+            raise StudyError(f"{study.path}: no annotations at {study.cube_path}. "
+                             "Fix: run `hackrisk annotate` on this study first.")
+        cube = open_cube(study.cube_path, lazy=False)
+    out = study.output
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    hyp_opts = {k: v for k, v in study.hypotheses.items() if k in ("groupings", "custom", "top_k", "n_keywords")}
+    hyps = generate_hypotheses(cube, rng=study.seed, **hyp_opts)
+    if hyps.sizes["hypothesis"] == 0:
+        raise StudyError(f"{study.path}: no hypothesis could be formed (see the skip reasons: "
+                         f"{hyps.attrs.get('skipped', [])[:3]}). Fix: use more items or other groupings.")
+    tests = frequentist.test_hypotheses(cube, hyps, alpha=study.alpha)
+    n_boot = int(study.analysis.get("n_boot", 500))
+    res: dict[str, Any] = {"hypotheses": hyps, "tests": risk.classify_errors(tests)}
+    res["risk"] = risk.risk(tests, n_boot=n_boot, rng=study.seed)
+    for dim in ("model", "prompt", "temperature"):
+        res[f"risk_by_{dim}"] = risk.risk(tests, by=dim, n_boot=n_boot, rng=study.seed)
+    res["effect_curve"] = risk.risk_by_effect_size(tests, n_boot=n_boot, rng=study.seed)
+    res["hacking"] = risk.hacking(tests)
+    res["hacking_curve"] = risk.hacking_curve(tests, rng=study.seed)
+    res["quality"] = risk.annotation_quality(cube)
+    budgets = [b for b in study.analysis.get("budgets", []) if b < 0.7 * int((cube["truth"] >= 0).sum("item").min())]
+    if budgets:
+        from .analysis import mitigation
+
+        res["mitigation"] = mitigation.evaluate(cube, hyps, budgets=budgets,
+                                                n_draws=int(study.analysis.get("n_draws", 10)),
+                                                alpha=study.alpha, rng=study.seed)
+    logger.info("analysis took %.1f s", time.perf_counter() - t0)
+    _save_results(res, out)
+    (out / "headline.json").write_text(json.dumps(headline(res), indent=2))
+    return res
+
+
+def _save_results(res: dict[str, Any], out: Path) -> None:
+    tables = out / "tables"
+    tables.mkdir(exist_ok=True)
+    for key, value in res.items():
+        if isinstance(value, xr.Dataset):
+            clean = value.copy()
+            clean.attrs = {k: (json.dumps(v, default=str) if not isinstance(v, (str, int, float)) else v)
+                           for k, v in value.attrs.items()}
+            for name in list(clean.variables):
+                clean[name].attrs = {}
+                if clean[name].dtype == object:
+                    clean[name] = clean[name].astype(str)
+                if clean[name].dtype == bool:
+                    clean[name] = clean[name].astype(np.int8)
+            clean.to_netcdf(out / f"{key}.nc", engine="h5netcdf")
+            if key != "hypotheses" and clean.sizes.get("item", 0) == 0:
+                try:
+                    clean.to_dataframe().to_csv(tables / f"{key}.csv")
+                except ValueError:
+                    pass
+        elif isinstance(value, pd.DataFrame):
+            value.to_csv(tables / f"{key}.csv")
+
+
+def headline(res: dict[str, Any]) -> dict[str, Any]:
+    """The headline numbers of a result set: risks with CIs and hacking success rates."""
+    r = res["risk"]
+    out: dict[str, Any] = {}
+    for name in ("risk_balanced", "risk_pooled", "type_i", "type_ii", "type_s"):
+        if name in r:
+            v = r[name]
+            out[name] = {c: round(float(v.sel(ci=c)), 4) for c in v["ci"].values}
+    tests = res["tests"]
+    out["n_hypotheses"] = int(tests.sizes["hypothesis"])
+    out["n_configurations"] = int(np.prod([tests.sizes[d] for d in ("model", "prompt", "temperature")]))
+    out["human_significant_share"] = round(float((tests["human_conclusion"] != 0).mean()), 4)
+    hk = res.get("hacking")
+    if hk is not None:
+        for name in ("fabricate", "hide", "reverse"):
+            if f"{name}_rate" in hk.attrs:
+                out[f"{name}_rate"] = round(float(hk.attrs[f"{name}_rate"]), 4)
+            elif name in hk:
+                out[f"{name}_rate"] = round(float(hk[name].mean()), 4)
+    return out
+
+
+def report_study(study: Study, res: dict[str, Any] | None = None, cube: xr.Dataset | None = None) -> Path:
+    """Write PNG figures and the self-contained HTML report into the study's output folder."""
+    from . import plots, report
+    from .io import open_cube
+
+    if cube is None and study.cube_path.exists():
+        cube = open_cube(study.cube_path, lazy=False)
+    if res is None:
+        res = analyze_study(study, cube)
+    figs = study.output / "figures"
+    figs.mkdir(parents=True, exist_ok=True)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for name, fn in (("error_bars", plots.plot_error_bars), ("risk_curve", plots.plot_risk_curve),
+                     ("risk_heatmap", plots.plot_risk_heatmap), ("hacking", plots.plot_hacking),
+                     ("specification_curve", plots.plot_specification_curve)):
+        ax = fn(res["tests"])
+        ax.figure.savefig(figs / f"{name}.png", dpi=110, bbox_inches="tight")
+        plt.close(ax.figure)
+    return report.write_report(res["tests"], study.output / "report.html", cube=cube,
+                               title=f"hackrisk report: {study.name}")
