@@ -33,6 +33,8 @@ Every candidate (task, grouping, class) that is not kept is listed in ``attrs["s
 reason:
 
 * ``"no human labels"``: the task has no human label at all (one entry, grouping and class ``*``);
+* ``"covariate missing for every item"``: the covariate is NaN / NaT / ``""`` on every item of
+  the task, e.g. it belongs to another task (one entry, grouping ``cov:<name>``, class ``*``);
 * ``"group A has n item(s), fewer than min_group=m"`` (also for B, and for the human-labelled
   items of each group: ``"group A has n human-labelled item(s), ..."``);
 * ``"same split as <grouping>"``: the grouping puts the items into the same two groups (or the
@@ -50,6 +52,7 @@ from __future__ import annotations
 
 import logging
 import re
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -231,9 +234,16 @@ def _covariate_kind(values: np.ndarray) -> str:
 
 def _covariate_rows(
     name: str, values: np.ndarray, kind: str, top_k: int
-) -> list[tuple[str, str, np.ndarray, int]]:
-    """Candidate groupings of one covariate on one task's items: (grouping, kind, row, n_missing)."""
+) -> list[tuple[str, str, np.ndarray, int]] | None:
+    """Candidate groupings of one covariate on one task's items: (grouping, kind, row, n_missing).
+
+    ``None`` when the covariate is missing for every item (e.g. it belongs to another task).
+    """
     out: list[tuple[str, str, np.ndarray, int]] = []
+    if kind == "numeric" and np.isnan(values.astype(np.float64)).all():
+        return None
+    if kind == "datetime" and np.isnat(values).all():
+        return None
     if kind == "bool":
         row = values.astype(np.int8)
         return [(f"cov:{name}=True", "covariate", row, 0)]
@@ -256,7 +266,9 @@ def _covariate_rows(
                  dtype=object) if values.dtype != object else values
     valid = s != ""
     n_missing = int((~valid).sum())
-    uniq, counts = np.unique(s[valid].astype(str), return_counts=True) if valid.any() else ([], [])
+    if not valid.any():
+        return None
+    uniq, counts = np.unique(s[valid].astype(str), return_counts=True)
     uniq = list(uniq)
     if uniq and set(uniq) <= {"True", "False"}:
         row = np.full(values.shape, -1, dtype=np.int8)
@@ -267,8 +279,6 @@ def _covariate_rows(
         row = np.full(values.shape, -1, dtype=np.int8)
         row[valid] = (s[valid] == uniq[j]).astype(np.int8)
         out.append((f"cov:{name}={uniq[j]}", "covariate", row, n_missing))
-    if not out:
-        out.append((f"cov:{name}=", "covariate", np.full(values.shape, -1, dtype=np.int8), n_missing))
     return out
 
 
@@ -408,8 +418,9 @@ def generate_hypotheses(
     min_word_count
         Discriminative keywords must occur in, and be absent from, at least this many labelled texts.
     rng
-        Seed or generator of the random splits. Random splits depend on the item ids, not on the
-        item order, so permuting a cube's items permutes the groups with them.
+        Seed or generator of the random splits. A task's random splits depend only on the seed,
+        the task name and the item ids: not on the item order (permuting a cube's items permutes
+        the groups with them), nor on the other tasks of the cube.
 
     Returns
     -------
@@ -441,7 +452,8 @@ def generate_hypotheses(
     if missing:
         raise ValueError(f"generate_hypotheses: unknown covariate(s) {missing}; the cube has {all_covs}. "
                          "Fix: pass names without the 'cov_' prefix.")
-    gen = np.random.default_rng(rng)
+    # one draw from `rng`; each task's splits then depend only on it, the task name and the item ids
+    base_seed = int(np.random.default_rng(rng).integers(2**62))
 
     tasks = [str(t) for t in cube["task"].values]
     item_id = np.asarray(cube["item_id"].values)
@@ -489,6 +501,7 @@ def generate_hypotheses(
         cand: list[tuple[str, str, np.ndarray]] = []
         if "random" in groupings:
             order = np.argsort(item_id[t, pos].astype(str), kind="stable")
+            gen = np.random.default_rng([base_seed, zlib.crc32(task.encode("utf-8"))])
             for name, share in RANDOM_SPLITS:
                 perm = order[gen.permutation(len(pos))]
                 row = np.zeros(len(pos), dtype=np.int8)
@@ -508,7 +521,12 @@ def generate_hypotheses(
                 kind = cov_kind[c]
                 if ("covariate" not in groupings) and kind != "datetime":
                     continue
-                for gname, gkind, row, n_miss in _covariate_rows(c, cov_values[c][t, pos], kind, top_k):
+                rows = _covariate_rows(c, cov_values[c][t, pos], kind, top_k)
+                if rows is None:
+                    skipped.append({"task": task, "grouping": f"cov:{c}", "class_name": "*",
+                                    "reason": "covariate missing for every item"})
+                    continue
+                for gname, gkind, row, n_miss in rows:
                     if n_miss:
                         excluded.append({"task": task, "grouping": gname, "n_items": n_miss,
                                          "reason": "missing covariate value"})

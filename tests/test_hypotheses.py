@@ -291,6 +291,10 @@ def test_seeds_reproduce(sim):
     np.testing.assert_array_equal(a["group"].values[nr], c["group"].values[(c["kind"] != "random").values])
     g1 = generate_hypotheses(cube, rng=np.random.default_rng(5))
     xr.testing.assert_equal(g1["group"], a["group"])
+    # a task's random splits do not depend on the other tasks
+    one = generate_hypotheses(cube.isel(task=[2]), groupings=("random",), rng=5)
+    ref = a.isel(hypothesis=np.flatnonzero(((a["task"] == "task2") & (a["kind"] == "random")).values))
+    np.testing.assert_array_equal(one["group"].values[:, :150], ref["group"].values[:, :150])
 
 
 def test_permuting_items_permutes_groups():
@@ -386,8 +390,10 @@ def test_nan_covariates_excluded_and_reported():
     assert ((row >= 0).sum()) == n - 7
     row = _task_rows(h, "t", "cov:flag=True")["group"].values[0, :n]
     np.testing.assert_array_equal(row[33:], flag[33:].astype(int))
-    # an all-missing covariate gives empty groups: skipped with the size reason
-    assert _skips(h, grouping="cov:empty:median")[0]["reason"].startswith("group A has 0 item(s)")
+    # an all-missing covariate is skipped once, with its reason, and excludes nothing
+    assert _skips(h, grouping="cov:empty") == [
+        {"task": "t", "grouping": "cov:empty", "class_name": "*", "reason": "covariate missing for every item"}]
+    assert not [e for e in h.attrs["excluded"] if e["grouping"].startswith("cov:empty")]
     # Q1|Q2-4 quartile counts on the non-missing dates
     row = _task_rows(h, "t", "cov:date:Q1-2|Q3-4")["group"].values[0, :n]
     assert abs((row == 1).sum() - (n - 4) / 2) <= 1
@@ -640,7 +646,8 @@ def test_real_data_every_dataset(real_cube):
         side = s["reason"][-1]
         k, n = (ka0[i], na0[i]) if side == "A" else (kb0[i], nb0[i])
         assert k == 0 if "absent" in s["reason"] else k == n, (s.to_dict(), k, n)
-    allowed = ("group A has", "group B has", "same split as", "human labels:")
+    allowed = ("group A has", "group B has", "same split as", "human labels:",
+               "covariate missing for every item")
     assert sk["reason"].str.startswith(allowed).all(), set(sk["reason"])
     # per task: random splits, one length split, keyword splits; classes per the documented order
     for task in tasks:
