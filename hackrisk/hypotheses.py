@@ -54,14 +54,16 @@ import logging
 import re
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 import xarray as xr
 
 from .cube import covariate_names, items_table, validate_cube
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +172,7 @@ def _tokenize_items(texts: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix, np.nd
 
     The only per-item Python loop of the module: each text is tokenised once.
     """
+    import scipy.sparse as sp  # lazily: keeps `import hackrisk.hypotheses` light
     vocab: dict[str, int] = {}
     indptr = [0]
     indices: list[int] = []
