@@ -669,7 +669,7 @@ def _tidy_covariate(s: pd.Series, max_levels: int) -> pd.Series:
         return s
     vals = s.dropna().astype(str)
     if len(vals) and vals.str.match(_ISO_DATE).all():
-        tz = vals.str.contains(r"(Z|[+-]\d{2}:?\d{2})$").any()
+        tz = vals.str.contains(r"(?:Z|[+-]\d{2}:?\d{2})$").any()
         return pd.to_datetime(s, utc=bool(tz), format="ISO8601")
     if vals.nunique() <= max_levels:
         return pd.Series(pd.Categorical(s.astype(object)), index=s.index)
