@@ -12,8 +12,7 @@ Where the files come from (first hit wins):
 1. an explicit ``source=`` (a mirror folder, a file, or for VADER the vaderSentiment sdist);
 2. the local mirror named by the environment variable ``HACKRISK_DATA_DIR`` (layout
    ``llmhacking/<name>.csv.gz`` and ``vader/<name>_{GroundTruth,anonDataRatings}.tsv.gz``);
-3. the download cache (``HACKRISK_CACHE_DIR``, else ``$XDG_CACHE_HOME/hackrisk``, else
-   ``~/.cache/hackrisk``);
+3. the download cache (``$HACKRISK_CACHE/data``, default ``~/.cache/hackrisk/data``);
 4. a download with SHA-256 verification and an atomic rename into the cache, unless
    ``HACKRISK_OFFLINE=1``.
 
@@ -61,7 +60,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 ENV_DATA_DIR = "HACKRISK_DATA_DIR"
-ENV_CACHE_DIR = "HACKRISK_CACHE_DIR"
+ENV_CACHE_DIR = "HACKRISK_CACHE"
 ENV_OFFLINE = "HACKRISK_OFFLINE"
 
 LLMHACKING_COMMIT = "3f662887b97915476ce6ad92e0673a6b14a8c0c1"
@@ -261,12 +260,13 @@ def data_dir() -> Path | None:
 
 
 def cache_dir() -> Path:
-    """Download cache: ``HACKRISK_CACHE_DIR``, else ``$XDG_CACHE_HOME/hackrisk`` or ``~/.cache/hackrisk``."""
+    """Download cache: ``$HACKRISK_CACHE/data``, else ``~/.cache/hackrisk/data``.
+
+    The root is shared with :func:`hackrisk.annotate.models.cache_dir` (models live next to it).
+    """
     value = os.environ.get(ENV_CACHE_DIR, "").strip()
-    if value:
-        return Path(value).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
-    return Path(base) / "hackrisk"
+    root = Path(value).expanduser() if value else Path.home() / ".cache" / "hackrisk"
+    return root / "data"
 
 
 def _offline() -> bool:

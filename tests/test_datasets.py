@@ -33,7 +33,7 @@ def mirror(monkeypatch, tmp_path) -> Path:
     path = _mirror()
     monkeypatch.setenv("HACKRISK_DATA_DIR", str(path))
     monkeypatch.setenv("HACKRISK_OFFLINE", "1")
-    monkeypatch.setenv("HACKRISK_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("HACKRISK_CACHE", str(tmp_path / "cache"))
     return path
 
 
@@ -43,7 +43,7 @@ def nothing(monkeypatch, tmp_path):
     (tmp_path / "empty").mkdir()
     monkeypatch.setenv("HACKRISK_DATA_DIR", str(tmp_path / "empty"))
     monkeypatch.setenv("HACKRISK_OFFLINE", "1")
-    monkeypatch.setenv("HACKRISK_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("HACKRISK_CACHE", str(tmp_path / "cache"))
     return tmp_path
 
 
@@ -238,7 +238,7 @@ def test_download_is_verified_and_cached(mirror, tmp_path, monkeypatch):
     monkeypatch.setattr(ds.urllib.request, "urlopen", fake_urlopen)
     td = ds.load_llmhacking("relevance_tweets23")
     assert len(served) == 1 and ds.LLMHACKING_COMMIT in served[0] and served[0].endswith("relevance_tweets23.csv")
-    cached = tmp_path / "cache" / "llmhacking" / "relevance_tweets23.csv"
+    cached = tmp_path / "cache" / "data" / "llmhacking" / "relevance_tweets23.csv"
     assert cached.is_file() and len(td.items) == 411
     ds.load_llmhacking("relevance_tweets23")  # second time from the cache
     assert len(served) == 1
@@ -247,7 +247,7 @@ def test_download_is_verified_and_cached(mirror, tmp_path, monkeypatch):
     payload["ok"] = payload["ok"][:-10]
     with pytest.raises(ValueError, match="checksum"):
         ds.load_llmhacking("relevance_tweets23")
-    assert not any((tmp_path / "cache" / "llmhacking").iterdir())
+    assert not any((tmp_path / "cache" / "data" / "llmhacking").iterdir())
 
 
 def test_explicit_source_file_and_folder(mirror, tmp_path):
