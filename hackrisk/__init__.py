@@ -12,6 +12,7 @@ from .cube import (
     to_long,
     validate_cube,
 )
+from .hypotheses import generate_hypotheses, hypotheses_table, skipped_table
 from .io import open_cube, save_cube, write_labels
 from .simulate import simulate_multiverse
 
@@ -27,4 +28,7 @@ __all__ = [
     "save_cube",
     "write_labels",
     "simulate_multiverse",
+    "generate_hypotheses",
+    "hypotheses_table",
+    "skipped_table",
 ]

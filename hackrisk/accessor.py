@@ -39,3 +39,9 @@ class HackriskAccessor:
         from .io import save_cube
 
         return save_cube(self._ds, path, **kwargs)
+
+    def hypotheses(self, **kwargs):
+        """:func:`hackrisk.hypotheses.generate_hypotheses`."""
+        from .hypotheses import generate_hypotheses
+
+        return generate_hypotheses(self._ds, **kwargs)
