@@ -1,0 +1,332 @@
+"""Numpy kernels of :mod:`hackrisk.analysis.mitigation` (no xarray, no Python loop over batches).
+
+Every kernel takes arrays that broadcast against each other with the **item axis last** (leading
+axes are any batch: hypothesis, configuration, draw). Masks are float arrays of 0/1:
+
+* ``lab`` — item is in the human-labelled subset (and is a valid item of the group);
+* ``unl`` — item is valid but not human-labelled;
+* ``Y`` — human label indicator (only read where ``lab``), ``Yh`` — LLM label indicator;
+* ``w``, ``wu`` — weights of labelled / unlabelled items (inverse inclusion probabilities).
+
+Logistic kernels take a design ``X`` of shape ``(..., item, d)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import expit
+from scipy.stats import norm
+
+__all__ = [
+    "bounded_scale",
+    "ppi_mean",
+    "hajek_mean",
+    "cdi_mean",
+    "logistic_newton",
+    "ppi_logistic",
+    "sandwich_logistic",
+    "wald",
+]
+
+_TINY = 1e-300
+
+
+def _div(a, b):
+    """a / b with NaN where b == 0 (no warnings)."""
+    b = np.asarray(b, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(b != 0, np.asarray(a, dtype=float) / np.where(b != 0, b, 1.0), np.nan)
+
+
+def wald(est, se, alpha: float):
+    """Two-sided normal CI, p-value and conclusion (sign of ``est`` if ``p < alpha``, NaN → 0)."""
+    z = norm.ppf(1 - alpha / 2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        stat = est / se
+        p = 2 * norm.sf(np.abs(stat))
+    lower, upper = est - z * se, est + z * se
+    ok = np.isfinite(p)
+    conclusion = np.where(ok & (p < alpha), np.sign(np.nan_to_num(est)), 0).astype(np.int8)
+    return lower, upper, p, conclusion
+
+
+def bounded_scale(u, valid, total, lo, hi, *, n_iter: int = 60):
+    """Probabilities ``clip(s * u, lo, hi)`` on ``valid`` items summing to ``total`` (bisection on s).
+
+    ``u`` >= 0, shape (..., item); ``total``, ``lo``, ``hi`` broadcast against (...,). Requires
+    ``lo * n_valid <= total <= hi * n_valid``; items with ``u == 0`` get ``lo``.
+    """
+    u = np.where(valid, u, 0.0)
+    lo = np.asarray(lo, dtype=float)[..., None]
+    hi = np.asarray(hi, dtype=float)[..., None]
+    total = np.asarray(total, dtype=float)
+    # bracket: s_lo gives sum lo*n <= total, s_hi large gives sum hi*n >= total
+    umin = np.where(valid & (u > 0), u, np.inf).min(-1)
+    s_hi = np.where(np.isfinite(umin), hi[..., 0] / np.where(np.isfinite(umin), umin, 1.0), 1.0) * 2
+    s_lo = np.zeros_like(s_hi)
+    for _ in range(n_iter):
+        s = (s_lo + s_hi) / 2
+        tot = (np.clip(s[..., None] * u, lo, hi) * valid).sum(-1)
+        big = tot > total
+        s_hi = np.where(big, s, s_hi)
+        s_lo = np.where(big, s_lo, s)
+    s = (s_lo + s_hi) / 2
+    pi = np.clip(s[..., None] * u, lo, hi) * valid
+    # all-zero uncertainty (or degenerate): uniform
+    nv = valid.sum(-1)
+    flat = ~np.isfinite(umin)
+    uni = np.broadcast_to(_div(total, nv)[..., None], pi.shape) * valid
+    return np.where(flat[..., None], uni, pi)
+
+
+# ---------------------------------------------------------------------------------------------
+# means
+# ---------------------------------------------------------------------------------------------
+
+
+def _normalise(w, mask):
+    """Weights on ``mask`` rescaled to mean 1 over the mask (ppi-python's convention)."""
+    wm = w * mask
+    return wm * _div(mask.sum(-1), wm.sum(-1))[..., None]
+
+
+def ppi_mean(Y, Yh, lab, unl, w=1.0, wu=1.0, *, lam=None):
+    """PPI++ mean (Angelopoulos, Duchi & Zrnic 2023) on labelled / unlabelled masks.
+
+    Point estimate ``mean_u(wu λ Ŷ) + mean_l(w (Y − λ Ŷ))`` with weights normalised to mean 1 in
+    each set; λ tuned as in ``ppi_py.ppi_mean_ci`` (clipped to [0, 1]) unless given. Variance of
+    the M-estimator: labelled gradients ``w(θ − Y) − λ w(θ − Ŷ)`` and unlabelled ``λ wu(θ − Ŷ)``,
+    population (ddof 0) variances; with equal weights this is exactly ppi-python's interval.
+
+    Returns
+    -------
+    est, se, lam, n, N
+    """
+    Y, Yh, lab, unl, w, wu = np.broadcast_arrays(Y, Yh, lab, unl, w, wu)
+    Y = np.nan_to_num(Y * lab)
+    n = lab.sum(-1)
+    N = unl.sum(-1)
+    wl = _normalise(w, lab)
+    wn = _normalise(wu, unl)
+    m_u_yh = _div((wn * Yh).sum(-1), N)
+    m_l_y = _div((wl * Y).sum(-1), n)
+    m_l_yh = _div((wl * Yh).sum(-1), n)
+    if lam is None:
+        # gradients at the λ = 1 estimate; centring makes θ₁ drop out of the covariance
+        g = wl * Y
+        gh = wl * Yh
+        gc = (g - _div(g.sum(-1), n)[..., None]) * lab
+        ghc = (gh - _div(gh.sum(-1), n)[..., None]) * lab
+        cov = 2 * _div((gc * ghc).sum(-1), n)
+        allh = gh + wn * Yh  # disjoint supports; θ₁ shift cancels in the variance
+        mall = lab + unl
+        mean_all = _div(allh.sum(-1), n + N)
+        var_hat = _div((((allh - mean_all[..., None]) * mall) ** 2).sum(-1), n + N - 1)
+        lam = np.clip(_div(cov, 2 * (1 + _div(n, N)) * var_hat), 0.0, 1.0)
+        lam = np.where(np.isfinite(lam), lam, 0.0)
+    lam = np.broadcast_to(np.asarray(lam, dtype=float), n.shape)
+    est = lam * m_u_yh + m_l_y - lam * m_l_yh
+    # gradients of the rectified loss at θ
+    gl = (wl * (est[..., None] - Y) - lam[..., None] * wl * (est[..., None] - Yh)) * lab
+    gu = lam[..., None] * wn * (est[..., None] - Yh) * unl
+    var_l = _div((((gl - _div(gl.sum(-1), n)[..., None]) * lab) ** 2).sum(-1), n)
+    var_u = _div((((gu - _div(gu.sum(-1), N)[..., None]) * unl) ** 2).sum(-1), N)
+    var_u = np.where(N > 0, var_u, 0.0)
+    se = np.sqrt(_div(var_l, n) + np.where(N > 0, _div(var_u, N), 0.0))
+    return est, se, lam, n, N
+
+
+def hajek_mean(Y, lab, w=1.0):
+    """Inverse-probability-weighted (Hájek) mean of ``Y`` over ``lab`` and its linearised SE.
+
+    ``p = Σ wY / Σ w``, ``se² = Σ w² (Y − p)² / (Σ w)²``; with equal weights this is the Wald
+    ``sqrt(p (1 − p) / n)`` (and equals :func:`ppi_mean` with ``lam=0``).
+    """
+    Y = np.nan_to_num(Y * lab)
+    wl = np.broadcast_to(w, np.broadcast_shapes(np.shape(w), lab.shape)) * lab
+    sw = wl.sum(-1)
+    p = _div((wl * Y).sum(-1), sw)
+    se = np.sqrt(_div(((wl * (Y - p[..., None])) ** 2).sum(-1), sw**2))
+    return p, se
+
+
+def cdi_mean(Y, Yh, sel, valid, pi, *, lam=None):
+    """Confidence-driven inference (Gligorić et al. 2024): IPW, power-tuned mean over ``valid``.
+
+    ``ψ_i = λ Ŷ_i + (ξ_i / π_i)(Y_i − λ Ŷ_i)`` over every valid item (ξ = labelled); λ minimises
+    the sample variance of ψ (clipped to [0, 1]) unless given; ``se = sd(ψ) / sqrt(N)``.
+
+    Returns
+    -------
+    est, se, lam
+    """
+    Y, Yh, sel, valid, pi = np.broadcast_arrays(Y, Yh, sel, valid, pi)
+    ipw = _div(sel * valid, np.where(valid > 0, pi, 1.0))
+    ipw = np.nan_to_num(ipw)
+    Y = np.nan_to_num(Y * sel * valid)
+    Nv = valid.sum(-1)
+    A = ipw * Y * valid
+    B = Yh * (1 - ipw) * valid
+
+    def _c(x):
+        return (x - _div(x.sum(-1), Nv)[..., None]) * valid
+
+    if lam is None:
+        ac, bc = _c(A), _c(B)
+        lam = -_div((ac * bc).sum(-1), (bc * bc).sum(-1))
+        lam = np.clip(np.where(np.isfinite(lam), lam, 0.0), 0.0, 1.0)
+    lam = np.broadcast_to(np.asarray(lam, dtype=float), Nv.shape)
+    psi = A + lam[..., None] * B
+    est = _div(psi.sum(-1), Nv)
+    se = np.sqrt(_div((_c(psi) ** 2).sum(-1), Nv - 1) / Nv)
+    return est, se, lam
+
+
+# ---------------------------------------------------------------------------------------------
+# logistic regression
+# ---------------------------------------------------------------------------------------------
+
+
+def logistic_newton(X, Wt, T, *, theta0=None, ridge: float = 0.0, max_iter: int = 50,
+                    tol: float = 1e-11):
+    """Minimise ``Σ_i Wt_i ℓ(μ_i) ...`` with gradient ``Σ x_i (Wt_i μ_i − T_i) + ridge θ``.
+
+    Batched Newton over the leading axes. A weighted logistic regression of targets ``t`` with
+    weights ``v`` has ``Wt = v``, ``T = v t``; the PPI++ loss is a sum of such terms. Returns
+    ``theta`` (..., d) and ``converged`` (...); batches that do not converge (separation, a
+    rectified mean outside (0, 1)) are NaN.
+    """
+    d = X.shape[-1]
+    batch = np.broadcast_shapes(X.shape[:-2], Wt.shape[:-1], T.shape[:-1])
+    theta = np.zeros((*batch, d)) if theta0 is None else np.broadcast_to(theta0, (*batch, d)).copy()
+    eye = np.eye(d)
+    done = np.zeros(batch, dtype=bool)
+    for _ in range(max_iter):
+        eta = np.einsum("...id,...d->...i", X, theta)
+        mu = expit(eta)
+        r = Wt * mu - T
+        grad = np.einsum("...id,...i->...d", X, r) + ridge * theta
+        hw = Wt * mu * (1 - mu)
+        hess = np.einsum("...id,...ie,...i->...de", X, X, hw) + ridge * eye
+        hess = hess + eye * 1e-300
+        with np.errstate(invalid="ignore", over="ignore"):
+            try:
+                step = np.linalg.solve(hess, grad[..., None])[..., 0]
+            except np.linalg.LinAlgError:
+                step = (np.linalg.pinv(hess) @ grad[..., None])[..., 0]
+        step = np.where(np.isfinite(step), step, 0.0)
+        # damp huge steps (keeps separated batches from overflowing before they are flagged)
+        big = np.abs(step).max(-1, keepdims=True)
+        step = np.where(big > 5, step * 5 / np.maximum(big, 1e-12), step)
+        step = np.where(done[..., None], 0.0, step)
+        theta = theta - step
+        done |= np.abs(step).max(-1) < tol
+        if done.all():
+            break
+    ok = done & (np.abs(theta).max(-1) < 30)
+    return np.where(ok[..., None], theta, np.nan), ok
+
+
+def _wcov(G, mask, n, ddof):
+    """Covariance (..., d, d) of rows of ``G`` (..., item, d) over ``mask`` items."""
+    mean = _div(np.einsum("...id->...d", G * mask[..., None]), n[..., None])
+    Gc = (G - mean[..., None, :]) * mask[..., None]
+    return np.einsum("...id,...ie->...de", Gc, Gc) / np.maximum(n - ddof, 1)[..., None, None]
+
+
+def _ppi_logistic_stats(theta, X, Y, Yh, lab, unl, wl, wn, use_unlabeled):
+    mu = expit(np.einsum("...id,...d->...i", X, theta))
+    n = lab.sum(-1)
+    N = unl.sum(-1)
+    hw = mu * (1 - mu)
+    h_lab = np.einsum("...id,...ie,...i->...de", X, X, hw * wl * lab)
+    h_unl = np.einsum("...id,...ie,...i->...de", X, X, hw * wn * unl)
+    ue = np.asarray(use_unlabeled)[..., None, None]
+    hess = np.where(ue, (h_lab + h_unl) / (n + N)[..., None, None], h_lab / n[..., None, None])
+    g = X * (wl * (mu - Y) * lab)[..., None]
+    gh = X * (wl * (mu - Yh) * lab)[..., None]
+    gu = X * (wn * (mu - Yh) * unl)[..., None]
+    with np.errstate(invalid="ignore"):
+        inv = np.linalg.inv(np.where(np.isfinite(hess), hess, 0.0) + np.eye(hess.shape[-1]) * 1e-300)
+    return g, gh, gu, inv, n, N
+
+
+def _calc_lam(g, gh, gu, inv, lab, unl, n, N):
+    """λ of ``ppi_py._calc_lam_glm`` (overall mode, clipped to [0, 1])."""
+    mean_g = _div(np.einsum("...id->...d", g), n[..., None])
+    mean_gh = _div(np.einsum("...id->...d", gh), n[..., None])
+    gc = (g - mean_g[..., None, :]) * lab[..., None]
+    ghc = (gh - mean_gh[..., None, :]) * lab[..., None]
+    cov = (np.einsum("...id,...ie->...de", gc, ghc) + np.einsum("...id,...ie->...de", ghc, gc))
+    cov = cov / n[..., None, None]
+    allh = gh + gu
+    var_hat = _wcov(allh, lab + unl, n + N, 1)
+    num = np.einsum("...ij,...jk,...ki->...", inv, cov, inv)
+    den = 2 * (1 + n / N) * np.einsum("...ij,...jk,...ki->...", inv, var_hat, inv)
+    lam = np.clip(_div(num, den), 0.0, 1.0)
+    return np.where(np.isfinite(lam), lam, 0.0)
+
+
+def _ppi_fit(X, Y, Yh, lab, unl, wl, wn, lam, n, N, theta0=None):
+    lam = lam[..., None]
+    Wt = (wl * lab * (1 - lam)) / n[..., None] + lam * wn * unl / N[..., None]
+    T = wl * lab * (Y - lam * Yh) / n[..., None] + lam * wn * unl * Yh / N[..., None]
+    return logistic_newton(X, Wt, T, theta0=theta0)
+
+
+def ppi_logistic(X, Y, Yh, lab, unl, w=1.0, wu=1.0, *, lam=None):
+    """PPI++ logistic regression, replicating ``ppi_py.ppi_logistic_ci``.
+
+    With ``lam=None``: fit at λ = 1, tune λ at that fit, refit, tune λ again at the refit, refit
+    (the sequence ``ppi_logistic_ci`` runs), then the sandwich
+    ``Σ = H⁻¹ (n/N Var(λ ∇ℓ_unl) + Var(∇ℓ − λ ∇ℓ̂)) H⁻¹``, ``se = sqrt(diag Σ / n)``. The loss is
+    minimised by Newton's method to 1e-11 (ppi-python uses L-BFGS-B with ftol 1e-15).
+
+    Returns
+    -------
+    theta (..., d), se (..., d), lam (...), n, N
+    """
+    Y, Yh, lab, unl, w, wu = np.broadcast_arrays(Y, Yh, lab, unl, w, wu)
+    Y = np.nan_to_num(Y * lab)
+    n = lab.sum(-1)
+    N = unl.sum(-1)
+    wl = _normalise(w, lab)
+    wn = _normalise(wu, unl)
+    Nsafe = np.where(N > 0, N, 1.0)
+    if lam is None:
+        theta, _ = _ppi_fit(X, Y, Yh, lab, unl, wl, wn, np.ones(n.shape), n, Nsafe)
+        for _ in range(2):
+            stats = _ppi_logistic_stats(np.nan_to_num(theta), X, Y, Yh, lab, unl, wl, wn, True)
+            lam = _calc_lam(*stats[:4], lab, unl, n, Nsafe)
+            lam = np.where(N > 0, lam, 0.0)
+            theta, _ = _ppi_fit(X, Y, Yh, lab, unl, wl, wn, lam, n, Nsafe, theta0=np.nan_to_num(theta))
+    else:
+        lam = np.broadcast_to(np.asarray(lam, dtype=float), n.shape)
+        theta, _ = _ppi_fit(X, Y, Yh, lab, unl, wl, wn, lam, n, Nsafe)
+    g, gh, gu, inv, _, _ = _ppi_logistic_stats(np.nan_to_num(theta), X, Y, Yh, lab, unl, wl, wn,
+                                               lam != 0)
+    lam_ = lam[..., None, None]
+    var_u = _wcov(lam[..., None, None] * gu, unl, Nsafe, 1)
+    var_u = np.where((N > 1)[..., None, None], var_u, 0.0)
+    var_l = _wcov(g - lam_ * gh, lab, n, 1)
+    sigma = inv @ ((n / Nsafe)[..., None, None] * var_u + var_l) @ inv
+    se = np.sqrt(np.diagonal(sigma, axis1=-2, axis2=-1) / n[..., None])
+    se = np.where(np.isfinite(theta), se, np.nan)
+    return theta, se, lam, n, N
+
+
+def sandwich_logistic(X, T, valid):
+    """Logistic regression of (pseudo-)outcomes ``T`` on ``X`` over ``valid`` items, robust SE.
+
+    Solves ``Σ x (T − μ) = 0`` (DSL's moment condition) and returns the HC0 sandwich
+    ``H⁻¹ M H⁻¹`` with ``H = Σ μ(1−μ) x xᵀ``, ``M = Σ x xᵀ (T − μ)²``.
+    """
+    theta, ok = logistic_newton(X, valid, T * valid)
+    mu = expit(np.einsum("...id,...d->...i", X, np.nan_to_num(theta)))
+    hess = np.einsum("...id,...ie,...i->...de", X, X, mu * (1 - mu) * valid)
+    meat = np.einsum("...id,...ie,...i->...de", X, X, (T - mu) ** 2 * valid)
+    with np.errstate(invalid="ignore"):
+        inv = np.linalg.inv(hess + np.eye(X.shape[-1]) * 1e-300)
+    cov = inv @ meat @ inv
+    se = np.sqrt(np.diagonal(cov, axis1=-2, axis2=-1))
+    return theta, np.where(ok[..., None], se, np.nan)
