@@ -42,11 +42,10 @@ def load_items(study: Study):
         except (KeyError, ValueError) as err:
             raise StudyError(f"{study.path}: [data]: {err}") from err
     labels = study.task.get("labels")
-    if labels is not None and list(labels) != list(td.classes):
-        unknown = sorted(set(td.items["truth"].dropna().astype(str)) - set(map(str, labels)))
-        if unknown:
-            raise StudyError(f"{study.path}: [task] labels: the data hold labels {unknown} outside "
-                             f"{list(labels)}. Fix: add them to labels, or recode the data.")
+    unknown = sorted(set(td.items["truth"].dropna().astype(str)) - set(map(str, labels or td.classes)))
+    if unknown:
+        raise StudyError(f"{study.path}: [task] labels: the data hold human labels {unknown} outside "
+                         f"{list(labels or td.classes)}. Fix: add them to labels, or recode the data.")
     items = td.items
     n = study.data.get("n_items")
     if n is not None and n < len(items):
@@ -62,9 +61,9 @@ def load_items(study: Study):
 
 def annotate_study(study: Study, *, progress: bool = True) -> xr.Dataset:
     """Annotate the study's items under every model × prompt × temperature; resumable."""
+    td = load_items(study)
     from .annotate import annotate
 
-    td = load_items(study)
     study.output.mkdir(parents=True, exist_ok=True)
     return annotate(
         td.items,
