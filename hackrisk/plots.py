@@ -102,9 +102,10 @@ def _draw_error_bars(ax, summary: dict[str, Any], ci: dict[str, tuple[float, flo
         lo = [vals[i] - ci[k][0] for i, k in enumerate(keys)]
         hi = [ci[k][1] - vals[i] for i, k in enumerate(keys)]
         ax.errorbar(names, vals, yerr=[lo, hi], fmt="none", ecolor="black", capsize=4, linewidth=1)
-    for b, v in zip(bars, vals, strict=True):
+    tops = [ci[k][1] if ci and np.isfinite(ci[k][1]) else v for k, v in zip(keys, vals, strict=True)]
+    for b, v, top in zip(bars, vals, tops, strict=True):
         if np.isfinite(v):
-            ax.annotate(f"{v:.1%}", (b.get_x() + b.get_width() / 2, v), xytext=(0, 3),
+            ax.annotate(f"{v:.1%}", (b.get_x() + b.get_width() / 2, top), xytext=(0, 3),
                         textcoords="offset points", ha="center", va="bottom", fontsize=8)
     ax.set_ylim(0, max(0.05, np.nanmax(vals + [0]) * 1.25 if ci is None else max(v[1] for v in ci.values()) * 1.15))
     ax.set_ylabel("share of tests")
@@ -178,6 +179,11 @@ def _draw_hack_counts(ax, counts: dict[str, int], *, title="Configurations that 
                     (b.get_width(), b.get_y() + b.get_height() / 2), xytext=(3, 0),
                     textcoords="offset points", va="center", fontsize=8)
     ax.invert_yaxis()
+    if all(isinstance(v, (int, np.integer)) for v in vals):
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(0, max(1, max(vals)) * 1.12)
     ax.set_xlabel(xlabel)
     ax.set_title(title, fontsize=10)
     ax.spines[["top", "right"]].set_visible(False)
@@ -311,7 +317,7 @@ def _bin_centres(result: xr.Dataset, dim: str) -> np.ndarray:
     return np.arange(len(values), dtype=float)
 
 
-def plot_specification_curve(result: xr.Dataset, *, hypothesis: int = 0, alpha: float | None = None,
+def plot_specification_curve(result: xr.Dataset, *, hypothesis: int | None = None, alpha: float | None = None,
                              ax: Axes | None = None) -> Axes:
     """Specification curve of one hypothesis across every annotated configuration.
 
@@ -323,8 +329,9 @@ def plot_specification_curve(result: xr.Dataset, *, hypothesis: int = 0, alpha: 
     ----------
     result : xarray.Dataset
         Tests / errors (``docs/results.md``).
-    hypothesis : int
-        The ``hypothesis`` coordinate value to draw.
+    hypothesis : int, optional
+        The ``hypothesis`` coordinate value to draw; default the hypothesis with the largest
+        share of wrong conclusions.
     alpha : float, optional
         CI level; default the level of the tests (``attrs["alpha"]``).
     ax : matplotlib.axes.Axes, optional
@@ -337,6 +344,9 @@ def plot_specification_curve(result: xr.Dataset, *, hypothesis: int = 0, alpha: 
 
     ax = _axes(ax, figsize=(8, 4.2))
     res = _errors_of(result, "plot_specification_curve")
+    if hypothesis is None:
+        _, share, _ = _per_hypothesis(res)
+        hypothesis = int(res["hypothesis"].values[int(np.argmax(np.nan_to_num(share, nan=-1)))])
     if hypothesis not in set(res["hypothesis"].values.tolist()):
         raise ValueError(f"plot_specification_curve: hypothesis={hypothesis} is not in the result "
                          f"(0..{res.sizes['hypothesis'] - 1}).")

@@ -1,0 +1,331 @@
+"""One self-contained HTML report of a multiverse analysis.
+
+:func:`write_report` writes a single ``.html`` file — figures embedded as base64 PNG, styles
+inline, no script and no network access — holding the headline risks with their bootstrap CIs,
+the risks by model / prompt / temperature, the hacking rates, the most fragile hypotheses, the
+configuration space and the provenance (versions, date, attributes of the cube and the tests).
+
+The report reads results: the numbers come from :mod:`hackrisk.analysis.risk` (``risk``,
+``hacking``) and the figures from :mod:`hackrisk.plots`.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import io
+import logging
+import os
+import platform
+from collections.abc import Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from .cube import CONFIG_DIMS
+
+__all__ = ["write_report", "render_report"]
+
+logger = logging.getLogger(__name__)
+
+_CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
+h1{font-size:1.7em;margin-bottom:.2em}h2{border-bottom:2px solid #0072B2;padding-bottom:.15em;margin-top:1.8em}
+table{border-collapse:collapse;margin:.6em 0;font-size:.92em}th,td{padding:.25em .7em;border-bottom:1px solid #ddd;text-align:right}
+th{background:#f3f6f9}td.l,th.l,td:last-child,th:last-child{text-align:left}.muted{color:#666;font-size:.9em}
+.cards{display:flex;gap:1em;flex-wrap:wrap}.card{border:1px solid #ddd;border-radius:6px;padding:.6em 1em;min-width:150px}
+.card .v{font-size:1.6em;font-weight:600}.card .ci{color:#555;font-size:.85em}
+.figs{display:grid;grid-template-columns:repeat(auto-fill,minmax(480px,1fr));gap:1em}
+figure{margin:0}figure img{max-width:100%;border:1px solid #eee}figcaption{font-size:.85em;color:#555}
+code{background:#f4f4f4;padding:0 .25em;border-radius:3px}
+"""
+_METRICS = [
+    ("risk_pooled", "Overall risk", "share of wrong conclusions"),
+    ("type_i", "Type I", "false positives among human-null hypotheses"),
+    ("type_ii", "Type II", "missed effects among human-significant hypotheses"),
+    ("type_s", "Type S", "wrong sign among human-significant hypotheses"),
+    ("type_m_mean", "Type M", "mean exaggeration |Δ_LLM|/|Δ_human| (correct, significant)"),
+    ("risk_balanced", "Balanced risk", "½·Type I + ½·(Type II + Type S)"),
+]
+
+
+def _esc(x: Any) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def _pct(x: float) -> str:
+    return "n/a" if x is None or not np.isfinite(x) else f"{100 * x:.1f}%"
+
+
+def _num(x: float, digits: int = 3) -> str:
+    return "n/a" if x is None or not np.isfinite(x) else f"{x:.{digits}g}"
+
+
+def _fmt_metric(name: str, x: float) -> str:
+    return _num(x) if name == "type_m_mean" else _pct(x)
+
+
+def _png(draw, *, figsize=(6.4, 4.2), **kwargs) -> str:
+    """Run ``draw(ax=...)`` on a pyplot-free figure and return a base64 PNG data URI."""
+    from .plots import _figure
+
+    fig = _figure(figsize=figsize)
+    ax = fig.add_subplot()
+    draw(ax=ax, **kwargs)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _table(header: list[str], rows: list[list[Any]], left: int = 1) -> str:
+    th = "".join(f'<th class="{"l" if i < left else ""}">{_esc(h)}</th>' for i, h in enumerate(header))
+    body = "".join(
+        "<tr>" + "".join(f'<td class="{"l" if i < left else ""}">{_esc(v)}</td>' for i, v in enumerate(r)) + "</tr>"
+        for r in rows
+    )
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _ci_cells(r: xr.Dataset, var: str) -> list[str]:
+    if var not in r:
+        return ["n/a", ""]
+    est = float(r[var].sel(ci="estimate"))
+    lo, hi = float(r[var].sel(ci="lower")), float(r[var].sel(ci="upper"))
+    ci = "" if not (np.isfinite(lo) and np.isfinite(hi)) else f"[{_fmt_metric(var, lo)}, {_fmt_metric(var, hi)}]"
+    return [_fmt_metric(var, est), ci]
+
+
+def _by_table(r: xr.Dataset, dim: str) -> str:
+    rows = []
+    for level in r[dim].values:
+        one = r.sel({dim: level})
+        row = [str(level)]
+        for var in ("risk_pooled", "type_i", "type_ii", "type_s"):
+            row += _ci_cells(one, var)
+        rows.append(row)
+    header = [dim, "risk", "95% CI", "Type I", "CI", "Type II", "CI", "Type S", "CI"]
+    return _table(header, rows)
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for pkg in ("hackrisk", "numpy", "pandas", "xarray", "scipy", "matplotlib", "zarr"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _attrs_rows(attrs: Mapping[str, Any], limit: int = 400) -> list[list[str]]:
+    rows = []
+    for k, v in attrs.items():
+        s = str(v)
+        rows.append([str(k), s if len(s) <= limit else s[:limit] + " …"])
+    return rows
+
+
+def _most_fragile(tests: xr.Dataset, hack: xr.Dataset, n: int) -> list[list[Any]]:
+    err = tests["error"].transpose("hypothesis", ...).values.reshape(tests.sizes["hypothesis"], -1)
+    ann = (err >= 0).sum(1)
+    wrong = np.where(ann > 0, (err > 0).sum(1) / np.maximum(ann, 1), np.nan)
+    order = np.argsort(-np.nan_to_num(wrong, nan=-1), kind="stable")[:n]
+    coords = {c: tests[c].values for c in ("task", "grouping", "class_name") if c in tests.coords}
+    rows = []
+    for h in order:
+        hc = int(tests["human_conclusion"].values[h])
+        rows.append([
+            int(tests["hypothesis"].values[h]),
+            *(str(coords[c][h]) for c in coords),
+            _num(float(tests["human_estimate"].values[h])),
+            {1: "higher in A", -1: "lower in A", 0: "no difference"}.get(hc, "undefined"),
+            _pct(wrong[h]),
+            int(hack["n_fabricate"].values[h]), int(hack["n_hide"].values[h]), int(hack["n_reverse"].values[h]),
+        ])
+    header = ["hypothesis", *coords, "human Δ", "human conclusion", "wrong", "fabricate", "hide", "reverse"]
+    return [header, rows, len(coords) + 1]
+
+
+def render_report(
+    tests: xr.Dataset,
+    *,
+    cube: xr.Dataset | None = None,
+    hypotheses: xr.Dataset | None = None,
+    risk: xr.Dataset | None = None,
+    title: str = "hackrisk report",
+    n_boot: int = 500,
+    n_fragile: int = 15,
+    rng: int | np.random.Generator | None = 0,
+) -> str:
+    """The report as an HTML string (see :func:`write_report`)."""
+    from .analysis import risk as R
+    from . import plots
+
+    if not isinstance(tests, xr.Dataset) or "conclusion" not in tests or "human_conclusion" not in tests:
+        raise ValueError("write_report: tests must be the Dataset of "
+                         "hackrisk.analysis.frequentist.test_hypotheses (docs/results.md).")
+    errors = tests if "error" in tests else R.classify_errors(tests)
+    if risk is None:
+        risk = R.risk(errors, n_boot=n_boot, rng=rng)
+    if "ci" not in risk.dims or any(d != "ci" for d in risk["type_i"].dims):
+        raise ValueError("write_report: risk must be the un-sliced output of hackrisk.analysis.risk.risk "
+                         "(variables on `ci` only). Fix: pass risk(tests) or leave risk=None.")
+    by = {dim: R.risk(errors, by=dim, n_boot=n_boot, rng=rng) for dim in CONFIG_DIMS if errors.sizes.get(dim, 0) > 1}
+    hack = R.hacking(errors)
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    alpha = errors.attrs.get("alpha", "?")
+    n_h = errors.sizes["hypothesis"]
+    n_cfg = int(np.prod([errors.sizes[d] for d in CONFIG_DIMS if d in errors.sizes]))
+
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_esc(title)}</title>"
+             f"<style>{_CSS}</style></head><body>",
+             f"<h1>{_esc(title)}</h1><p class='muted'>Generated {now} by hackrisk "
+             f"{_esc(_versions()['hackrisk'])}. LLM hacking risk (Baumann et al. 2025, arXiv:2509.08825): how often a "
+             f"conclusion drawn from LLM annotations differs from the one drawn from human labels, across "
+             f"{n_cfg} configurations × {n_h} hypotheses, at α = {_esc(alpha)}.</p>"]
+
+    # headline
+    cards = []
+    for var, name, desc in _METRICS[:4]:
+        est, ci = _ci_cells(risk, var)
+        cards.append(f"<div class='card' data-metric='{var}'><div>{_esc(name)}</div><div class='v'>{est}</div>"
+                     f"<div class='ci'>95% CI {ci or 'n/a'}</div><div class='muted'>{_esc(desc)}</div></div>")
+    parts.append("<h2>Headline risks</h2><div class='cards'>" + "".join(cards) + "</div>")
+    rows = [[name, *_ci_cells(risk, var), desc] for var, name, desc in _METRICS]
+    parts.append(_table(["metric", "estimate", "95% CI", "meaning"], rows))
+    counts = ", ".join(f"{_esc(k.replace('n_', ''))}: {int(risk[k])}" for k in ("n_null", "n_significant", "n_conclusions") if k in risk)
+    parts.append(f"<p class='muted'>{counts}. {_esc(risk.attrs.get('method', ''))}; "
+                 f"CIs: {_esc(risk.attrs.get('ci_kind', ''))} ({_esc(risk.attrs.get('n_boot', n_boot))} replicates).</p>")
+
+    # hacking
+    rates = [[k, _pct(hack.attrs.get(f"{k}_rate", np.nan))] for k in ("fabricate", "hide", "reverse")]
+    parts.append("<h2>Hacking</h2><p>Share of hypotheses for which at least one configuration would "
+                 "fabricate (human null, LLM significant), hide (human significant, LLM null) or reverse "
+                 "(opposite significant sign) the finding:</p>" + _table(["attack", "share of hypotheses"], rates))
+
+    # figures
+    figs = [("Error rates with 95% bootstrap CIs", plots.plot_error_bars, {"result": risk}),
+            ("Risk versus the human effect size", plots.plot_risk_curve, {"result": errors}),
+            ("Risk by model × prompt", plots.plot_risk_heatmap, {"result": errors}),
+            ("Specification curve of the most fragile hypothesis", plots.plot_specification_curve, {"result": errors}),
+            ("How often some configuration hacks a finding", plots.plot_hacking, {"result": errors})]
+    imgs = []
+    for caption, fn, kw in figs:
+        try:
+            uri = _png(lambda ax, fn=fn, kw=kw: fn(kw["result"], ax=ax),
+                       figsize=(8, 4.2) if fn is plots.plot_specification_curve else (6.4, 4.2))
+        except ValueError as exc:  # e.g. a single prompt: no heatmap
+            logger.warning("report: figure %r skipped: %s", caption, exc)
+            continue
+        imgs.append(f"<figure><img alt='{_esc(caption)}' src='{uri}'><figcaption>{_esc(caption)}</figcaption></figure>")
+    parts.append("<h2>Figures</h2><div class='figs'>" + "".join(imgs) + "</div>")
+
+    # by configuration dimension
+    parts.append("<h2>Risk by configuration</h2>")
+    for dim, r in by.items():
+        parts.append(f"<h3>by {_esc(dim)}</h3>" + _by_table(r, dim))
+
+    # fragile hypotheses
+    header, rows, left = _most_fragile(errors, hack, n_fragile)
+    parts.append(f"<h2>Most fragile hypotheses</h2><p class='muted'>The {len(rows)} hypotheses with the highest "
+                 "share of wrong conclusions across configurations; the last columns count the "
+                 "configurations that fabricate, hide or reverse each finding.</p>" + _table(header, rows, left))
+
+    # configuration space
+    parts.append("<h2>Configuration space</h2>")
+    cfg_rows = []
+    for dim in CONFIG_DIMS:
+        if dim in errors.coords:
+            vals = [str(v) for v in errors[dim].values]
+            extra = [c for c in errors.coords if errors[c].dims == (dim,) and c != dim]
+            if extra:
+                vals = [v + " (" + ", ".join(f"{c}={errors[c].values[i]}" for c in extra) + ")" for i, v in enumerate(vals)]
+            cfg_rows.append([dim, len(vals), "; ".join(vals)])
+    if "task" in errors.coords:
+        tasks, n_per = np.unique(errors["task"].values.astype(str), return_counts=True)
+        cfg_rows.append(["task (hypotheses)", len(tasks), "; ".join(f"{t} ({n})" for t, n in zip(tasks, n_per, strict=True))])
+    if "kind" in errors.coords:
+        kinds, n_k = np.unique(errors["kind"].values.astype(str), return_counts=True)
+        cfg_rows.append(["hypothesis kinds", len(kinds), "; ".join(f"{k} ({n})" for k, n in zip(kinds, n_k, strict=True))])
+    parts.append(_table(["dimension", "size", "levels"], cfg_rows))
+    if cube is not None and "prompt_template" in cube:
+        rows = []
+        for t in cube["task"].values:
+            for p in cube["prompt"].values:
+                tpl = str(cube["prompt_template"].sel(task=t, prompt=p).values)
+                if tpl:
+                    rows.append([str(t), str(p), tpl if len(tpl) < 300 else tpl[:300] + " …"])
+        parts.append("<h3>Prompt templates</h3>" + _table(["task", "prompt", "template"], rows, left=3))
+    if cube is not None and "label" in cube:
+        lab = cube["label"]
+        n_items = int((cube["item_id"] != "").sum()) if "item_id" in cube else cube.sizes.get("item", 0)
+        parts.append(f"<p class='muted'>Cube: {n_items} items, {int(lab.size):,} label cells "
+                     f"({int((lab >= 0).sum()):,} annotated).</p>")
+
+    # provenance
+    prov = [[k, v] for k, v in _versions().items()] + [["date", now], ["user", os.environ.get("USER", "")]]
+    parts.append("<h2>Provenance</h2>" + _table(["software", "version"], prov, left=2))
+    parts.append("<h3>Tests attributes</h3>" + _table(["attribute", "value"], _attrs_rows(tests.attrs), left=2))
+    if hypotheses is not None:
+        parts.append("<h3>Hypotheses attributes</h3>" + _table(
+            ["attribute", "value"], _attrs_rows({k: v for k, v in hypotheses.attrs.items()}), left=2))
+    if cube is not None:
+        parts.append("<h3>Cube attributes</h3>" + _table(["attribute", "value"], _attrs_rows(cube.attrs), left=2))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(
+    tests: xr.Dataset,
+    path: str | os.PathLike,
+    *,
+    cube: xr.Dataset | None = None,
+    hypotheses: xr.Dataset | None = None,
+    risk: xr.Dataset | None = None,
+    title: str = "hackrisk report",
+    n_boot: int = 500,
+    n_fragile: int = 15,
+    rng: int | np.random.Generator | None = 0,
+) -> Path:
+    """Write one self-contained HTML report of a multiverse analysis.
+
+    Parameters
+    ----------
+    tests : xarray.Dataset
+        Output of :func:`hackrisk.analysis.frequentist.test_hypotheses` (with or without the
+        ``error`` codes of ``classify_errors``).
+    path : str or os.PathLike
+        The ``.html`` file to write (parent folders are created).
+    cube : xarray.Dataset, optional
+        The label cube (prompt templates, sizes and its attributes as provenance).
+    hypotheses : xarray.Dataset, optional
+        The hypotheses (their attributes, e.g. skipped candidates, go to the provenance).
+    risk : xarray.Dataset, optional
+        A precomputed :func:`hackrisk.analysis.risk.risk` result; computed with ``n_boot``
+        bootstrap replicates when omitted.
+    title : str
+        Page title.
+    n_boot : int
+        Bootstrap replicates of the CIs (headline and per-dimension tables).
+    n_fragile : int
+        Rows of the "most fragile hypotheses" table.
+    rng
+        Seed or generator of the bootstraps.
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+    """
+    text = render_report(tests, cube=cube, hypotheses=hypotheses, risk=risk, title=title,
+                         n_boot=n_boot, n_fragile=n_fragile, rng=rng)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    logger.info("hackrisk report written to %s (%d kB)", path, len(text) // 1024)
+    return path

@@ -1,0 +1,173 @@
+"""hackrisk.report (self-contained HTML) and the IPython extension (hackrisk.ipython)."""
+
+from __future__ import annotations
+
+import base64
+import re
+from html.parser import HTMLParser
+from importlib import metadata
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import hackrisk as hr
+from hackrisk.analysis.frequentist import test_hypotheses as run_tests
+from hackrisk.analysis.risk import classify_errors, hacking, risk
+from hackrisk.hypotheses import generate_hypotheses
+from hackrisk.report import render_report, write_report
+
+
+@pytest.fixture(scope="module")
+def study():
+    cube, _ = hr.simulate_multiverse(n_tasks=2, n_items=400, models=3, n_prompts=2, n_covariates=5,
+                                     bias_sd=0.08, rng=5)
+    hyps = generate_hypotheses(cube)
+    return cube, hyps, run_tests(cube, hyps)
+
+
+class _Collect(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags, self.imgs, self.links, self.text, self.stack = [], [], [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.append(tag)
+        if tag == "img":
+            self.imgs.append(a.get("src", ""))
+        for k in ("src", "href"):
+            if k in a:
+                self.links.append(a[k])
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+@pytest.fixture(scope="module")
+def report(study, tmp_path_factory):
+    cube, hyps, tests = study
+    path = write_report(tests, tmp_path_factory.mktemp("rep") / "sub" / "report.html", cube=cube,
+                        hypotheses=hyps, title="Test <report>", n_boot=60, rng=3)
+    return path, path.read_text(encoding="utf-8")
+
+
+def test_report_is_self_contained(report):
+    path, text = report
+    assert path.is_file() and path.stat().st_size > 20_000
+    p = _Collect()
+    p.feed(text)
+    assert p.tags[0] == "html" and "script" not in p.tags and "link" not in p.tags
+    assert all(s.startswith("data:image/png;base64,") for s in p.links), [s[:40] for s in p.links]
+    assert len(p.imgs) == 5
+    for src in p.imgs:
+        png = base64.b64decode(src.split(",", 1)[1])
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5_000
+    assert "http://" not in text.replace("http://www.w3.org", "") and "https://" not in text
+    assert "<title>Test &lt;report&gt;</title>" in text  # escaped
+
+
+def test_report_numbers(study, report):
+    _, _, tests = study
+    _, text = report
+    r = risk(classify_errors(tests), n_boot=60, rng=3)
+    for var in ("risk_pooled", "type_i", "type_ii", "type_s"):
+        est, lo, hi = (float(r[var].sel(ci=c)) for c in ("estimate", "lower", "upper"))
+        card = re.search(rf"data-metric='{var}'>.*?class='v'>([^<]+)<.*?95% CI ([^<]+)<", text)
+        assert card, var
+        assert card.group(1) == f"{100 * est:.1f}%"
+        assert card.group(2) == f"[{100 * lo:.1f}%, {100 * hi:.1f}%]"
+    h = hacking(classify_errors(tests)).attrs
+    assert f"{100 * h['fabricate_rate']:.1f}%" in text
+    # risk by model rows carry the per-model estimate
+    rm = risk(classify_errors(tests), by="model", n_boot=60, rng=3)
+    for m in tests["model"].values:
+        est = float(rm["risk_pooled"].sel(model=m, ci="estimate"))
+        assert re.search(rf"<td class=\"l\">{m}</td><td class=\"\">{100 * est:.1f}%</td>", text), m
+
+
+def test_report_configuration_and_provenance(study, report):
+    cube, hyps, tests = study
+    _, text = report
+    for m in tests["model"].values:
+        assert str(m) in text
+    assert "Paraphrase 0:" in text  # prompt templates from the cube
+    assert f"<td class=\"l\">xarray</td><td class=\"l\">{metadata.version('xarray')}</td>" in text
+    assert "schema_version" in text and "hackrisk.simulate_multiverse" in text
+    assert "Most fragile hypotheses" in text
+    assert f"{tests.sizes['hypothesis']} hypotheses" in text
+
+
+def test_report_inputs(study, tmp_path):
+    cube, _, tests = study
+    with pytest.raises(ValueError, match="test_hypotheses"):
+        write_report(cube, tmp_path / "x.html")
+    with pytest.raises(ValueError, match="un-sliced"):
+        write_report(tests, tmp_path / "x.html", risk=risk(tests, by="model", n_boot=0))
+    # a precomputed risk is used as given; a single prompt has no model x prompt heatmap issue
+    r = risk(tests, n_boot=0)
+    text = render_report(tests.isel(prompt=[0]), risk=r, n_boot=0)
+    assert text.count("<img") >= 4
+    assert f"{100 * float(r['type_i'].sel(ci='estimate')):.1f}%" in text
+
+
+# --------------------------------------------------------------------------- IPython extension
+@pytest.fixture
+def shell():
+    from IPython.testing.globalipapp import get_ipython
+
+    ip = get_ipython()
+    ip.run_line_magic("load_ext", "hackrisk.ipython")
+    html_fmt = ip.display_formatter.formatters["text/html"]
+    enabled, html_fmt.enabled = html_fmt.enabled, True  # the terminal test shell disables HTML
+    yield ip
+    html_fmt.enabled = enabled
+    from hackrisk.ipython import unload_ipython_extension
+
+    unload_ipython_extension(ip)
+
+
+def _html(ip, obj):
+    return ip.display_formatter.formatters["text/html"](obj) or ""
+
+
+def test_ipython_html_views(shell, study):
+    cube, hyps, tests = study
+    from hackrisk.ipython import dataset_kind
+
+    assert [dataset_kind(x) for x in (cube, hyps, tests, risk(tests, n_boot=0), xr.Dataset(), 3)] == [
+        "cube", "hypotheses", "tests", "risk", None, None]
+    h = _html(shell, cube)
+    assert "hackrisk label cube" in h and "800 items" in h and "model0, model1, model2" in h
+    h = _html(shell, tests)
+    r = risk(tests, n_boot=0)
+    assert "hackrisk tests" in h and f"{100 * float(r['type_i'].sel(ci='estimate')):.1f}%" in h
+    assert "hackrisk hypotheses" in _html(shell, hyps)
+    assert "overall risk" in _html(shell, r)
+    # other datasets keep xarray's view
+    other = xr.Dataset({"a": ("x", np.arange(3))})
+    h = _html(shell, other)
+    assert "hackrisk" not in h and "xr-wrap" in h
+
+
+def test_ipython_magic(shell, study, tmp_path):
+    cube, _, tests = study
+    hr.save_cube(cube, tmp_path / "c.zarr")
+    out = shell.run_line_magic("hackrisk", f"open {tmp_path / 'c.zarr'} as mycube")
+    assert shell.user_ns["mycube"] is out and "label" in out
+    shell.user_ns["tests"] = tests
+    r = shell.run_line_magic("hackrisk", "risk")
+    assert "risk_pooled" in r and r.attrs["n_boot"] == 200
+    rb = shell.run_line_magic("hackrisk", "risk tests by model")
+    assert "model" in rb.dims
+    w = shell.run_line_magic("hackrisk", "explore tests")
+    assert type(w).__name__ == "Explorer"
+    p = shell.run_line_magic("hackrisk", f"report tests {tmp_path / 'r.html'}")
+    assert p.is_file()
+    assert "%hackrisk open PATH" in repr(shell.run_line_magic("hackrisk", ""))
+    from IPython.core.error import UsageError
+
+    with pytest.raises(UsageError, match="unknown command"):
+        shell.run_line_magic("hackrisk", "frobnicate")
+    with pytest.raises(UsageError, match="neither a variable"):
+        shell.run_line_magic("hackrisk", "explore nothing_here")
