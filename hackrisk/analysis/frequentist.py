@@ -22,6 +22,7 @@ with a single sample uses it; several samples without ``sample=`` raise.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 
@@ -95,7 +96,7 @@ def _check_hypotheses(cube: xr.Dataset, hyp: xr.Dataset) -> tuple[np.ndarray, np
         j = int(np.flatnonzero(bad)[0])
         raise ValueError(f"hypothesis {j}: class_code {cls[j]} is not a class of task {h_task[j]!r}.")
     group = np.asarray(hyp["group"].values).astype(np.int8)
-    if not np.isin(group, (-1, 0, 1)).all():
+    if group.min(initial=0) < -1 or group.max(initial=0) > 1:
         raise ValueError("hypotheses 'group' must hold 1 (group A), 0 (group B) or -1 (neither).")
     real = np.asarray(cube["item_id"].values) != ""
     on_pad = (group >= 0) & ~real[t_idx]
@@ -115,6 +116,30 @@ def _check_hypotheses(cube: xr.Dataset, hyp: xr.Dataset) -> tuple[np.ndarray, np
         raise ValueError(f"task(s) {no_human} have no human labels (truth is -1 everywhere), so their "
                          "hypotheses cannot be tested against humans. Fix: add human labels or drop them.")
     return t_idx, cls, group
+
+
+def _blas_single_thread():
+    """Context limiting BLAS to one thread (if threadpoolctl is installed).
+
+    The per-task products are thin (configurations x items times items x a few dozen groups):
+    a single thread does them at full speed, while a threaded BLAS spends most of its time
+    synchronising, several times slower when other processes share the cores.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional: without it the products still run, threaded
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _unique_rows(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows of a boolean matrix and, per row, the index of its distinct row."""
+    packed = np.packbits(mask, axis=1)
+    first: dict[bytes, int] = {}
+    inv = np.array([first.setdefault(r.tobytes(), len(first)) for r in packed], dtype=np.int64)
+    keep = np.zeros(len(first), dtype=np.int64)
+    keep[inv] = np.arange(inv.size)
+    return mask[keep], inv
 
 
 def _config_coords(cube: xr.Dataset) -> dict:
@@ -146,6 +171,29 @@ def _not_annotated_report(cube, annotated_tc: np.ndarray, used_tasks: np.ndarray
 # --------------------------------------------------------------------------------------------
 # test_hypotheses
 # --------------------------------------------------------------------------------------------
+
+
+def _count_tasks(labels, truth, real, group, t_idx, cls, used_tasks, k_a, k_b, hn_a, hn_b, annotated_tc):
+    """Fill the class counts of every hypothesis x (configuration + humans), one product per task."""
+    for t in used_tasks:  # loop over tasks; every configuration of the task in one product
+        cols = np.flatnonzero(real[t])
+        hs = np.flatnonzero(t_idx == t)
+        lab_t = labels[t][:, cols]
+        annotated_tc[t] = (lab_t != NOT_ANNOTATED).all(axis=1)
+        tr = truth[t, cols]
+        g = group[hs][:, cols]
+        # Distinct membership rows only: group A of every hypothesis and "in either group"
+        # (k_b = k_{A or B} - k_a). One-vs-rest hypotheses share their groups across classes and
+        # most hypotheses use every item, so this removes most rows before the product.
+        rows, inv = _unique_rows(np.concatenate([g == 1, g >= 0]))
+        codes, cls_pos = np.unique(cls[hs], return_inverse=True)
+        counts = K.count_by_group(np.vstack([lab_t, tr[None, :]]), rows, codes)  # (k, C+1, rows)
+        ka = counts[cls_pos, :, inv[: hs.size]]
+        k_a[hs] = ka
+        k_b[hs] = counts[cls_pos, :, inv[hs.size:]] - ka
+        hn = rows.astype(np.float32) @ (tr >= 0).astype(np.float32)
+        hn_a[hs] = hn[inv[: hs.size]]
+        hn_b[hs] = hn[inv[hs.size:]] - hn[inv[: hs.size]]
 
 
 def test_hypotheses(
@@ -246,21 +294,8 @@ def test_hypotheses(
     hn_b = np.empty(n_h, dtype=np.int64)
     annotated_tc = np.ones((n_task, n_cfg), dtype=bool)
     used_tasks = np.unique(t_idx)
-    for t in used_tasks:  # loop over tasks; every configuration of the task in one product
-        cols = np.flatnonzero(real[t])
-        hs = np.flatnonzero(t_idx == t)
-        lab_t = labels[t][:, cols]
-        annotated_tc[t] = (lab_t != NOT_ANNOTATED).all(axis=1)
-        tr = truth[t, cols]
-        g = group[hs][:, cols]
-        member = np.concatenate([g == 1, g == 0]).astype(np.float32)  # (2h, I)
-        codes, cls_pos = np.unique(cls[hs], return_inverse=True)
-        counts = K.count_by_group(np.vstack([lab_t, tr[None, :]]), member, codes)  # (k, C+1, 2h)
-        j = np.arange(hs.size)
-        k_a[hs] = counts[cls_pos, :, j]
-        k_b[hs] = counts[cls_pos, :, j + hs.size]
-        hn = member @ (tr >= 0).astype(np.float32)
-        hn_a[hs], hn_b[hs] = hn[: hs.size], hn[hs.size:]
+    with _blas_single_thread():
+        _count_tasks(labels, truth, real, group, t_idx, cls, used_tasks, k_a, k_b, hn_a, hn_b, annotated_tc)
 
     annotated = annotated_tc[t_idx]  # (H, C)
     llm_ka = np.where(annotated, k_a[:, :n_cfg], np.nan)
