@@ -188,8 +188,8 @@ def _hypothesis_rates(tests: xr.Dataset, cfg_codes: np.ndarray, n_slices: int):
         (err >= 0), (err == 1), (err == 2), (err == 3), (err > 0), finite_m,
         tm0, finite_m & (tm > 1), np.abs(tm0 - 1.0) * finite_m,
     ], axis=1).astype(np.float64).reshape(err.shape[0], 9, err.shape[1])
-    sums = np.einsum("hqc,cs->qhs", stacked, onehot)
-    n, n1, n2, n3, nw, nm, msum, mgt, mrel = sums
+    sums = (stacked.reshape(-1, err.shape[1]) @ onehot).reshape(err.shape[0], 9, n_slices)
+    n, n1, n2, n3, nw, nm, msum, mgt, mrel = sums.transpose(1, 0, 2)
     return {
         "type_i": _safe_div(n1, n), "type_ii": _safe_div(n2, n), "type_s": _safe_div(n3, n),
         "risk_pooled": _safe_div(nw, n), "type_m_mean": _safe_div(msum, nm),
@@ -204,6 +204,7 @@ def _aggregate(values: np.ndarray, valid: np.ndarray, task_code: np.ndarray, n_t
     Returns (1 + n_boot, Z): row 0 the estimate, then one row per replicate.
     """
     y = np.concatenate([np.where(valid, values, 0.0), valid.astype(np.float64)], axis=1)
+    y32 = y.astype(np.float32)
     z = values.shape[1]
     task_num = np.zeros((1 + n_boot, n_tasks, z))
     task_den = np.zeros((1 + n_boot, n_tasks, z))
@@ -212,14 +213,15 @@ def _aggregate(values: np.ndarray, valid: np.ndarray, task_code: np.ndarray, n_t
         n_t = idx.size
         if n_t == 0:
             continue
-        yt = y[idx]
-        weights = np.ones((1 + n_boot, n_t))
+        est = y[idx].sum(0)
+        task_num[0, t], task_den[0, t] = est[:z], est[z:]
         if n_boot:
+            # counts of each hypothesis in each replicate; float32 products (replicates only)
             draws = gen.integers(0, n_t, size=(n_boot, n_t))
             flat = (np.arange(n_boot)[:, None] * n_t + draws).ravel()
-            weights[1:] = np.bincount(flat, minlength=n_boot * n_t).reshape(n_boot, n_t)
-        acc = weights @ yt
-        task_num[:, t], task_den[:, t] = acc[:, :z], acc[:, z:]
+            weights = np.bincount(flat, minlength=n_boot * n_t).reshape(n_boot, n_t)
+            acc = weights.astype(np.float32) @ y32[idx]
+            task_num[1:, t], task_den[1:, t] = acc[:, :z], acc[:, z:]
     task_mean = _safe_div(task_num, task_den)
     has = np.isfinite(task_mean)
     return _safe_div(np.where(has, task_mean, 0.0).sum(axis=1), has.sum(axis=1))
@@ -882,7 +884,9 @@ def hacking_curve(
     -------
     xarray.Dataset
         ``fabricate``, ``hide``, ``reverse`` on ``(n_models, n_prompts)`` (mean success rate over
-        the draws), and ``*_sd`` (their SD over draws).
+        the draws), and ``*_sd`` (their SD over draws). The subsets of one draw are nested (the
+        first ``m`` of a random order of the models, the first ``p`` of one of the prompts), so
+        each draw's curve is monotone; each budget still sees a uniformly random subset.
     """
     _require(tests, ["conclusion", "human_conclusion", "task"], "hacking_curve")
     if weighting not in ("hypothesis", "task"):
@@ -913,17 +917,26 @@ def hacking_curve(
             per_task = np.bincount(tcode, weights=applies[q], minlength=tcode.max() + 1)
             n_tasks = (per_task > 0).sum()
             w[q] = np.where(applies[q], 1.0 / np.maximum(per_task[tcode], 1) / max(n_tasks, 1), 0)
-    mean = np.full((3, len(n_models), len(n_prompts)), np.nan)
-    sd = np.full_like(mean, np.nan)
-    for i, m in enumerate(n_models):
-        pick_m = (np.argsort(gen.random((n_draws, n_m)), axis=1) < m).astype(np.float32)
-        b = (pick_m @ a_mat).reshape(n_draws, 3, n_h, n_p)
-        for j, p in enumerate(n_prompts):
-            pick_p = (np.argsort(gen.random((n_draws, n_p)), axis=1) < p).astype(np.float32)
-            hit = np.einsum("dqhp,dp->dqh", b, pick_p) > 0
-            rate = np.einsum("dqh,qh->dq", hit, w)
-            mean[:, i, j] = rate.mean(0)
-            sd[:, i, j] = rate.std(0, ddof=1) if n_draws > 1 else np.nan
+    # Nested random subsets: per draw, a random order of the models and of the prompts; the
+    # first m models and first p prompts form a uniformly random subset of each size, and the
+    # successes of every budget follow from cumulative ORs (one pass per model).
+    a3 = a.transpose(2, 0, 1, 3).reshape(n_m, 3 * n_h, n_p)  # (M, 3H, P)
+    order_m = np.argsort(gen.random((n_draws, n_m)), axis=1)
+    order_p = np.argsort(gen.random((n_draws, n_p)), axis=1)
+    reached = np.zeros((n_draws, 3 * n_h, n_p), dtype=bool)
+    rates = np.full((n_m, n_draws, 3, n_p), np.nan)
+    wanted_m = set(n_models)
+    for i in range(max(n_models)):
+        reached |= a3[order_m[:, i]]
+        if i + 1 not in wanted_m:
+            continue
+        hit = np.take_along_axis(reached, order_p[:, None, :], axis=2)
+        hit = np.logical_or.accumulate(hit, axis=2).reshape(n_draws, 3, n_h, n_p)
+        rates[i] = np.einsum("dqhp,qh->dqp", hit, w)
+    sel = rates[np.array(n_models) - 1][..., np.array(n_prompts) - 1]  # (m, d, q, p)
+    mean = sel.mean(1).transpose(1, 0, 2)
+    sd = (sel.std(1, ddof=1) if n_draws > 1 else np.full(sel.shape[:1] + sel.shape[2:], np.nan))
+    sd = sd.transpose(1, 0, 2)
     for q in range(3):
         if not applies[q].any():
             mean[q] = np.nan
