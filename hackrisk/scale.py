@@ -1,0 +1,454 @@
+"""Out-of-core and distributed analysis of label cubes with dask.
+
+A cube opened with :func:`hackrisk.open_cube` keeps ``label`` on disk as a dask array. Only the
+``label`` variable grows with the multiverse (tasks x configurations x items); everything else a
+hypothesis test needs (texts, human labels, covariates, group memberships) lives on
+``(task, item)`` or ``(hypothesis, item)`` and fits in memory. So the chunked path is:
+
+1. **hypotheses** (:func:`generate_hypotheses_chunked`): the generator reads only the small
+   ``(task, item)`` variables, so it runs on a light copy of the cube without touching the labels;
+2. **counts** (:func:`count_hypotheses`): the expensive part, the class counts ``k_a`` / ``k_b`` of
+   every (hypothesis, configuration), is additive over items. Each dask block of ``label`` (one
+   task, a block of configurations, a block of items) is counted with the same kernel as the
+   in-memory path (:func:`hackrisk.analysis._kernels.count_by_group`, one float32 matrix product
+   against the distinct group-membership rows of the task's hypotheses), and the per-block partial
+   counts are summed over the item blocks by a dask tree reduction. The same pass counts missing
+   labels (the ``annotated`` flag) and invalid codes (validation);
+3. **tests** (:func:`test_hypotheses_chunked`): the summed counts go through the same 2 x 2 test
+   kernel (:func:`hackrisk.analysis._kernels.two_by_two`) as
+   :func:`hackrisk.analysis.frequentist.test_hypotheses`. Counts are integers, exact in float32
+   per block (fewer than 2**24 items) and in float64 once summed, so the result is *identical* to
+   the in-memory path, whatever the chunking or the number of workers;
+4. **errors and risk**: :func:`hackrisk.analysis.risk.classify_errors` and
+   :func:`hackrisk.analysis.risk.risk` take the tests Dataset, whose size is (hypotheses x
+   configurations) and does not grow with the number of items; they run unchanged
+   (:func:`analyze_chunked` chains all four steps).
+
+Every function computes with ``dask.compute``, i.e. on whatever scheduler is active: the local
+threaded scheduler by default, or a ``dask.distributed`` cluster once a ``Client`` exists (the
+store must then sit on storage that every worker can read). Peak memory is a few blocks per
+worker thread: choose the blocks with ``chunks=`` (default :func:`analysis_chunks`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from .cube import CONFIG_DIMS, LABEL_DIMS, NOT_ANNOTATED, OUTSIDE, validate_cube
+
+__all__ = [
+    "is_lazy",
+    "analysis_chunks",
+    "generate_hypotheses_chunked",
+    "count_hypotheses",
+    "test_hypotheses_chunked",
+    "analyze_chunked",
+]
+
+log = logging.getLogger(__name__)
+
+_MAX_BLOCK_LABELS = 2**23  # labels per block: 16 MB of int16, 32 MB of float32 one-hot per class
+
+
+def is_lazy(cube: xr.Dataset) -> bool:
+    """Whether the cube's ``label`` is a dask array (opened lazily, e.g. by :func:`hackrisk.open_cube`)."""
+    from dask.base import is_dask_collection
+
+    return "label" in cube and is_dask_collection(cube["label"].data)
+
+
+def analysis_chunks(cube: xr.Dataset, *, max_labels: int = _MAX_BLOCK_LABELS) -> dict[str, int]:
+    """Dask chunks of ``label`` for the analysis: one task, whole item chunks of the store, and as
+    many configurations as fit in ``max_labels`` labels per block.
+
+    A zarr store written by :func:`hackrisk.save_cube` keeps one configuration per chunk (so that
+    annotation runners can write configurations independently); the analysis is faster on blocks
+    that hold many configurations. Item chunks of the store are kept whole, so every stored chunk
+    is read exactly once.
+
+    Parameters
+    ----------
+    cube
+        A label cube, in memory or lazy.
+    max_labels
+        Upper bound on the labels per block (default 2**23: 16 MB of int16).
+
+    Returns
+    -------
+    dict
+        ``{dim: chunk size}`` for ``task, model, prompt, temperature, item`` (and ``sample``).
+    """
+    if max_labels < 1:
+        raise ValueError(f"analysis_chunks: max_labels={max_labels} must be >= 1.")
+    lab = cube["label"]
+    n_item = lab.sizes["item"]
+    if lab.chunks is not None:
+        item_chunk = int(lab.data.chunks[lab.get_axis_num("item")][0])
+    else:
+        item_chunk = min(n_item, 65536)
+    item_chunk = max(1, min(item_chunk, n_item))
+    out = {"task": 1, "item": item_chunk}
+    if "sample" in lab.dims:
+        out["sample"] = 1
+    budget = max(1, max_labels // item_chunk)
+    for dim in ("temperature", "prompt", "model"):  # innermost first
+        size = max(1, min(lab.sizes[dim], budget))
+        out[dim] = size
+        budget = max(1, budget // size)
+    return out
+
+
+def generate_hypotheses_chunked(cube: xr.Dataset, **kwargs: Any) -> xr.Dataset:
+    """:func:`hackrisk.hypotheses.generate_hypotheses` on a lazy cube, without reading its labels.
+
+    The generator uses only ``(task, item)`` variables (texts, human labels, covariates), so it
+    runs on a light in-memory copy holding the labels of a single (model, temperature) for
+    validation. The result is identical to ``generate_hypotheses(cube.load(), **kwargs)``.
+
+    Parameters
+    ----------
+    cube
+        A label cube (lazy or in memory).
+    **kwargs
+        Options of :func:`hackrisk.hypotheses.generate_hypotheses`.
+    """
+    from .hypotheses import generate_hypotheses
+
+    validate_cube(cube, check_values=False)
+    light = cube.isel(model=[0], temperature=[0]).load()
+    return generate_hypotheses(light, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# chunked counting
+# --------------------------------------------------------------------------------------------
+
+
+def _distinct_rows(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows of a boolean matrix and, per input row, the index of its distinct row."""
+    packed = np.packbits(mask, axis=1)
+    _, first, inv = np.unique(packed, axis=0, return_index=True, return_inverse=True)
+    return mask[first], inv.reshape(-1)
+
+
+def _count_block(lab: np.ndarray, rows: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Partial class counts of one block: ``lab`` (m, p, q, i), ``rows`` (r, i) -> (1, k, m, p, q, r)."""
+    from .analysis import _kernels as K
+
+    flat = lab.reshape(-1, lab.shape[-1])
+    counts = K.count_by_group(flat, rows.astype(np.float32), codes)  # (k, m*p*q, r), exact
+    return counts.astype(np.float64).reshape(1, codes.size, *lab.shape[:3], rows.shape[0])
+
+
+def _select_sample(cube: xr.Dataset, sample: int | None) -> tuple[xr.DataArray, int | None]:
+    """``label`` with the requested draw of ``sample`` selected (lazily); same rules as test_hypotheses."""
+    from .analysis import frequentist as F
+
+    lab = cube["label"]
+    # check sample= with the in-memory rules on a one-label slice (same messages)
+    F._label_array(cube.isel({d: [0] for d in LABEL_DIMS}), sample)
+    if "sample" not in lab.dims:
+        return lab, sample
+    s = 0 if sample is None else int(sample)
+    return lab.isel(sample=s), sample
+
+
+def count_hypotheses(
+    cube: xr.Dataset,
+    hypotheses: xr.Dataset,
+    *,
+    sample: int | None = None,
+    chunks: Mapping[str, int] | None = None,
+    scheduler: str | None = None,
+) -> dict[str, np.ndarray]:
+    """Class counts of every (hypothesis, configuration), computed block by block with dask.
+
+    Parameters
+    ----------
+    cube
+        A label cube, lazy (e.g. :func:`hackrisk.open_cube`) or in memory (it is chunked).
+    hypotheses
+        Hypotheses on that cube (:func:`hackrisk.hypotheses.generate_hypotheses`).
+    sample
+        Draw of the cube's ``sample`` dimension (see :func:`hackrisk.analysis.frequentist.test_hypotheses`).
+    chunks
+        Dask chunks of ``label`` for the pass (default :func:`analysis_chunks`).
+    scheduler
+        Passed to ``dask.compute`` (default: the active one, e.g. a distributed ``Client``).
+
+    Returns
+    -------
+    dict
+        ``k_a``, ``k_b`` (hypothesis, configuration + 1) float64 (last column: human labels),
+        ``hn_a``, ``hn_b`` (hypothesis,) int64, ``annotated_tc`` (task, configuration) bool,
+        ``t_idx``, ``cls``, ``group`` as checked by the in-memory path, ``n_cfg``, ``cfg_shape``.
+        Configurations are flattened in (model, prompt, temperature) C order.
+
+    Raises
+    ------
+    ValueError
+        The errors of ``test_hypotheses`` (invalid cube, labels or hypotheses).
+    """
+    import dask
+    import dask.array as da
+
+    from .analysis import _kernels as K
+    from .analysis import frequentist as F
+
+    validate_cube(cube, check_values=False)
+    # every check that does not involve the labels, on a light copy; labels are checked in the pass
+    validate_cube(cube.isel(model=[0], temperature=[0]).load())
+    t_idx, cls, group = F._check_hypotheses(cube, hypotheses)
+    lab_sel, _ = _select_sample(cube, sample)
+    lab_all = cube["label"]
+
+    chunks = dict(analysis_chunks(cube) if chunks is None else chunks)
+    lab_all = lab_all.chunk({d: c for d, c in chunks.items() if d in lab_all.dims})
+    lab_sel = lab_sel.chunk({d: c for d, c in chunks.items() if d in lab_sel.dims})
+    lab_sel = lab_sel.transpose(*LABEL_DIMS)
+
+    n_task = lab_sel.sizes["task"]
+    cfg_shape = tuple(lab_sel.sizes[d] for d in CONFIG_DIMS)
+    n_cfg = int(np.prod(cfg_shape))
+    item_id = np.asarray(cube["item_id"].values)
+    real = item_id != ""
+    truth = np.asarray(cube["truth"].values)
+    n_cls = np.asarray((cube["class_name"] != "").sum("class").values)
+    real_da = xr.DataArray(real, dims=("task", "item"))
+
+    # validation and the 'annotated' flag in the same pass (dask fuses these element-wise ops)
+    nc_da = xr.DataArray(n_cls, dims=("task",))
+    bad = (lab_all < OUTSIDE) | (lab_all >= nc_da) | (~real_da & (lab_all != NOT_ANNOTATED))
+    n_bad = bad.sum()
+    missing = ((lab_sel == NOT_ANNOTATED) & real_da).sum("item").data  # (task, m, p, q)
+    labelled = (lab_all != NOT_ANNOTATED).any([d for d in lab_all.dims if d not in ("task", "prompt")]).data
+
+    used_tasks = np.unique(t_idx)
+    plans, lazy_counts = {}, []
+    for t in used_tasks:
+        hs = np.flatnonzero(t_idx == t)
+        g = group[hs]
+        rows, inv = _distinct_rows(np.concatenate([g == 1, g >= 0]))
+        codes, cls_pos = np.unique(cls[hs], return_inverse=True)
+        codes = codes.astype(np.int16)
+        lab_t = lab_sel.data[t]  # (m, p, q, i)
+        rows_d = da.from_array(rows, chunks=(rows.shape[0], lab_t.chunks[-1]))
+        part = da.blockwise(
+            _count_block, "ikmpqr",
+            lab_t, "mpqi",
+            rows_d, "ri",
+            codes=codes,
+            new_axes={"k": codes.size},
+            adjust_chunks={"i": 1},
+            dtype=np.float64,
+            meta=np.empty((0,) * 6, dtype=np.float64),
+        )
+        lazy_counts.append(part.sum(axis=0, dtype=np.float64))
+        plans[int(t)] = (hs, rows, inv, codes, cls_pos)
+
+    compute_kw = {} if scheduler is None else {"scheduler": scheduler}
+    n_bad, missing, labelled, *counts = dask.compute(n_bad.data, missing, labelled, *lazy_counts, **compute_kw)
+    if int(n_bad) > 0 or _unused_prompt_labelled(cube, labelled):
+        validate_cube(cube)  # raises the in-memory path's message (a full pass, on error only)
+        raise ValueError("cube 'label' holds invalid codes (outside -2..K-1, or on padding items). "
+                         "Fix: check the labels with hackrisk.validate_cube(cube.load()).")
+    annotated_tc = np.asarray(missing).reshape(n_task, n_cfg) == 0
+
+    n_h = group.shape[0]
+    k_a = np.empty((n_h, n_cfg + 1), dtype=np.float64)
+    k_b = np.empty_like(k_a)
+    hn_a = np.empty(n_h, dtype=np.int64)
+    hn_b = np.empty(n_h, dtype=np.int64)
+    for t, cnt in zip(used_tasks, counts, strict=True):
+        hs, rows, inv, codes, cls_pos = plans[int(t)]
+        cnt = np.asarray(cnt).reshape(codes.size, n_cfg, rows.shape[0])  # (k, C, r)
+        tr = truth[t]
+        hum = K.count_by_group(tr[None, :], rows, codes).astype(np.float64)  # (k, 1, r)
+        both = np.concatenate([cnt, hum], axis=1)  # (k, C+1, r)
+        ka = both[cls_pos, :, inv[: hs.size]]
+        k_a[hs] = ka
+        k_b[hs] = both[cls_pos, :, inv[hs.size:]] - ka
+        hn = rows.astype(np.float32) @ (tr >= 0).astype(np.float32)
+        hn_a[hs] = hn[inv[: hs.size]]
+        hn_b[hs] = hn[inv[hs.size:]] - hn[inv[: hs.size]]
+    return {"k_a": k_a, "k_b": k_b, "hn_a": hn_a, "hn_b": hn_b, "annotated_tc": annotated_tc,
+            "t_idx": t_idx, "cls": cls, "group": group, "n_cfg": n_cfg, "cfg_shape": cfg_shape,
+            "used_tasks": used_tasks}
+
+
+def _unused_prompt_labelled(cube: xr.Dataset, labelled: np.ndarray) -> bool:
+    """Labels exist for a (task, prompt) that has no template."""
+    if "prompt_template" not in cube:
+        return False
+    unused = np.asarray(cube["prompt_template"].values) == ""
+    return bool((unused & np.asarray(labelled)).any())
+
+
+# --------------------------------------------------------------------------------------------
+# tests from counts
+# --------------------------------------------------------------------------------------------
+
+
+def _tests_from_counts(cube: xr.Dataset, hypotheses: xr.Dataset, c: dict, *, alpha: float,
+                       zero_rule: str, method: str, sample: int | None) -> xr.Dataset:
+    """The tests Dataset of ``test_hypotheses`` from the counts of :func:`count_hypotheses`."""
+    from .analysis import _kernels as K
+    from .analysis import frequentist as F
+
+    group, t_idx, n_cfg, cfg_shape = c["group"], c["t_idx"], c["n_cfg"], c["cfg_shape"]
+    k_a, k_b, hn_a, hn_b, annotated_tc = c["k_a"], c["k_b"], c["hn_a"], c["hn_b"], c["annotated_tc"]
+    n_h = group.shape[0]
+    n_a = (group == 1).sum(1).astype(np.float64)
+    n_b = (group == 0).sum(1).astype(np.float64)
+    annotated = annotated_tc[t_idx]
+    llm_ka = np.where(annotated, k_a[:, :n_cfg], np.nan)
+    llm_kb = np.where(annotated, k_b[:, :n_cfg], np.nan)
+    res = K.two_by_two(llm_ka, n_a[:, None], llm_kb, n_b[:, None], zero_rule=zero_rule, alpha=alpha,
+                       zero_conclusion="llm")
+    hum = K.two_by_two(k_a[:, n_cfg], hn_a, k_b[:, n_cfg], hn_b, zero_rule=zero_rule, alpha=alpha,
+                       zero_conclusion="human")
+    n_missing, missing = F._not_annotated_report(cube, annotated_tc, c["used_tasks"])
+    if n_missing:
+        log.info("test_hypotheses_chunked: %d (task, configuration) pairs are not fully annotated "
+                 "and were excluded (annotated=False).", n_missing)
+    dims = ("hypothesis", *CONFIG_DIMS)
+    shape = (n_h, *cfg_shape)
+
+    def cfg(a):
+        return (dims, np.asarray(a).reshape(shape))
+
+    names = ("estimate", "log_or", "se", "z", "p_value", "conclusion", "zero_decided")
+    data = {name: cfg(res[name]) for name in names}
+    data["annotated"] = cfg(annotated)
+    data["n_a"] = cfg(np.where(annotated, n_a[:, None], np.nan))
+    data["n_b"] = cfg(np.where(annotated, n_b[:, None], np.nan))
+    data["k_a"] = cfg(llm_ka)
+    data["k_b"] = cfg(llm_kb)
+    for name in names:
+        data[f"human_{name}"] = ("hypothesis", hum[name])
+    data["human_n_a"] = ("hypothesis", hn_a)
+    data["human_n_b"] = ("hypothesis", hn_b)
+    data["human_k_a"] = ("hypothesis", k_a[:, n_cfg].astype(np.int64))
+    data["human_k_b"] = ("hypothesis", k_b[:, n_cfg].astype(np.int64))
+    out = xr.Dataset(data, coords=F._config_coords(cube) | F._hypothesis_coords(hypotheses))
+    out.attrs.update({
+        "method": method,
+        "alpha": float(alpha),
+        "zero_rule": zero_rule,
+        "sample": -1 if "sample" not in cube["label"].dims else int(sample or 0),
+        "n_not_annotated": int(n_missing),
+        "not_annotated": missing,
+    })
+    return out
+
+
+def test_hypotheses_chunked(
+    cube: xr.Dataset,
+    hypotheses: xr.Dataset,
+    *,
+    alpha: float = 0.05,
+    zero_rule: str = "paper",
+    method: str = "wald",
+    sample: int | None = None,
+    chunks: Mapping[str, int] | None = None,
+    scheduler: str | None = None,
+) -> xr.Dataset:
+    """:func:`hackrisk.analysis.frequentist.test_hypotheses`, block by block with dask.
+
+    One pass over ``label`` computes the class counts of every (hypothesis, configuration) per
+    block and sums them over item blocks (:func:`count_hypotheses`); the 2 x 2 test kernel then
+    runs on the summed counts. The result is identical to the in-memory ``test_hypotheses`` (same
+    variables, dtypes, coords and attrs), for any chunking, scheduler or number of workers.
+
+    Parameters
+    ----------
+    cube
+        A label cube, lazy (:func:`hackrisk.open_cube`) or in memory.
+    hypotheses
+        Hypotheses on that cube.
+    alpha, zero_rule, method, sample
+        As in :func:`hackrisk.analysis.frequentist.test_hypotheses`.
+    chunks
+        Dask chunks of ``label`` for the pass (default :func:`analysis_chunks`): peak memory is
+        about ``(2 + 4 k)`` bytes per label of a block, per worker thread (``k`` classes tested).
+    scheduler
+        Passed to ``dask.compute``; default the active scheduler (a distributed ``Client`` if one
+        exists, else threads).
+
+    Returns
+    -------
+    xarray.Dataset
+        See ``docs/results.md`` (Tests).
+
+    Examples
+    --------
+    >>> cube = hackrisk.open_cube("multiverse.zarr")                 # doctest: +SKIP
+    >>> hyps = generate_hypotheses_chunked(cube)                     # doctest: +SKIP
+    >>> tests = test_hypotheses_chunked(cube, hyps)                  # doctest: +SKIP
+    """
+    from .analysis import _kernels as K
+
+    if method != "wald":
+        raise ValueError(f"method={method!r} is not supported; use one of ('wald',).")
+    if zero_rule not in K.ZERO_RULES:
+        raise ValueError(f"zero_rule={zero_rule!r} is not one of {K.ZERO_RULES}. Fix: use 'paper' (default), "
+                         "'firth' or 'exact'.")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha={alpha} must lie in (0, 1).")
+    counts = count_hypotheses(cube, hypotheses, sample=sample, chunks=chunks, scheduler=scheduler)
+    return _tests_from_counts(cube, hypotheses, counts, alpha=alpha, zero_rule=zero_rule, method=method,
+                              sample=sample)
+
+
+test_hypotheses_chunked.__test__ = False  # a library function, not a pytest test
+
+
+def analyze_chunked(
+    cube: xr.Dataset,
+    hypotheses: xr.Dataset | None = None,
+    *,
+    alpha: float = 0.05,
+    zero_rule: str = "paper",
+    by: str | list[str] | None = None,
+    n_boot: int = 1000,
+    rng: int | np.random.Generator | None = 0,
+    chunks: Mapping[str, int] | None = None,
+    scheduler: str | None = None,
+    hypotheses_kwargs: Mapping[str, Any] | None = None,
+) -> dict[str, xr.Dataset]:
+    """Hypotheses, tests, errors and risk of a (lazy) cube in one call.
+
+    Parameters
+    ----------
+    cube
+        A label cube, lazy or in memory.
+    hypotheses
+        Hypotheses to test (default: :func:`generate_hypotheses_chunked` with ``hypotheses_kwargs``).
+    alpha, zero_rule
+        Test options (:func:`test_hypotheses_chunked`).
+    by, n_boot, rng
+        Risk options (:func:`hackrisk.analysis.risk.risk`).
+    chunks, scheduler
+        Dask options (:func:`test_hypotheses_chunked`).
+    hypotheses_kwargs
+        Options of the hypothesis generator.
+
+    Returns
+    -------
+    dict
+        ``hypotheses``, ``tests`` (with ``error`` and ``type_m`` from
+        :func:`hackrisk.analysis.risk.classify_errors`) and ``risk``.
+    """
+    from .analysis.risk import classify_errors, risk
+
+    if hypotheses is None:
+        hypotheses = generate_hypotheses_chunked(cube, **dict(hypotheses_kwargs or {}))
+    tests = test_hypotheses_chunked(cube, hypotheses, alpha=alpha, zero_rule=zero_rule, chunks=chunks,
+                                    scheduler=scheduler)
+    tests = classify_errors(tests)
+    return {"hypotheses": hypotheses, "tests": tests, "risk": risk(tests, by=by, n_boot=n_boot, rng=rng)}
