@@ -547,3 +547,59 @@ def test_bootstrap_ci_coverage():
     cov = hits / n_rep
     se = np.sqrt(0.9 * 0.1 / n_rep)
     assert abs(cov - 0.9) < 4 * se + 0.02, cov
+
+
+# ---------------------------------------------------------------------------------------------
+# real data: the two crowd workers of the llmhacking relevance task as two "annotators"
+# ---------------------------------------------------------------------------------------------
+def _data_dir():
+    import os
+    from pathlib import Path
+
+    path = Path(os.environ.get("HACKRISK_DATA_DIR", Path(__file__).parents[2] / "shared" / "data"))
+    if not (path / "llmhacking").is_dir():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"real data missing at {path} under CI=true")
+        pytest.skip(f"real data not found at {path} (set HACKRISK_DATA_DIR)")
+    return path
+
+
+@pytest.mark.parametrize("name", ["relevance_tweets23", "framesI_tweets23"])
+def test_real_data_crowd_annotators(name):
+    import ast
+
+    metrics = pytest.importorskip("sklearn.metrics")
+    from hackrisk.analysis.frequentist import test_hypotheses
+    from hackrisk.hypotheses import generate_hypotheses
+
+    df = pd.read_csv(_data_dir() / "llmhacking" / f"{name}.csv.gz")
+    crowd = df["mturk_annotation"].map(ast.literal_eval)
+    classes = sorted(df["ground_truth"].unique())
+    items = pd.DataFrame({"task": name, "item_id": df["id"], "text": df["text"],
+                          "truth": df["ground_truth"], "created_at": pd.to_datetime(df["created_at"])})
+    labels = pd.concat([
+        pd.DataFrame({"task": name, "model": f"crowd{w}", "prompt": "p0", "temperature": 0.0,
+                      "item_id": df["id"], "label": crowd.map(lambda v, w=w: v[w])})
+        for w in (0, 1)])
+    cube = hackrisk.make_cube(labels, items, {name: classes})
+    q = R.annotation_quality(cube)
+    for w in (0, 1):
+        y, yp = df["ground_truth"], crowd.map(lambda v, w=w: v[w])
+        cell = q.sel(task=name, model=f"crowd{w}").squeeze()
+        np.testing.assert_allclose(cell.accuracy, metrics.accuracy_score(y, yp), rtol=1e-12)
+        np.testing.assert_allclose(cell.kappa, metrics.cohen_kappa_score(y, yp), rtol=1e-10)
+        np.testing.assert_allclose(cell.macro_f1, metrics.f1_score(y, yp, average="macro"), rtol=1e-10)
+    hyps = generate_hypotheses(cube)
+    tests = test_hypotheses(cube, hyps)
+    r = R.risk(tests, by="model", n_boot=200)
+    est = r.sel(ci="estimate")
+    ref = reference_risk(tests, by="model")
+    np.testing.assert_allclose(est.risk_pooled.to_series().reindex(ref["risk_pooled"].index),
+                               ref["risk_pooled"].values, rtol=1e-12)
+    finite = est.risk_pooled.values[np.isfinite(est.risk_pooled.values)]
+    assert finite.size == 2 and ((finite >= 0) & (finite <= 1)).all()
+    assert int(r.n_conclusions.sum()) == 2 * tests.sizes["hypothesis"]
+    hk = R.hacking(tests)
+    assert set(np.unique(hk.fabricate.values[np.isfinite(hk.fabricate.values)])) <= {0.0, 1.0}
+    curve = R.risk_by_effect_size(tests, by="p_value", n_boot=50)
+    assert int(curve.n_hypotheses.sum()) == int(np.isfinite(tests.human_p_value).sum())
