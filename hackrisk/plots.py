@@ -99,15 +99,17 @@ def _draw_error_bars(ax, summary: dict[str, Any], ci: dict[str, tuple[float, flo
     colors = [ERROR_COLORS[n] for n in names]
     bars = ax.bar(names, vals, color=colors, edgecolor="black", linewidth=0.5)
     if ci:
-        lo = [vals[i] - ci[k][0] for i, k in enumerate(keys)]
-        hi = [ci[k][1] - vals[i] for i, k in enumerate(keys)]
+        # a percentile bootstrap interval need not contain the estimate: clip the whiskers at it
+        lo = [max(vals[i] - ci[k][0], 0.0) for i, k in enumerate(keys)]
+        hi = [max(ci[k][1] - vals[i], 0.0) for i, k in enumerate(keys)]
         ax.errorbar(names, vals, yerr=[lo, hi], fmt="none", ecolor="black", capsize=4, linewidth=1)
     tops = [ci[k][1] if ci and np.isfinite(ci[k][1]) else v for k, v in zip(keys, vals, strict=True)]
     for b, v, top in zip(bars, vals, tops, strict=True):
         if np.isfinite(v):
             ax.annotate(f"{v:.1%}", (b.get_x() + b.get_width() / 2, top), xytext=(0, 3),
                         textcoords="offset points", ha="center", va="bottom", fontsize=8)
-    ax.set_ylim(0, max(0.05, np.nanmax(vals + [0]) * 1.25 if ci is None else max(v[1] for v in ci.values()) * 1.15))
+    top = np.nanmax([0.0, *vals, *(v[1] for v in (ci or {}).values())])
+    ax.set_ylim(0, max(0.05, float(top) * 1.18))
     ax.set_ylabel("share of tests")
     ax.set_title("Error rates", fontsize=10)
     _style(ax)

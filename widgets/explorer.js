@@ -291,13 +291,27 @@ function render({ model, el: root }) {
     hack.innerHTML = hackTableHTML(v.hack, v.hack_counts);
   };
   const showError = () => { errBox.textContent = model.get("error") || ""; };
+  // selection changed from Python: reflect it in the controls
+  const syncControls = () => {
+    task.value = model.get("task");
+    alpha.value = String(model.get("alpha"));
+    for (const name of ["models", "prompts", "temperatures"]) {
+      const chosen = model.get(name).map(String);
+      controls.querySelectorAll(`input[data-name="${name}"]`).forEach((i) => {
+        i.checked = chosen.includes(i.value) || (name === "temperatures" && chosen.map(Number).includes(Number(i.value)));
+      });
+    }
+  };
+  const events = "change:task change:alpha change:models change:prompts change:temperatures";
   model.on("change:view", draw);
   model.on("change:error", showError);
+  model.on(events, syncControls);
   draw();
   showError();
   return () => {
     model.off("change:view", draw);
     model.off("change:error", showError);
+    model.off(events, syncControls);
   };
 }
 
