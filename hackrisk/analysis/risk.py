@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import special, stats
+from scipy import special
 
 from ..cube import CONFIG_DIMS
 
@@ -512,6 +512,8 @@ def error_regression(
         On ``term``: ``coef``, ``se``, ``z``, ``p_value``, ``lower``, ``upper``, ``odds_ratio``.
         attrs: ``n_hypotheses``, ``n_conclusions``, ``converged``, ``cov_type``, ``alpha``.
     """
+    from scipy import stats
+
     _require(tests, ["human_p_value", "conclusion", "human_conclusion", "task"], "error_regression")
     if cov_type not in ("cluster", "task", "binomial"):
         raise ValueError(f"error_regression: cov_type={cov_type!r}; use 'cluster', 'task' or 'binomial'.")
@@ -906,7 +908,6 @@ def hacking_curve(
     # (3, H, M, P): any over temperature
     a = succ.reshape(*succ.shape[:4], -1).any(-1) if succ.ndim > 4 else succ
     n_h = a.shape[1]
-    a_mat = a.transpose(2, 0, 1, 3).reshape(n_m, 3 * n_h * n_p).astype(np.float32)
     # weights of each hypothesis within each attack's applicable set
     if weighting == "hypothesis":
         w = applies / np.maximum(applies.sum(1, keepdims=True), 1)
