@@ -519,6 +519,8 @@ def _read_vader_bytes(name: str, source: str | Path | None) -> tuple[dict[str, b
         src = Path(source).expanduser()
         if src.is_file():
             return from_tar(src), str(src)
+        if (src / VADER_SDIST).is_file():  # e.g. the folder `pip download` saved the sdist in
+            return from_tar(src / VADER_SDIST), str(src / VADER_SDIST)
         for folder in (src / "vader", src):
             looked.append(folder / f"{name}_anonDataRatings.tsv.gz")
             got = from_mirror(folder)
@@ -570,8 +572,8 @@ def load_vader(
         ``"tweets"``, ``"movieReviewSnippets"``, ``"nytEditorialSnippets"`` or
         ``"amazonReviewSnippets"`` (a ``vader_`` prefix is accepted).
     source
-        A mirror folder (holding ``vader/<name>_*.tsv.gz`` or the ``.tsv.gz`` files themselves), or
-        the path of the vaderSentiment==3.3.2 sdist (``vaderSentiment-3.3.2.tar.gz``, as
+        A mirror folder (holding ``vader/<name>_*.tsv.gz`` or the ``.tsv.gz`` files themselves), a
+        folder holding ``vaderSentiment-3.3.2.tar.gz``, or the path of the vaderSentiment==3.3.2 sdist (``vaderSentiment-3.3.2.tar.gz``, as
         ``pip download --no-deps --no-binary :all: vaderSentiment==3.3.2`` saves it), or of its
         ``hutto_ICWSM_2014.tar.gz``. Default: ``HACKRISK_DATA_DIR``, the cache, then a download of
         the sdist from PyPI.

@@ -179,6 +179,13 @@ def test_vader_from_sdist_tarball(mirror, tmp_path):
     pd.testing.assert_frame_equal(a.items, b.items)
     pd.testing.assert_frame_equal(a.ratings, b.ratings)
     assert a.source == str(sdist)
+    # the folder `pip download -d <dir>` wrote to, and the inner hutto_ICWSM_2014.tar.gz, work too
+    assert ds.load_vader("tweets", source=tmp_path).source == str(sdist)
+    with tarfile.open(sdist) as outer:
+        inner = outer.extractfile(outer.getnames()[0]).read()
+    (tmp_path / "hutto_ICWSM_2014.tar.gz").write_bytes(inner)
+    c = ds.load_vader("tweets", source=tmp_path / "hutto_ICWSM_2014.tar.gz")
+    pd.testing.assert_frame_equal(c.items, b.items)
     with pytest.raises(ValueError, match="no member"):
         ds.load_vader("nytEditorialSnippets", source=sdist)
 
