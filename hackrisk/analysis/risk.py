@@ -206,25 +206,27 @@ def _aggregate(values: np.ndarray, valid: np.ndarray, task_code: np.ndarray, n_t
     y = np.concatenate([np.where(valid, values, 0.0), valid.astype(np.float64)], axis=1)
     y32 = y.astype(np.float32)
     z = values.shape[1]
-    task_num = np.zeros((1 + n_boot, n_tasks, z))
-    task_den = np.zeros((1 + n_boot, n_tasks, z))
+    # running sums over tasks of the task means (and of the tasks that have one): O(n_boot · z)
+    total = np.zeros((1 + n_boot, z))
+    count = np.zeros((1 + n_boot, z))
+    acc = np.zeros((1 + n_boot, 2 * z))
     for t in range(n_tasks):
         idx = np.flatnonzero(task_code == t)
         n_t = idx.size
         if n_t == 0:
             continue
-        est = y[idx].sum(0)
-        task_num[0, t], task_den[0, t] = est[:z], est[z:]
+        acc[0] = y[idx].sum(0)
         if n_boot:
             # counts of each hypothesis in each replicate; float32 products (replicates only)
             draws = gen.integers(0, n_t, size=(n_boot, n_t))
             flat = (np.arange(n_boot)[:, None] * n_t + draws).ravel()
             weights = np.bincount(flat, minlength=n_boot * n_t).reshape(n_boot, n_t)
-            acc = weights.astype(np.float32) @ y32[idx]
-            task_num[1:, t], task_den[1:, t] = acc[:, :z], acc[:, z:]
-    task_mean = _safe_div(task_num, task_den)
-    has = np.isfinite(task_mean)
-    return _safe_div(np.where(has, task_mean, 0.0).sum(axis=1), has.sum(axis=1))
+            acc[1:] = weights.astype(np.float32) @ y32[idx]
+        task_mean = _safe_div(acc[:, :z], acc[:, z:])
+        has = np.isfinite(task_mean)
+        total += np.where(has, task_mean, 0.0)
+        count += has
+    return _safe_div(total, count)
 
 
 def risk(
@@ -908,32 +910,40 @@ def hacking_curve(
     # (3, H, M, P): any over temperature
     a = succ.reshape(*succ.shape[:4], -1).any(-1) if succ.ndim > 4 else succ
     n_h = a.shape[1]
-    # weights of each hypothesis within each attack's applicable set
+    # hypotheses sorted by task; each attack's success count per task is exact (integers), and
+    # the weights per (attack, task) turn counts into rates
+    tcode = pd.factorize(pd.Series(tests["task"].values))[0]
+    order_h = np.argsort(tcode, kind="stable")
+    tcode = tcode[order_h]
+    a = a[:, order_h]
+    applies = applies[:, order_h]
+    starts = np.flatnonzero(np.r_[True, tcode[1:] != tcode[:-1]])
+    n_t = starts.size
+    per_task = np.stack([np.bincount(tcode, weights=applies[q], minlength=n_t) for q in range(3)])
     if weighting == "hypothesis":
-        w = applies / np.maximum(applies.sum(1, keepdims=True), 1)
+        wt = np.broadcast_to(1.0 / np.maximum(per_task.sum(1, keepdims=True), 1), per_task.shape)
     else:
-        tcode = pd.factorize(pd.Series(tests["task"].values))[0]
-        w = np.zeros(applies.shape)
-        for q in range(3):
-            per_task = np.bincount(tcode, weights=applies[q], minlength=tcode.max() + 1)
-            n_tasks = (per_task > 0).sum()
-            w[q] = np.where(applies[q], 1.0 / np.maximum(per_task[tcode], 1) / max(n_tasks, 1), 0)
+        n_tasks = np.maximum((per_task > 0).sum(1, keepdims=True), 1)
+        wt = np.where(per_task > 0, 1.0 / np.maximum(per_task, 1) / n_tasks, 0.0)
     # Nested random subsets: per draw, a random order of the models and of the prompts; the
     # first m models and first p prompts form a uniformly random subset of each size, and the
     # successes of every budget follow from cumulative ORs (one pass per model).
-    a3 = a.transpose(2, 0, 1, 3).reshape(n_m, 3 * n_h, n_p)  # (M, 3H, P)
+    a3 = np.ascontiguousarray(a.transpose(2, 3, 0, 1)).reshape(n_m, n_p, 3 * n_h)  # (M, P, 3H)
     order_m = np.argsort(gen.random((n_draws, n_m)), axis=1)
     order_p = np.argsort(gen.random((n_draws, n_p)), axis=1)
-    reached = np.zeros((n_draws, 3 * n_h, n_p), dtype=bool)
+    reached = np.zeros((n_draws, n_p, 3 * n_h), dtype=bool)
     rates = np.full((n_m, n_draws, 3, n_p), np.nan)
     wanted_m = set(n_models)
+    draw_idx = np.arange(n_draws)[:, None]
     for i in range(max(n_models)):
         reached |= a3[order_m[:, i]]
         if i + 1 not in wanted_m:
             continue
-        hit = np.take_along_axis(reached, order_p[:, None, :], axis=2)
-        hit = np.logical_or.accumulate(hit, axis=2).reshape(n_draws, 3, n_h, n_p)
-        rates[i] = np.einsum("dqhp,qh->dqp", hit, w)
+        hit = reached[draw_idx, order_p]  # prompts in each draw's random order
+        for j in range(1, n_p):  # cumulative OR: the first j+1 prompts
+            hit[:, j] |= hit[:, j - 1]
+        counts = np.add.reduceat(hit.reshape(n_draws, n_p, 3, n_h), starts, axis=3, dtype=np.int64)
+        rates[i] = np.einsum("dpqt,qt->dqp", counts, wt)
     sel = rates[np.array(n_models) - 1][..., np.array(n_prompts) - 1]  # (m, d, q, p)
     mean = sel.mean(1).transpose(1, 0, 2)
     sd = (sel.std(1, ddof=1) if n_draws > 1 else np.full(sel.shape[:1] + sel.shape[2:], np.nan))
