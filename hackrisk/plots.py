@@ -408,6 +408,8 @@ def plot_risk_heatmap(result: xr.Dataset, *, ax: Axes | None = None, rows: str =
 
         res = _errors_of(result, "plot_risk_heatmap")
         r = risk(res, by=(rows, cols), n_boot=0)
+        # risk() sorts the levels: put them back in the order of the result
+        r = r.sel({rows: res[rows].values, cols: res[cols].values})
         mat = r["risk_pooled"].sel(ci="estimate").transpose(rows, cols).values
     _draw_heatmap(ax, mat, [str(v) for v in result[rows].values], [str(v) for v in result[cols].values])
     ax.set_xlabel(cols)

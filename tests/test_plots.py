@@ -104,6 +104,11 @@ def test_heatmap(errors):
     r = risk(errors, by=("model", "temperature"), n_boot=0)
     ax = plots.plot_risk_heatmap(r, cols="temperature")
     assert ax.images[0].get_array().shape == (4, 3)
+    # level order follows the result, whatever order risk() returns them in
+    shuffled = errors.assign_coords(model=["zz", "aa", "mm", "bb"])
+    ax = plots.plot_risk_heatmap(shuffled)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["zz", "aa", "mm", "bb"]
+    np.testing.assert_allclose(np.asarray(ax.images[0].get_array()), want)
     with pytest.raises(ValueError, match="by=\\('model', 'prompt'\\)"):
         plots.plot_risk_heatmap(risk(errors, by="model", n_boot=0))
 
@@ -116,6 +121,16 @@ def test_hacking(errors):
     e = errors["error"].sel(hypothesis=5).values
     ax = plots.plot_hacking(errors, hypothesis=5)
     assert [p.get_width() for p in ax.patches] == [int((e == k).sum()) for k in (1, 2, 3)]
+
+
+def test_error_bars_ci_not_containing_estimate():
+    import xarray as xr
+
+    ci = xr.DataArray(["estimate", "lower", "upper"], dims="ci")
+    r = xr.Dataset({v: ("ci", [0.2, 0.25, 0.4]) for v in ("type_i", "type_ii", "type_s", "risk_pooled")},
+                   coords={"ci": ci})
+    ax = plots.plot_error_bars(r)  # a percentile interval above its estimate must still draw
+    np.testing.assert_allclose(_bar_heights(ax), [0.2] * 4)
 
 
 def test_bad_input():
