@@ -285,3 +285,17 @@ def test_notebook_runs_under_nbmake(notebook, tmp_path):
 
     nb = json.loads((ROOT / "notebooks" / notebook).read_text())
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb["cells"] if c["cell_type"] == "code")
+
+
+def test_binder_environment():
+    b = ROOT / "binder"
+    req = [ln.strip() for ln in (b / "requirements.txt").read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in req
+    assert not any(ln.startswith(("--index-url", "-i ")) for ln in req)  # PyPI stays the main index
+    torch = [ln for ln in req if ln.startswith("torch")]
+    assert torch == ["torch==2.13.0"]
+    assert (b / "runtime.txt").read_text().strip().startswith("python-3.")
+    assert "libopenblas-dev" in (b / "apt.txt").read_text().split()
+    post = b / "postBuild"
+    assert os.access(post, os.X_OK) and post.read_text().startswith("#!")
+    assert 'pip install --no-cache-dir -e ".[widgets,bayes]"' in post.read_text()
