@@ -627,3 +627,15 @@ def test_biased_annotator_rates_match_simulation_many_seeds():
     zs = np.array(zs)
     assert np.abs(zs).max() < 4.5, zs
     assert abs(zs.mean()) < 4 / np.sqrt(zs.size) * 1.5, zs  # no systematic gap (SE inflated ×1.5)
+
+
+def test_edge_cases_all_null_and_no_errors():
+    t = make_tests(np.zeros((10, 2, 2, 1), int), np.zeros(10, int))
+    r = R.risk(t, n_boot=50)
+    assert float(r.type_i.sel(ci="estimate")) == 0.0
+    assert np.isnan(r.type_ii.values).all() and int(r.n_significant) == 0
+    assert r.to_dataframe().shape[0] == 3
+    with pytest.raises(ValueError, match="every conclusion is right"):
+        R.error_regression(t)
+    hk = R.hacking(t)
+    assert hk.attrs["fabricate_rate"] == 0.0 and np.isnan(hk.attrs["hide_rate"])

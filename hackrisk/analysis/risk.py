@@ -535,6 +535,9 @@ def error_regression(
     d = np.abs(np.log10(np.clip(p[keep], 1e-300, None)) - np.log10(alpha))
     s = (tests["human_conclusion"].values[keep] != 0).astype(np.float64)
     n, k = n[keep], k[keep]
+    if k.sum() == 0 or (k == n).all():
+        raise ValueError("error_regression: every conclusion is " + ("right" if k.sum() == 0 else "wrong")
+                         + ", so the logistic regression has no finite solution. Nothing to model.")
     if by_side:
         terms = ["intercept", "distance", "significant", "distance:significant"]
         x = np.column_stack([np.ones_like(d), d, s, d * s])
@@ -542,6 +545,8 @@ def error_regression(
         terms = ["intercept", "distance"]
         x = np.column_stack([np.ones_like(d), d])
     beta, fit, converged = _irls_binomial(x, k, n)
+    if not converged:
+        logger.warning("error_regression: IRLS did not converge (separation?); check the coefs.")
     w = n * fit * (1 - fit)
     bread = np.linalg.pinv(x.T @ (x * w[:, None]))
     if cov_type == "binomial":
