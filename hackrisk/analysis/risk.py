@@ -16,8 +16,24 @@ Aggregation (:func:`risk`), as in Baumann et al. (2025)
     3. the mean over tasks.
     Type I is averaged over human-null hypotheses; Type II, Type S and Type M over
     human-significant ones; the pooled risk (share of wrong conclusions) over all hypotheses. The
-    balanced risk is ``½·Type I + ½·(Type II + Type S)``. Bootstrap CIs resample hypotheses with
-    replacement within each task.
+    balanced risk is ``½·Type I + ½·(Type II + Type S)``. Type M is reported as the mean
+    exaggeration ratio (``type_m_mean``; 1 = magnitudes right on average), the share of ratios
+    above 1 (``type_m_share``) and the mean relative error ``|ratio − 1|`` (``type_m_relerr``).
+    Bootstrap CIs resample hypotheses with replacement within each task.
+
+What drives it
+    :func:`risk_by_effect_size` (binned curves over ``|human effect|`` or the human p-value),
+    :func:`error_regression` (logit of a wrong conclusion on the distance of the human p-value
+    to ``alpha``), :func:`variance_explained` (ANOVA-style R² of task, model, prompt,
+    temperature, annotation quality, effect size) and :func:`annotation_quality` (accuracy,
+    macro-F1, Cohen's κ per configuration).
+
+Intentional hacking
+    :func:`hacking` (can some configuration fabricate, hide or reverse each finding?) and
+    :func:`hacking_curve` (success as a function of how many models and prompts are searched).
+
+Baselines (random conclusions, random labels, random noise at a given accuracy) live in
+:mod:`hackrisk.analysis.baselines`.
 
 The numpy work is vectorised over hypotheses and configurations; the only Python loops run over
 tasks (a few dozen) or over the terms of a model.
