@@ -163,8 +163,8 @@ def render_report(
     rng: int | np.random.Generator | None = 0,
 ) -> str:
     """The report as an HTML string (see :func:`write_report`)."""
-    from .analysis import risk as R
     from . import plots
+    from .analysis import risk as R
 
     if not isinstance(tests, xr.Dataset) or "conclusion" not in tests or "human_conclusion" not in tests:
         raise ValueError("write_report: tests must be the Dataset of "
