@@ -31,6 +31,26 @@ __all__ = [
 _TINY = 1e-300
 
 
+def _xb(X, theta):
+    """Linear predictor ``X θ`` (..., item)."""
+    return (X @ theta[..., None])[..., 0]
+
+
+def _xtv(X, v):
+    """``Xᵀ v`` (..., d)."""
+    return (np.swapaxes(X, -1, -2) @ v[..., None])[..., 0]
+
+
+def _xtwx(X, w):
+    """``Xᵀ diag(w) X`` (..., d, d)."""
+    return np.swapaxes(X * w[..., None], -1, -2) @ X
+
+
+def _gtg(A, B):
+    """``Aᵀ B`` over items for row matrices (..., item, d)."""
+    return np.swapaxes(A, -1, -2) @ B
+
+
 def _div(a, b):
     """a / b with NaN where b == 0 (no warnings)."""
     b = np.asarray(b, dtype=float)
@@ -50,11 +70,12 @@ def wald(est, se, alpha: float):
     return lower, upper, p, conclusion
 
 
-def bounded_scale(u, valid, total, lo, hi, *, n_iter: int = 60):
+def bounded_scale(u, valid, total, lo, hi, *, n_iter: int = 60, return_scale: bool = False):
     """Probabilities ``clip(s * u, lo, hi)`` on ``valid`` items summing to ``total`` (bisection on s).
 
     ``u`` >= 0, shape (..., item); ``total``, ``lo``, ``hi`` broadcast against (...,). Requires
-    ``lo * n_valid <= total <= hi * n_valid``; items with ``u == 0`` get ``lo``.
+    ``lo * n_valid <= total <= hi * n_valid``; items with ``u == 0`` get ``lo``. With
+    ``return_scale`` also returns ``s`` (0 where every ``u`` is 0 and the result is uniform).
     """
     u = np.where(valid, u, 0.0)
     lo = np.asarray(lo, dtype=float)[..., None]
@@ -76,7 +97,8 @@ def bounded_scale(u, valid, total, lo, hi, *, n_iter: int = 60):
     nv = valid.sum(-1)
     flat = ~np.isfinite(umin)
     uni = np.broadcast_to(_div(total, nv)[..., None], pi.shape) * valid
-    return np.where(flat[..., None], uni, pi)
+    out = np.where(flat[..., None], uni, pi)
+    return (out, np.where(flat, 0.0, s)) if return_scale else out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,12 +224,12 @@ def logistic_newton(X, Wt, T, *, theta0=None, ridge: float = 0.0, max_iter: int 
     eye = np.eye(d)
     done = np.zeros(batch, dtype=bool)
     for _ in range(max_iter):
-        eta = np.einsum("...id,...d->...i", X, theta)
+        eta = _xb(X, theta)
         mu = expit(eta)
         r = Wt * mu - T
-        grad = np.einsum("...id,...i->...d", X, r) + ridge * theta
+        grad = _xtv(X, r) + ridge * theta
         hw = Wt * mu * (1 - mu)
-        hess = np.einsum("...id,...ie,...i->...de", X, X, hw) + ridge * eye
+        hess = _xtwx(X, hw) + ridge * eye
         hess = hess + eye * 1e-300
         with np.errstate(invalid="ignore", over="ignore"):
             try:
@@ -229,18 +251,18 @@ def logistic_newton(X, Wt, T, *, theta0=None, ridge: float = 0.0, max_iter: int 
 
 def _wcov(G, mask, n, ddof):
     """Covariance (..., d, d) of rows of ``G`` (..., item, d) over ``mask`` items."""
-    mean = _div(np.einsum("...id->...d", G * mask[..., None]), n[..., None])
+    mean = _div((G * mask[..., None]).sum(-2), n[..., None])
     Gc = (G - mean[..., None, :]) * mask[..., None]
-    return np.einsum("...id,...ie->...de", Gc, Gc) / np.maximum(n - ddof, 1)[..., None, None]
+    return _gtg(Gc, Gc) / np.maximum(n - ddof, 1)[..., None, None]
 
 
 def _ppi_logistic_stats(theta, X, Y, Yh, lab, unl, wl, wn, use_unlabeled):
-    mu = expit(np.einsum("...id,...d->...i", X, theta))
+    mu = expit(_xb(X, theta))
     n = lab.sum(-1)
     N = unl.sum(-1)
     hw = mu * (1 - mu)
-    h_lab = np.einsum("...id,...ie,...i->...de", X, X, hw * wl * lab)
-    h_unl = np.einsum("...id,...ie,...i->...de", X, X, hw * wn * unl)
+    h_lab = _xtwx(X, hw * wl * lab)
+    h_unl = _xtwx(X, hw * wn * unl)
     ue = np.asarray(use_unlabeled)[..., None, None]
     hess = np.where(ue, (h_lab + h_unl) / (n + N)[..., None, None], h_lab / n[..., None, None])
     g = X * (wl * (mu - Y) * lab)[..., None]
@@ -253,11 +275,11 @@ def _ppi_logistic_stats(theta, X, Y, Yh, lab, unl, wl, wn, use_unlabeled):
 
 def _calc_lam(g, gh, gu, inv, lab, unl, n, N):
     """λ of ``ppi_py._calc_lam_glm`` (overall mode, clipped to [0, 1])."""
-    mean_g = _div(np.einsum("...id->...d", g), n[..., None])
-    mean_gh = _div(np.einsum("...id->...d", gh), n[..., None])
+    mean_g = _div(g.sum(-2), n[..., None])
+    mean_gh = _div(gh.sum(-2), n[..., None])
     gc = (g - mean_g[..., None, :]) * lab[..., None]
     ghc = (gh - mean_gh[..., None, :]) * lab[..., None]
-    cov = (np.einsum("...id,...ie->...de", gc, ghc) + np.einsum("...id,...ie->...de", ghc, gc))
+    cov = (_gtg(gc, ghc) + _gtg(ghc, gc))
     cov = cov / n[..., None, None]
     allh = gh + gu
     var_hat = _wcov(allh, lab + unl, n + N, 1)
@@ -322,9 +344,9 @@ def sandwich_logistic(X, T, valid):
     ``H⁻¹ M H⁻¹`` with ``H = Σ μ(1−μ) x xᵀ``, ``M = Σ x xᵀ (T − μ)²``.
     """
     theta, ok = logistic_newton(X, valid, T * valid)
-    mu = expit(np.einsum("...id,...d->...i", X, np.nan_to_num(theta)))
-    hess = np.einsum("...id,...ie,...i->...de", X, X, mu * (1 - mu) * valid)
-    meat = np.einsum("...id,...ie,...i->...de", X, X, (T - mu) ** 2 * valid)
+    mu = expit(_xb(X, np.nan_to_num(theta)))
+    hess = _xtwx(X, mu * (1 - mu) * valid)
+    meat = _xtwx(X, (T - mu) ** 2 * valid)
     with np.errstate(invalid="ignore"):
         inv = np.linalg.inv(hess + np.eye(X.shape[-1]) * 1e-300)
     cov = inv @ meat @ inv

@@ -94,11 +94,11 @@ def _arrays(cube: xr.Dataset, hypotheses: xr.Dataset) -> dict:
     t_idx = np.array([tasks.index(str(t)) for t in hypotheses["task"].values], dtype=int)
     cls = np.asarray(hypotheses["class_code"].values, dtype=int)
     group = np.asarray(hypotheses["group"].transpose("hypothesis", "item").values, dtype=int)
-    truth = np.asarray(cube["truth"].values)[t_idx]  # (H, I)
+    truth = np.asarray(cube["truth"].values)[t_idx]  # (H, NI)
     lab = cube["label"]
     if "sample" in lab.dims:
         lab = lab.isel(sample=0)
-    lab = np.asarray(lab.transpose("task", *CONFIG_DIMS, "item").values)[t_idx]  # (H,M,P,T,I)
+    lab = np.asarray(lab.transpose("task", *CONFIG_DIMS, "item").values)[t_idx]  # (H,M,P,T,NI)
     valid = (group >= 0) & (truth >= 0)
     annotated = ~((lab == -1) & valid[:, None, None, None, :]).any(-1)
     Y = (truth == cls[:, None]).astype(float)
@@ -139,10 +139,10 @@ def item_confidence(cube: xr.Dataset, hypotheses: xr.Dataset, *, per_config: boo
 
 def _agreement(a: dict, n_class: int) -> tuple[np.ndarray, np.ndarray]:
     """Share of annotated configurations giving the modal label, and the modal label, per item."""
-    H, M, P, T, I = a["labels"].shape
-    lab = a["labels"].reshape(H, M * P * T, I)
+    H, M, P, T, NI = a["labels"].shape
+    lab = a["labels"].reshape(H, M * P * T, NI)
     ok = a["annotated"].reshape(H, M * P * T)[..., None]
-    counts = np.stack([((lab == k) & ok).sum(1) for k in range(n_class)], axis=-1)  # (H, I, K)
+    counts = np.stack([((lab == k) & ok).sum(1) for k in range(n_class)], axis=-1)  # (H, NI, K)
     tot = np.maximum(counts.sum(-1), 1)
     return counts.max(-1) / tot, counts.argmax(-1)
 
@@ -213,7 +213,7 @@ def draw_human_sample(
     gen = np.random.default_rng(rng)
     a = _arrays(cube, hypotheses)
     valid, group = a["valid"], a["group"]
-    H, I = valid.shape
+    H, NI = valid.shape
     D = int(n_draws)
     N = valid.sum(-1)
     feasible = (n <= max_share * N) & ((valid & (group == 1)).sum(-1) >= 2) & ((valid & (group == 0)).sum(-1) >= 2)
@@ -223,9 +223,9 @@ def draw_human_sample(
               "item": cube["item"].values}
 
     if scheme == "random":
-        keys = gen.random((H, D, I))
-        sel = np.zeros((H, D, I), dtype=bool)
-        pi = np.zeros((H, D, I))
+        keys = gen.random((H, D, NI))
+        sel = np.zeros((H, D, NI), dtype=bool)
+        pi = np.zeros((H, D, NI))
         n_a_all = (vf & (group == 1)).sum(-1)
         n_a = np.clip(np.round(n * n_a_all / np.maximum(N, 1)), 2, None)
         n_a = np.minimum(n_a, n - 2)
@@ -244,7 +244,7 @@ def draw_human_sample(
             vb = vf if u.ndim == 2 else vf[:, None, None, None, :]
             Nb = vb.sum(-1)
             pi1 = K.bounded_scale(u, vb, np.minimum(n, Nb), floor * n / np.maximum(Nb, 1), max_prob)
-            pi = np.broadcast_to(pi1[..., None, :], (*pi1.shape[:-1], D, I))
+            pi = np.broadcast_to(pi1[..., None, :], (*pi1.shape[:-1], D, NI))
             sel = (gen.random(pi.shape) < pi) & vb[..., None, :]
             if u.ndim > 2:
                 dims = ("hypothesis", *CONFIG_DIMS, "draw", "item")
@@ -255,7 +255,7 @@ def draw_human_sample(
     ds = xr.Dataset(
         {
             "selected": (dims, sel),
-            "pi": (dims, np.where(vf.reshape((H,) + (1,) * (sel.ndim - 2) + (I,)), pi, 0.0)),
+            "pi": (dims, np.where(vf.reshape((H,) + (1,) * (sel.ndim - 2) + (NI,)), pi, 0.0)),
             "feasible": (("hypothesis",), feasible),
         },
         coords=coords,
@@ -275,36 +275,35 @@ def _active(a, u, vf, n, D, floor, max_prob, n_rounds, gen, n_class):
     the past (a martingale), so IPW estimators stay unbiased; ``pi`` holds ``1 / ω`` for
     labelled items and ``1 − Π_t (1 − π_it)`` for the others.
     """
-    H, I = vf.shape
+    H, NI = vf.shape
     _, modal = _agreement(a, n_class)
     Yhm = (modal == a["cls"][:, None]).astype(float)
     dis = (a["Y"] != Yhm).astype(float)  # only read on labelled items
     g = (a["group"] == 1).astype(float)
-    X = np.stack([np.ones((H, I)), u, g], axis=-1)[:, None]  # (H,1,I,3)
-    valid = np.broadcast_to(vf[:, None, :], (H, D, I))
-    not_sel = np.ones((H, D, I))
-    omega = np.zeros((H, D, I))
-    sel = np.zeros((H, D, I), dtype=bool)
+    X = np.stack([np.ones((H, NI)), u, g], axis=-1)[:, None]  # (H,1,NI,3)
+    valid = np.broadcast_to(vf[:, None, :], (H, D, NI))
+    not_sel = np.ones((H, D, NI))
+    omega = np.zeros((H, D, NI))
+    sel = np.zeros((H, D, NI), dtype=bool)
     b = n / n_rounds
-    score = np.broadcast_to(u[:, None, :], (H, D, I))
+    score = np.broadcast_to(u[:, None, :], (H, D, NI))
     nv = valid.sum(-1)
     for t in range(n_rounds):
         if t > 0:
             lab = sel.astype(float)
             theta, _ = K.logistic_newton(X, lab, lab * dis[:, None, :], ridge=1.0)
-            eta = np.einsum("hdik,hdk->hdi", np.broadcast_to(X, (H, D, I, 3)), np.nan_to_num(theta))
+            eta = np.einsum("hdik,hdk->hdi", np.broadcast_to(X, (H, D, NI, 3)), np.nan_to_num(theta))
             score = 1 / (1 + np.exp(-eta))
         remaining = valid & ~sel
         n_rem = remaining.sum(-1)
         lo = floor * b / np.maximum(n_rem, 1)
         # scale fixed on the unlabelled items, applied to every item
-        pit_rem = K.bounded_scale(score, remaining, np.minimum(b, n_rem * max_prob), lo, max_prob)
-        ratio = np.where(remaining & (score > 0), pit_rem / np.where(score > 0, score, 1), np.nan)
-        scale = np.nanmedian(np.where(remaining & (pit_rem > lo[..., None]) & (pit_rem < max_prob), ratio, np.nan), axis=-1)
-        scale = np.where(np.isfinite(scale), scale, 0.0)
-        pit = np.where(remaining, pit_rem,
-                       np.clip(scale[..., None] * score, lo[..., None], max_prob)) * valid
-        draw = (gen.random((H, D, I)) < pit) & valid
+        pit_rem, scale = K.bounded_scale(score, remaining, np.minimum(b, n_rem * max_prob), lo,
+                                         max_prob, return_scale=True)
+        uniform = np.where(scale > 0, 0.0, np.minimum(b, n_rem * max_prob) / np.maximum(n_rem, 1))
+        pit_lab = np.clip(scale[..., None] * score + uniform[..., None], lo[..., None], max_prob)
+        pit = np.where(remaining, pit_rem, pit_lab) * valid
+        draw = (gen.random((H, D, NI)) < pit) & valid
         omega += np.where(draw, 1 / np.where(pit > 0, pit, 1), 0.0)
         not_sel *= 1 - pit
         sel |= draw
@@ -329,7 +328,7 @@ def _design_arrays(design: xr.Dataset, hypotheses: xr.Dataset) -> tuple[np.ndarr
     order = [d for d in ("hypothesis", *CONFIG_DIMS, "draw", "item") if d in design["selected"].dims]
     S = design["selected"].transpose(*order).values.astype(float)
     pi = design["pi"].transpose(*order).values.astype(float)
-    if S.ndim == 3:  # (H, D, I) -> (H, 1, 1, 1, D, I)
+    if S.ndim == 3:  # (H, D, NI) -> (H, 1, 1, 1, D, NI)
         S, pi = S[:, None, None, None], pi[:, None, None, None]
     return S, pi
 
@@ -344,7 +343,7 @@ def _cross_fit(Y, Yh, g, lab, fold, n_folds):
     cell = (2 * Yh + g).astype(int)
     cell_oh = (cell[..., None] == np.arange(4)).astype(float)
     fold_oh = (fold[..., None] == np.arange(n_folds)).astype(float)
-    lw = lab[..., None] * cell_oh  # (..., I, 4)
+    lw = lab[..., None] * cell_oh  # (..., NI, 4)
     tot_n = lw.sum(-2)  # (..., 4)
     tot_s = (lw * Y[..., None]).sum(-2)
     f_n = np.einsum("...ik,...ic->...kc", np.broadcast_to(fold_oh, (*lw.shape[:-1], n_folds)), lw)
@@ -488,13 +487,13 @@ def mitigate(
         raise ValueError(f"n_folds={n_folds}: cross-fitting needs at least 2 folds.")
     a = _arrays(cube, hypotheses)
     S_all, pi_all = _design_arrays(design, hypotheses)
-    H, M, P, T, I = a["Yh"].shape
+    H, M, P, T, NI = a["Yh"].shape
     D = S_all.shape[-2]
     gen = np.random.default_rng(rng)
-    fold_all = gen.integers(0, n_folds, size=(H, 1, 1, 1, D, I))
+    fold_all = gen.integers(0, n_folds, size=(H, 1, 1, 1, D, NI))
     out = {k: np.full((H, M, P, T, D), np.nan) for k in ("estimate", "se", "lam")}
     uses_llm = method != "human"
-    per_h = (M * P * T if uses_llm else 1) * D * I
+    per_h = (M * P * T if uses_llm else 1) * D * NI
     for sl in _by_chunks(H, per_h):
         Y = a["Y"][sl, None, None, None, None, :]
         Yh = a["Yh"][sl][..., None, :] if uses_llm else np.zeros_like(Y)
@@ -542,22 +541,43 @@ def mitigate(
 # ---------------------------------------------------------------------------------------------
 
 
-def classify_conclusions(conclusion, reference):
-    """Error type of each conclusion against the reference (full-human-label) conclusion.
+def classify_conclusions(conclusion: xr.DataArray, tests: xr.Dataset, *,
+                         estimate: xr.DataArray | None = None,
+                         annotated: xr.DataArray | None = None) -> xr.DataArray:
+    """Error type of each conclusion against the full-human-label conclusion of ``tests``.
 
-    0 correct, 1 Type I (reference 0, conclusion ≠ 0), 2 Type II (reference ≠ 0, conclusion 0),
-    3 Type S (opposite signs). Inputs broadcast (numpy or xarray).
+    Forwards to :func:`hackrisk.analysis.risk.classify_errors`: 0 correct, 1 Type I
+    (reference 0, conclusion ≠ 0), 2 Type II (reference ≠ 0, conclusion 0), 3 Type S (opposite
+    signs), -1 excluded (not annotated, or the human test is undefined).
+
+    Parameters
+    ----------
+    conclusion
+        Conclusions with a ``hypothesis`` dim (any others, e.g. configurations and draws).
+    tests
+        :func:`hackrisk.analysis.frequentist.test_hypotheses` output on the same hypotheses.
+    estimate, annotated
+        Optional, same dims as ``conclusion`` (``annotated`` False → -1).
     """
-    c, r = conclusion, reference
-    return (
-        xr.where((r == 0) & (c != 0), 1, 0)
-        + xr.where((r != 0) & (c == 0), 2, 0)
-        + xr.where((r != 0) & (c != 0) & (c != r), 3, 0)
-    ).astype(np.int8)
+    from .risk import classify_errors
+
+    hyp = ("hypothesis",)
+    ds = xr.Dataset({
+        "conclusion": conclusion.reset_coords(drop=True),
+        "estimate": (conclusion * 0.0 if estimate is None else estimate).reset_coords(drop=True),
+        "human_conclusion": (hyp, np.asarray(tests["human_conclusion"].values)),
+        "human_estimate": (hyp, np.asarray(tests["human_estimate"].values)),
+    })
+    if "human_p_value" in tests:
+        ds["human_p_value"] = (hyp, np.asarray(tests["human_p_value"].values))
+    if annotated is not None:
+        ds["annotated"] = annotated.reset_coords(drop=True)
+    return classify_errors(ds)["error"]
 
 
 def _rates(err: np.ndarray, ref: np.ndarray, keep: np.ndarray) -> dict:
     """Type I / II / S rates and pooled risk of error codes ``err`` with reference ``ref``."""
+    keep = keep & (err >= 0)
     e, r = err[keep], np.broadcast_to(ref, err.shape)[keep]
     null, eff = r == 0, r != 0
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -601,10 +621,10 @@ def select_model(
         tests = _reference(cube, hypotheses, alpha)
     a = _arrays(cube, hypotheses)
     S, pi = _design_arrays(design, hypotheses)
-    H, M, P, T, I = a["labels"].shape
+    H, M, P, T, NI = a["labels"].shape
     w = np.where(S > 0, 1 / np.where(pi > 0, pi, 1), 0.0) * a["valid"][:, None, None, None, None, :]
     hit = (a["labels"] == a["truth"][:, None, None, None, :]).astype(float)[..., None, :]
-    acc = (np.broadcast_to(w, (H, M, P, T, w.shape[-2], I)) * hit).sum(-1) / np.maximum(w.sum(-1), 1e-300)
+    acc = (np.broadcast_to(w, (H, M, P, T, w.shape[-2], NI)) * hit).sum(-1) / np.maximum(w.sum(-1), 1e-300)
     acc = np.where(a["annotated"][..., None], acc, -np.inf)
     D = acc.shape[-1]
     flat = acc.reshape(H, M * P * T, D)
@@ -613,7 +633,7 @@ def select_model(
     concl_all = tests["conclusion"].transpose("hypothesis", *CONFIG_DIMS).values.reshape(H, M * P * T)
     concl = np.take_along_axis(concl_all, best, axis=1)
     ref = tests["human_conclusion"].values
-    err = classify_conclusions(concl, ref[:, None])
+    err = classify_conclusions(xr.DataArray(concl, dims=("hypothesis", "draw")), tests).values
     feas = design["feasible"].values if "feasible" in design else np.ones(H, bool)
     dims = ("hypothesis", "draw")
     return xr.Dataset(
@@ -669,11 +689,12 @@ def evaluate_mitigation(
     ref = np.asarray(tests["human_conclusion"].values)
     refb = ref[:, None, None, None, None]
     rows = []
-    llm = tests["conclusion"].transpose("hypothesis", *CONFIG_DIMS).values
     ann = tests["annotated"].transpose("hypothesis", *CONFIG_DIMS).values
-    err = classify_conclusions(llm, ref[:, None, None, None])
+    err = classify_conclusions(tests["conclusion"], tests, estimate=tests["estimate"],
+                               annotated=tests["annotated"])
+    err = err.transpose("hypothesis", *CONFIG_DIMS).values
     rows.append({"scheme": "none", "budget": 0, "method": "llm_only",
-                 **_rates(np.asarray(err), ref[:, None, None, None], ann)})
+                 **_rates(err, ref[:, None, None, None], ann)})
     for scheme in schemes:
         for n in budgets:
             design = draw_human_sample(cube, hypotheses, n=n, scheme=scheme, n_draws=n_draws,
@@ -685,8 +706,8 @@ def evaluate_mitigation(
             for method in methods:
                 res = mitigate(cube, hypotheses, design, method=method, estimand=estimand,
                                alpha=alpha, rng=gen)
-                c = res["conclusion"].values
-                e = np.asarray(classify_conclusions(c, refb))
+                e = classify_conclusions(res["conclusion"], tests, estimate=res["estimate"])
+                e = e.transpose(*_OUT_DIMS).values
                 keep = res["annotated"].values[..., None] & feas[:, None, None, None, None]
                 keep = np.broadcast_to(keep, e.shape)
                 rows.append({"scheme": scheme, "budget": n, "method": method,
