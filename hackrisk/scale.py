@@ -136,26 +136,63 @@ def _distinct_rows(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mask[first], inv.reshape(-1)
 
 
-def _count_block(lab: np.ndarray, rows: np.ndarray, codes: np.ndarray) -> np.ndarray:
-    """Partial class counts of one block: ``lab`` (m, p, q, i), ``rows`` (r, i) -> (1, k, m, p, q, r)."""
+def _block_partial(lab: np.ndarray, rows: np.ndarray | None, codes: np.ndarray | None, real: np.ndarray,
+                   n_class: int, sample: int | None) -> dict[str, Any]:
+    """Everything one block of ``label`` contributes, so that each block is read by one task.
+
+    ``lab``: (1, m, p, q, i) or (1, m, p, q, i, s); ``rows``: (r, i) distinct group memberships of
+    the task's hypotheses (None: the task has none); ``real``: (i,) non-padding items.
+
+    Returns partial ``counts`` (k, m*p*q, r) float64, ``missing`` (m, p, q) labels -1 on real
+    items, ``labelled`` (p,) any label != -1, ``bad`` number of invalid codes.
+    """
     from .analysis import _kernels as K
 
-    flat = lab.reshape(-1, lab.shape[-1])
-    counts = K.count_by_group(flat, rows.astype(np.float32), codes)  # (k, m*p*q, r), exact
-    return counts.astype(np.float64).reshape(1, codes.size, *lab.shape[:3], rows.shape[0])
+    if lab.ndim == 6:  # sample dimension: validate every draw, count the chosen one
+        bad = (lab < OUTSIDE) | (lab >= n_class) | (~real[:, None] & (lab != NOT_ANNOTATED))
+        labelled = (lab != NOT_ANNOTATED).any(axis=(0, 1, 3, 4, 5))
+        lab = lab[..., sample]
+    else:
+        bad = (lab < OUTSIDE) | (lab >= n_class) | (~real & (lab != NOT_ANNOTATED))
+        labelled = (lab != NOT_ANNOTATED).any(axis=(0, 1, 3, 4))
+    lab = lab[0]
+    out = {"bad": int(np.count_nonzero(bad)), "labelled": labelled,
+           "missing": ((lab == NOT_ANNOTATED) & real).sum(axis=-1, dtype=np.int64)}
+    if rows is not None:
+        flat = lab.reshape(-1, lab.shape[-1])
+        out["counts"] = K.count_by_group(flat, rows, codes).astype(np.float64)  # exact integers
+    return out
 
 
-def _select_sample(cube: xr.Dataset, sample: int | None) -> tuple[xr.DataArray, int | None]:
-    """``label`` with the requested draw of ``sample`` selected (lazily); same rules as test_hypotheses."""
+def _add_partials(*parts: dict[str, Any]) -> dict[str, Any]:
+    """Sum of block partials over item blocks (``labelled`` is OR-ed)."""
+    out = dict(parts[0])
+    for part in parts[1:]:
+        for key, val in part.items():
+            out[key] = (out[key] | val) if key == "labelled" else out[key] + val
+    return out
+
+
+def _tree_sum(items: list, fan_in: int = 4):
+    """Delayed tree reduction of block partials (bounded fan-in keeps memory flat)."""
+    import dask
+
+    add = dask.delayed(_add_partials, pure=True)
+    while len(items) > 1:
+        items = [add(*items[i:i + fan_in]) if len(items[i:i + fan_in]) > 1 else items[i]
+                 for i in range(0, len(items), fan_in)]
+    return items[0]
+
+
+def _check_sample(cube: xr.Dataset, sample: int | None) -> int | None:
+    """The draw of ``sample`` to count (None without a sample dim); same rules as test_hypotheses."""
     from .analysis import frequentist as F
 
-    lab = cube["label"]
-    # check sample= with the in-memory rules on a one-label slice (same messages)
+    # checks sample= with the in-memory rules, on a one-label slice (same messages)
     F._label_array(cube.isel({d: [0] for d in LABEL_DIMS}), sample)
-    if "sample" not in lab.dims:
-        return lab, sample
-    s = 0 if sample is None else int(sample)
-    return lab.isel(sample=s), sample
+    if "sample" not in cube["label"].dims:
+        return None
+    return 0 if sample is None else int(sample)
 
 
 def count_hypotheses(
@@ -165,8 +202,14 @@ def count_hypotheses(
     sample: int | None = None,
     chunks: Mapping[str, int] | None = None,
     scheduler: str | None = None,
-) -> dict[str, np.ndarray]:
+) -> dict[str, Any]:
     """Class counts of every (hypothesis, configuration), computed block by block with dask.
+
+    Each block of ``label`` (one task, a block of configurations, a block of items) is read once,
+    by one task that counts its classes per distinct group-membership row
+    (:func:`hackrisk.analysis._kernels.count_by_group`), its missing labels and its invalid codes;
+    the partial results are summed over the item blocks by a tree reduction. Only these small
+    partials are ever held, so memory stays at a few blocks per worker thread.
 
     Parameters
     ----------
@@ -177,7 +220,8 @@ def count_hypotheses(
     sample
         Draw of the cube's ``sample`` dimension (see :func:`hackrisk.analysis.frequentist.test_hypotheses`).
     chunks
-        Dask chunks of ``label`` for the pass (default :func:`analysis_chunks`).
+        Dask chunks of ``label`` for the pass; dimensions not given take those of
+        :func:`analysis_chunks` (``task`` must stay 1).
     scheduler
         Passed to ``dask.compute`` (default: the active one, e.g. a distributed ``Client``).
 
@@ -186,8 +230,8 @@ def count_hypotheses(
     dict
         ``k_a``, ``k_b`` (hypothesis, configuration + 1) float64 (last column: human labels),
         ``hn_a``, ``hn_b`` (hypothesis,) int64, ``annotated_tc`` (task, configuration) bool,
-        ``t_idx``, ``cls``, ``group`` as checked by the in-memory path, ``n_cfg``, ``cfg_shape``.
-        Configurations are flattened in (model, prompt, temperature) C order.
+        ``t_idx``, ``cls``, ``group`` as checked by the in-memory path, ``n_cfg``, ``cfg_shape``,
+        ``used_tasks``. Configurations are flattened in (model, prompt, temperature) C order.
 
     Raises
     ------
@@ -195,7 +239,6 @@ def count_hypotheses(
         The errors of ``test_hypotheses`` (invalid cube, labels or hypotheses).
     """
     import dask
-    import dask.array as da
 
     from .analysis import _kernels as K
     from .analysis import frequentist as F
@@ -204,69 +247,83 @@ def count_hypotheses(
     # every check that does not involve the labels, on a light copy; labels are checked in the pass
     validate_cube(cube.isel(model=[0], temperature=[0]).load())
     t_idx, cls, group = F._check_hypotheses(cube, hypotheses)
-    lab_sel, _ = _select_sample(cube, sample)
-    lab_all = cube["label"]
+    s_idx = _check_sample(cube, sample)
 
-    chunks = dict(analysis_chunks(cube) if chunks is None else chunks)
-    lab_all = lab_all.chunk({d: c for d, c in chunks.items() if d in lab_all.dims})
-    lab_sel = lab_sel.chunk({d: c for d, c in chunks.items() if d in lab_sel.dims})
-    lab_sel = lab_sel.transpose(*LABEL_DIMS)
-
-    n_task = lab_sel.sizes["task"]
-    cfg_shape = tuple(lab_sel.sizes[d] for d in CONFIG_DIMS)
+    lab = cube["label"]
+    chunks = analysis_chunks(cube) | dict(chunks or {})
+    chunks = {d: c for d, c in chunks.items() if d in lab.dims and d != "sample"}
+    if "sample" in lab.dims:
+        chunks["sample"] = -1  # every draw in the block: one reader per block
+    lab = lab.variable.chunk(chunks).transpose(*LABEL_DIMS, ...)
+    data = lab.data
+    n_task = lab.sizes["task"]
+    cfg_shape = tuple(lab.sizes[d] for d in CONFIG_DIMS)
     n_cfg = int(np.prod(cfg_shape))
-    item_id = np.asarray(cube["item_id"].values)
-    real = item_id != ""
+    real = np.asarray(cube["item_id"].values) != ""
     truth = np.asarray(cube["truth"].values)
     n_cls = np.asarray((cube["class_name"] != "").sum("class").values)
-    real_da = xr.DataArray(real, dims=("task", "item"))
 
-    # validation and the 'annotated' flag in the same pass (dask fuses these element-wise ops)
-    nc_da = xr.DataArray(n_cls, dims=("task",))
-    bad = (lab_all < OUTSIDE) | (lab_all >= nc_da) | (~real_da & (lab_all != NOT_ANNOTATED))
-    n_bad = bad.sum()
-    missing = ((lab_sel == NOT_ANNOTATED) & real_da).sum("item").data  # (task, m, p, q)
-    labelled = (lab_all != NOT_ANNOTATED).any([d for d in lab_all.dims if d not in ("task", "prompt")]).data
-
-    used_tasks = np.unique(t_idx)
-    plans, lazy_counts = {}, []
-    for t in used_tasks:
+    # per task: distinct membership rows of its hypotheses (A, and A or B) and the classes to count
+    plans = {}
+    for t in np.unique(t_idx):
         hs = np.flatnonzero(t_idx == t)
         g = group[hs]
         rows, inv = _distinct_rows(np.concatenate([g == 1, g >= 0]))
         codes, cls_pos = np.unique(cls[hs], return_inverse=True)
-        codes = codes.astype(np.int16)
-        lab_t = lab_sel.data[t]  # (m, p, q, i)
-        rows_d = da.from_array(rows, chunks=(rows.shape[0], lab_t.chunks[-1]))
-        part = da.blockwise(
-            _count_block, "ikmpqr",
-            lab_t, "mpqi",
-            rows_d, "ri",
-            codes=codes,
-            new_axes={"k": codes.size},
-            adjust_chunks={"i": 1},
-            dtype=np.float64,
-            meta=np.empty((0,) * 6, dtype=np.float64),
-        )
-        lazy_counts.append(part.sum(axis=0, dtype=np.float64))
-        plans[int(t)] = (hs, rows, inv, codes, cls_pos)
+        plans[int(t)] = (hs, rows, inv, codes.astype(np.int16), cls_pos)
+
+    blocks = data.to_delayed(optimize_graph=True)  # (task, m, p, q, item[, sample]) blocks
+    bounds = [np.concatenate([[0], np.cumsum(c)]) for c in data.chunks]
+    partial = dask.delayed(_block_partial, pure=True)
+    lazy, where = [], []
+    for t_b in range(blocks.shape[0]):
+        t0, t1 = bounds[0][t_b], bounds[0][t_b + 1]
+        if t1 - t0 != 1:
+            raise ValueError(f"chunks: 'task' must be chunked 1 per block for the analysis, got {data.chunks[0]}. "
+                             "Fix: pass chunks={'task': 1, ...} (the default).")
+        plan = plans.get(int(t0))
+        item_args = []
+        for i_b in range(blocks.shape[4]):
+            i0, i1 = bounds[4][i_b], bounds[4][i_b + 1]
+            rows = None if plan is None else dask.delayed(plan[1][:, i0:i1].astype(np.float32))
+            item_args.append((rows, dask.delayed(real[t0, i0:i1])))
+        codes = None if plan is None else plan[3]
+        for idx in np.ndindex(*blocks.shape[1:4]):
+            parts = []
+            for i_b, (rows, real_b) in enumerate(item_args):
+                blk = blocks[(t_b, *idx, i_b)] if blocks.ndim == 5 else blocks[(t_b, *idx, i_b, 0)]
+                parts.append(partial(blk, rows, codes, real_b, int(n_cls[t0]), s_idx))
+            lazy.append(_tree_sum(parts))
+            where.append((t0, *(slice(bounds[1 + a][j], bounds[1 + a][j + 1]) for a, j in enumerate(idx))))
 
     compute_kw = {} if scheduler is None else {"scheduler": scheduler}
-    n_bad, missing, labelled, *counts = dask.compute(n_bad.data, missing, labelled, *lazy_counts, **compute_kw)
-    if int(n_bad) > 0 or _unused_prompt_labelled(cube, labelled):
+    results = dask.compute(*lazy, **compute_kw)
+
+    n_bad = 0
+    labelled = np.zeros((n_task, lab.sizes["prompt"]), dtype=bool)
+    missing = np.zeros((n_task, *cfg_shape), dtype=np.int64)
+    counts = {t: np.zeros((p[3].size, *cfg_shape, p[1].shape[0])) for t, p in plans.items()}
+    for (t, sm, sp, sq), res in zip(where, results, strict=True):
+        n_bad += res["bad"]
+        labelled[t, sp] |= res["labelled"]
+        missing[t, sm, sp, sq] = res["missing"]
+        if "counts" in res:
+            c = res["counts"]
+            shape = (c.shape[0], sm.stop - sm.start, sp.stop - sp.start, sq.stop - sq.start, c.shape[-1])
+            counts[t][:, sm, sp, sq] = c.reshape(shape)
+    if n_bad > 0 or _unused_prompt_labelled(cube, labelled):
         validate_cube(cube)  # raises the in-memory path's message (a full pass, on error only)
         raise ValueError("cube 'label' holds invalid codes (outside -2..K-1, or on padding items). "
                          "Fix: check the labels with hackrisk.validate_cube(cube.load()).")
-    annotated_tc = np.asarray(missing).reshape(n_task, n_cfg) == 0
+    annotated_tc = missing.reshape(n_task, n_cfg) == 0
 
     n_h = group.shape[0]
     k_a = np.empty((n_h, n_cfg + 1), dtype=np.float64)
     k_b = np.empty_like(k_a)
     hn_a = np.empty(n_h, dtype=np.int64)
     hn_b = np.empty(n_h, dtype=np.int64)
-    for t, cnt in zip(used_tasks, counts, strict=True):
-        hs, rows, inv, codes, cls_pos = plans[int(t)]
-        cnt = np.asarray(cnt).reshape(codes.size, n_cfg, rows.shape[0])  # (k, C, r)
+    for t, (hs, rows, inv, codes, cls_pos) in plans.items():
+        cnt = counts[t].reshape(codes.size, n_cfg, rows.shape[0])  # (k, C, r)
         tr = truth[t]
         hum = K.count_by_group(tr[None, :], rows, codes).astype(np.float64)  # (k, 1, r)
         both = np.concatenate([cnt, hum], axis=1)  # (k, C+1, r)
@@ -278,7 +335,7 @@ def count_hypotheses(
         hn_b[hs] = hn[inv[hs.size:]] - hn[inv[: hs.size]]
     return {"k_a": k_a, "k_b": k_b, "hn_a": hn_a, "hn_b": hn_b, "annotated_tc": annotated_tc,
             "t_idx": t_idx, "cls": cls, "group": group, "n_cfg": n_cfg, "cfg_shape": cfg_shape,
-            "used_tasks": used_tasks}
+            "used_tasks": np.array(sorted(plans), dtype=np.int64)}
 
 
 def _unused_prompt_labelled(cube: xr.Dataset, labelled: np.ndarray) -> bool:

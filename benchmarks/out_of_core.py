@@ -1,0 +1,245 @@
+"""Out-of-core analysis: a cube several times larger than the memory the analysis may use.
+
+1. A simulated multiverse (default 4 tasks x 25 models x 10 prompts x 10 temperatures x 100k
+   items = 1e9 int16 labels, 2 GB in memory) is written to a zarr store chunk by chunk: its
+   ``label`` is a lazy dask array whose blocks are drawn on demand (truth with per-configuration
+   accuracy, uniform errors, and a systematic push on items with covariate ``x0``), and
+   :func:`hackrisk.save_cube` streams it to disk. The cube is never held whole.
+2. In a fresh subprocess whose address space is capped (``RLIMIT_AS`` = half the cube's in-memory
+   size, so it cannot even load the labels), the store is opened lazily and analysed with
+   :mod:`hackrisk.scale`: hypotheses, chunked tests, errors, risk. Once with 1 dask worker thread,
+   once with 2. Peak RSS (``ru_maxrss``) and wall time are recorded.
+3. Results: the two runs must be identical, and a subset of configurations (2 models, every
+   prompt and temperature) is re-analysed in memory with
+   :func:`hackrisk.analysis.frequentist.test_hypotheses` and must be identical too.
+
+Prints one JSON line: ``ratio`` = in-memory size of the cube / peak RSS of the analysis (higher is
+better; target 4, i.e. peak memory under a quarter of the cube), plus sizes, times and the
+2-vs-1-worker speed-up. Run ``python benchmarks/out_of_core.py [--items N] [--models M]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+SEED = 20251
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+# ------------------------------------------------------------------------------------------------
+# 1. write the cube chunk by chunk
+# ------------------------------------------------------------------------------------------------
+
+
+def _label_block(block, *, truth, x0, n_class, acc, bias, block_info=None):
+    """Labels of one (task, model, all prompts, all temperatures, item block)."""
+    loc = block_info[None]["array-location"]
+    t, m = loc[0][0], loc[1][0]
+    i0, i1 = loc[4]
+    tr = truth[t, i0:i1]
+    x = x0[t, i0:i1]
+    k = int(n_class[t])
+    gen = np.random.default_rng([SEED, t, m, i0])
+    shape = block.shape[2:4] + (i1 - i0,)
+    u = gen.random(shape, dtype=np.float32)
+    wrong = (tr + 1 + gen.integers(0, k - 1, shape, dtype=np.int16)) % k
+    lab = np.where(u < acc[t, m][..., None], tr, wrong)
+    b = bias[t, m][..., None]
+    push = x & (gen.random(shape, dtype=np.float32) < np.abs(b))
+    lab = np.where(push, np.where(b > 0, 0, 1), lab)
+    lab = np.where(tr < 0, -1, lab).astype(np.int16)  # padding items stay -1
+    return lab.reshape(block.shape)
+
+
+def write_cube(path: Path, *, n_items: int, n_models: int, n_prompts: int, n_temps: int,
+               item_chunk: int) -> dict:
+    import dask.array as da
+    import xarray as xr
+
+    import hackrisk
+
+    n_tasks = 4
+    sizes = [n_items, int(n_items * 0.9), n_items, int(n_items * 0.8)]  # padding in tasks 1 and 3
+    meta, _ = hackrisk.simulate_multiverse(n_tasks=n_tasks, n_items=sizes, n_classes=[2, 3, 2, 3], models=1,
+                                           n_prompts=n_prompts, temperatures=(0.0,), rng=SEED)
+    meta = meta.drop_vars(["label", "nominal_accuracy"])
+    gen = np.random.default_rng(SEED)
+    models = [f"llm{m:02d}" for m in range(n_models)]
+    temps = np.linspace(0.0, 1.0, n_temps)
+    acc = np.clip(np.linspace(0.95, 0.6, n_models)[None, :, None, None]
+                  + gen.normal(0, 0.03, (n_tasks, n_models, n_prompts, 1))
+                  - 0.1 * temps[None, None, None, :], 0.55, 0.99).astype(np.float32)
+    bias = gen.normal(0, 0.08, (n_tasks, n_models, n_prompts, n_temps)).astype(np.float32)
+    shape = (n_tasks, n_models, n_prompts, n_temps, meta.sizes["item"])
+    template = da.empty(shape, dtype=np.int16,
+                        chunks=(1, 1, n_prompts, n_temps, item_chunk))
+    lab = template.map_blocks(_label_block, dtype=np.int16,
+                              truth=meta["truth"].values.astype(np.int16),
+                              x0=meta["cov_x0"].values,
+                              n_class=(meta["class_name"] != "").sum("class").values,
+                              acc=acc, bias=bias)
+    cube = meta.assign_coords(model=np.array(models, dtype=object), temperature=temps,
+                              model_size=("model", np.linspace(1, 70, n_models)))
+    cube["label"] = (("task", "model", "prompt", "temperature", "item"), lab)
+    hackrisk.save_cube(cube, path, item_chunk=item_chunk)
+    return {"bytes_in_memory": int(cube.nbytes), "bytes_label": int(lab.nbytes), "shape": list(shape)}
+
+
+# ------------------------------------------------------------------------------------------------
+# 2. analyse in a capped subprocess
+# ------------------------------------------------------------------------------------------------
+
+
+def analyse(path: str, workers: int, limit: int, out: str) -> None:
+    if limit > 0:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    import dask
+
+    import hackrisk
+    from hackrisk import scale
+
+    t0 = time.perf_counter()
+    cube = hackrisk.open_cube(path)
+    with dask.config.set(scheduler="threads", num_workers=workers):
+        res = scale.analyze_chunked(cube, n_boot=200, by="model", rng=0)
+    seconds = time.perf_counter() - t0
+    with open(out + ".pkl", "wb") as fh:
+        pickle.dump(res, fh)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    vm_peak = 0
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmPeak:"):
+                vm_peak = int(line.split()[1]) * 1024
+    Path(out + ".json").write_text(json.dumps({"seconds": seconds, "peak_rss": peak, "vm_peak": vm_peak,
+                                               "n_hypotheses": int(res["hypotheses"].sizes["hypothesis"])}))
+
+
+def _run_child(path: Path, workers: int, limit: int, out: Path) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    cmd = [sys.executable, __file__, "--analyse", str(path), "--workers", str(workers), "--limit", str(limit),
+           "--out", str(out)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"analysis subprocess failed:\n{proc.stderr[-3000:]}")
+    return json.loads(Path(str(out) + ".json").read_text())
+
+
+# ------------------------------------------------------------------------------------------------
+# 3. compare
+# ------------------------------------------------------------------------------------------------
+
+
+def compare(store: Path, out1: Path, out2: Path) -> dict:
+    import xarray as xr
+
+    import hackrisk
+    from hackrisk.analysis import frequentist as fq
+    from hackrisk.hypotheses import generate_hypotheses
+
+    res = []
+    for out in (out1, out2):
+        with open(f"{out}.pkl", "rb") as fh:
+            res.append(pickle.load(fh))
+    same_runs = all(res[0][k].identical(res[1][k]) for k in ("hypotheses", "tests", "risk"))
+    cube = hackrisk.open_cube(store)
+    models = [0, cube.sizes["model"] - 1]
+    sub = cube.isel(model=models).load()  # 2 models with every prompt and temperature, in memory
+    hyps = generate_hypotheses(sub)
+    ref = fq.test_hypotheses(sub, hyps)
+    got = res[0]["tests"].isel(model=models).drop_vars(["error", "type_m"])
+    try:
+        xr.testing.assert_identical(hyps, res[0]["hypotheses"])
+        xr.testing.assert_identical(ref, got)
+        same_ref = True
+    except AssertionError as err:
+        print(str(err)[:2000], file=sys.stderr)
+        same_ref = False
+    return {"identical_1_vs_2_workers": bool(same_runs), "identical_to_in_memory_subset": bool(same_ref),
+            "subset_labels": int(sub["label"].size)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--items", type=int, default=100_000, help="items of the largest task")
+    ap.add_argument("--models", type=int, default=25)
+    ap.add_argument("--prompts", type=int, default=10)
+    ap.add_argument("--temperatures", type=int, default=10)
+    ap.add_argument("--item-chunk", type=int, default=50_000)
+    ap.add_argument("--limit-fraction", type=float, default=0.5,
+                    help="cap the analysis' address space at this fraction of the cube's in-memory size")
+    ap.add_argument("--keep", action="store_true", help="keep the store (printed) instead of deleting it")
+    ap.add_argument("--analyse")
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--out")
+    args = ap.parse_args()
+    if args.analyse:
+        analyse(args.analyse, args.workers, args.limit, args.out)
+        return
+
+    tmp = Path(tempfile.mkdtemp(prefix="hackrisk_ooc_"))
+    try:
+        store = tmp / "cube.zarr"
+        t0 = time.perf_counter()
+        info = write_cube(store, n_items=args.items, n_models=args.models, n_prompts=args.prompts,
+                          n_temps=args.temperatures, item_chunk=args.item_chunk)
+        seconds_write = time.perf_counter() - t0
+        disk = _dir_bytes(store)
+        # address space capped at a fraction of the cube (not below 1 GiB: imports alone map ~0.6 GiB)
+        limit = int(args.limit_fraction * info["bytes_in_memory"])
+        limit = limit if limit >= 2**30 else 0
+        runs = {}
+        for w in (1, 2):
+            runs[w] = _run_child(store, w, limit, tmp / f"run{w}")
+        check = compare(store, tmp / "run1", tmp / "run2")
+        peak = max(r["peak_rss"] for r in runs.values())
+        result = {
+            "benchmark": "out_of_core",
+            "ratio": round(info["bytes_in_memory"] / peak, 2),
+            "target": 4.0,
+            "met": bool(info["bytes_in_memory"] / peak >= 4.0 and check["identical_1_vs_2_workers"]
+                        and check["identical_to_in_memory_subset"]),
+            "bytes_in_memory": info["bytes_in_memory"],
+            "bytes_on_disk": disk,
+            "bytes_peak_rss_1_worker": runs[1]["peak_rss"],
+            "bytes_peak_rss_2_workers": runs[2]["peak_rss"],
+            "bytes_address_space_limit": limit,
+            "bytes_vm_peak_2_workers": runs[2]["vm_peak"],
+            "ratio_disk_to_peak": round(disk / peak, 2),
+            "labels": int(np.prod(info["shape"])),
+            "shape_task_model_prompt_temperature_item": info["shape"],
+            "n_hypotheses": runs[1]["n_hypotheses"],
+            "seconds_write": round(seconds_write, 1),
+            "seconds_1_worker": round(runs[1]["seconds"], 1),
+            "seconds_2_workers": round(runs[2]["seconds"], 1),
+            "speedup_2_vs_1_workers": round(runs[1]["seconds"] / runs[2]["seconds"], 2),
+            "cpu_count": os.cpu_count(),
+            **check,
+        }
+        if args.keep:
+            result["store"] = str(store)
+    finally:
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

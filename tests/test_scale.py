@@ -1,0 +1,182 @@
+"""The chunked (dask) and distributed analysis equals the in-memory one exactly."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import hackrisk
+from hackrisk import scale
+from hackrisk.analysis import frequentist as fq
+from hackrisk.analysis.risk import classify_errors, risk
+from hackrisk.hypotheses import generate_hypotheses
+
+ODD_CHUNKS = {"task": 1, "model": 2, "prompt": 1, "temperature": 2, "item": 97}
+
+
+def _data_dir() -> Path:
+    env = os.environ.get("HACKRISK_DATA_DIR")
+    path = Path(env) if env else Path(__file__).parents[2] / "shared" / "data"
+    if not path.is_dir():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"real data folder {path} is missing under CI=true")
+        pytest.skip(f"real data folder {path} not found (set HACKRISK_DATA_DIR)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def sim():
+    cube, _ = hackrisk.simulate_multiverse(rng=3, n_items=[300, 220], n_classes=[2, 3], models=3,
+                                           n_prompts=2, temperatures=(0.0, 1.0))
+    lab = cube["label"].values.copy()
+    lab[0, 1, 0, 1, 5] = -1  # one configuration of task 0 not fully annotated
+    lab[1, 0, 1, 0, :7] = -2  # answers outside the label set
+    cube["label"] = (cube["label"].dims, lab)
+    return cube
+
+
+@pytest.fixture(scope="module")
+def sim_store(sim, tmp_path_factory):
+    path = tmp_path_factory.mktemp("scale") / "sim.zarr"
+    hackrisk.save_cube(sim, path, item_chunk=128)
+    return path
+
+
+@pytest.fixture(scope="module")
+def sim_ref(sim):
+    hyps = generate_hypotheses(sim)
+    return hyps, fq.test_hypotheses(sim, hyps)
+
+
+def _assert_same_analysis(ref_tests, got_tests):
+    xr.testing.assert_identical(ref_tests, got_tests)
+    xr.testing.assert_identical(classify_errors(ref_tests), classify_errors(got_tests))
+    xr.testing.assert_identical(risk(ref_tests, by="model", n_boot=30, rng=1),
+                                risk(got_tests, by="model", n_boot=30, rng=1))
+
+
+def test_chunked_equals_in_memory_simulated(sim, sim_ref):
+    hyps, ref = sim_ref
+    assert ref["annotated"].sum() < ref["annotated"].size  # the -1 label is exercised
+    got = scale.test_hypotheses_chunked(sim, hyps, chunks=ODD_CHUNKS)
+    _assert_same_analysis(ref, got)
+
+
+def test_lazy_store_equals_in_memory(sim, sim_ref, sim_store):
+    hyps, ref = sim_ref
+    lazy = hackrisk.open_cube(sim_store)
+    assert scale.is_lazy(lazy)
+    assert lazy["label"].data.chunksize[-1] == 128
+    h_lazy = scale.generate_hypotheses_chunked(lazy)
+    xr.testing.assert_identical(hyps, h_lazy)
+    out = scale.analyze_chunked(lazy, n_boot=30, by="model", rng=1)
+    _assert_same_analysis(ref, out["tests"].drop_vars(["error", "type_m"]))
+    xr.testing.assert_identical(out["risk"], risk(ref, by="model", n_boot=30, rng=1))
+    assert scale.is_lazy(lazy)  # the input cube was not loaded
+
+
+@pytest.mark.parametrize("zero_rule", ["firth", "exact"])
+def test_zero_rules_and_alpha(sim, sim_ref, zero_rule):
+    hyps, _ = sim_ref
+    ref = fq.test_hypotheses(sim, hyps, zero_rule=zero_rule, alpha=0.01)
+    got = scale.test_hypotheses_chunked(sim, hyps, zero_rule=zero_rule, alpha=0.01,
+                                        chunks={"item": 150, "model": 3})
+    xr.testing.assert_identical(ref, got)
+
+
+def test_sample_dimension(sim, sim_ref):
+    hyps, _ = sim_ref
+    gen = np.random.default_rng(0)
+    lab = sim["label"].values
+    other = np.where(gen.random(lab.shape) < 0.1, 1 - np.clip(lab, 0, 1), lab).astype(np.int16)
+    other[lab < 0] = lab[lab < 0]
+    cube = sim.drop_vars("label").assign(
+        label=(("task", "model", "prompt", "temperature", "item", "sample"), np.stack([lab, other], -1)))
+    for s in (0, 1):
+        ref = fq.test_hypotheses(cube, hyps, sample=s)
+        got = scale.test_hypotheses_chunked(cube, hyps, sample=s, chunks={"item": 200})
+        xr.testing.assert_identical(ref, got)
+    assert not np.array_equal(fq.test_hypotheses(cube, hyps, sample=1)["k_a"].values,
+                              fq.test_hypotheses(cube, hyps, sample=0)["k_a"].values, equal_nan=True)
+    with pytest.raises(ValueError, match="sample"):
+        scale.test_hypotheses_chunked(cube, hyps)  # two draws, none chosen
+
+
+def test_invalid_input_raises_like_in_memory(sim, sim_ref):
+    hyps, _ = sim_ref
+    lab = sim["label"].values.copy()
+    lab[1, 2, 1, 0, 3] = 7  # task 1 has 3 classes
+    bad = sim.assign(label=(sim["label"].dims, lab))
+    with pytest.raises(ValueError) as ref_err:
+        fq.test_hypotheses(bad, hyps)
+    with pytest.raises(ValueError) as got_err:
+        scale.test_hypotheses_chunked(bad, hyps, chunks={"item": 64})
+    assert str(got_err.value) == str(ref_err.value)
+    with pytest.raises(ValueError, match="zero_rule"):
+        scale.test_hypotheses_chunked(sim, hyps, zero_rule="nope")
+    with pytest.raises(ValueError, match="items, the cube"):
+        scale.test_hypotheses_chunked(sim, hyps.isel(item=slice(0, 10)))
+
+
+def test_analysis_chunks(sim_store):
+    lazy = hackrisk.open_cube(sim_store)
+    ch = scale.analysis_chunks(lazy, max_labels=128 * 4)
+    assert ch["item"] == 128 and ch["task"] == 1
+    assert ch["temperature"] * ch["prompt"] * ch["model"] * ch["item"] <= 128 * 4
+    ch = scale.analysis_chunks(lazy)
+    assert (ch["model"], ch["prompt"], ch["temperature"]) == (3, 2, 2)  # every configuration in a block
+    with pytest.raises(ValueError, match="max_labels"):
+        scale.analysis_chunks(lazy, max_labels=0)
+
+
+def _real_cube(rng=0) -> xr.Dataset:
+    """relevance_tweets23 with simulated annotators (random and date-dependent systematic errors)."""
+    df = pd.read_csv(_data_dir() / "llmhacking" / "relevance_tweets23.csv.gz")
+    created = pd.to_datetime(df["created_at"])
+    items = pd.DataFrame({"task": "relevance", "item_id": df["id"], "text": df["text"],
+                          "truth": df["ground_truth"], "created_at": created})
+    gen = np.random.default_rng(rng)
+    truth = (df["ground_truth"] == "irrelevant").to_numpy().astype(int)
+    late = (created >= pd.Timestamp("2023-01-16", tz="UTC")).to_numpy()
+    rows = []
+    for m, acc in enumerate([0.95, 0.75]):
+        for p in range(2):
+            for temp in (0.0, 1.0):
+                lab = np.where(gen.random(len(df)) < (1 - acc) + 0.1 * temp, 1 - truth, truth)
+                lab = np.where(late & (gen.random(len(df)) < 0.15 * m), 0, lab)
+                rows.append(pd.DataFrame({"task": "relevance", "model": f"m{m}", "prompt": f"p{p}",
+                                          "temperature": temp, "item_id": df["id"], "label": lab}))
+    return hackrisk.make_cube(pd.concat(rows, ignore_index=True), items,
+                              {"relevance": ["relevant", "irrelevant"]})
+
+
+def test_real_data_lazy_equals_in_memory(tmp_path):
+    cube = _real_cube()
+    hyps = generate_hypotheses(cube)
+    assert hyps.sizes["hypothesis"] >= 5
+    ref = fq.test_hypotheses(cube, hyps)
+    path = hackrisk.save_cube(cube, tmp_path / "relevance.zarr", item_chunk=100)
+    lazy = hackrisk.open_cube(path)
+    xr.testing.assert_identical(hyps, scale.generate_hypotheses_chunked(lazy))
+    _assert_same_analysis(ref, scale.test_hypotheses_chunked(lazy, hyps))
+
+
+def test_distributed_equals_threaded_and_in_memory(sim, sim_ref, sim_store):
+    distributed = pytest.importorskip("distributed")
+    hyps, ref = sim_ref
+    lazy = hackrisk.open_cube(sim_store)
+    threaded = scale.test_hypotheses_chunked(lazy, hyps, scheduler="threads")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit="1GiB",
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        with distributed.get_task_stream(client) as stream:
+            got = scale.test_hypotheses_chunked(lazy, hyps, chunks={"item": 128, "model": 1})
+    workers = {t["worker"] for t in stream.data}
+    assert len(workers) == 2  # both worker processes took part
+    xr.testing.assert_identical(ref, got)
+    xr.testing.assert_identical(threaded, got)
