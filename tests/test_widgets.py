@@ -299,3 +299,19 @@ def test_binder_environment():
     post = b / "postBuild"
     assert os.access(post, os.X_OK) and post.read_text().startswith("#!")
     assert 'pip install --no-cache-dir -e ".[widgets,bayes]"' in post.read_text()
+
+
+def test_static_html_export_falls_back_to_png(pipeline):
+    """Where widgets cannot render (an HTML export without widget state), the PNG shows."""
+    nbformat = pytest.importorskip("nbformat")
+    nbconvert = pytest.importorskip("nbconvert")
+    _, _, errors, _ = pipeline
+    data = W.explore(errors)._repr_mimebundle_()
+    data = data[0] if isinstance(data, tuple) else data
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("explorer")
+    cell.outputs = [nbformat.v4.new_output("execute_result", data=data, execution_count=1)]
+    cell.execution_count = 1
+    nb.cells = [cell]
+    html, _ = nbconvert.HTMLExporter().from_notebook_node(nb)
+    assert f"data:image/png;base64,{data['image/png'][:40]}" in html
