@@ -205,61 +205,87 @@ def two_by_two(k_a, n_a, k_b, n_b, *, zero_rule: str = "paper", alpha: float = 0
     }
 
 
-def _hc_meat_weights(resid2: np.ndarray, h: np.ndarray, cov_type: str, n: int, p: int):
-    """Per-observation weights of the sandwich meat for HC0–HC3 (resid2: (n, C), h: (n,))."""
+def _xtwx(X: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """``X' diag(W[:, c]) X`` for every column ``c`` of ``W`` as one matrix product: (C, p, p)."""
+    n, p = X.shape
+    xx = (X[:, :, None] * X[:, None, :]).reshape(n, p * p)
+    return (W.T @ xx).reshape(W.shape[1], p, p)
+
+
+def _hc_weights(ss: np.ndarray, h: np.ndarray, cov_type: str, n: float, p: int) -> np.ndarray:
+    """Sandwich-meat weights (rows, C) from summed squared residuals ``ss`` and leverages ``h``."""
     if cov_type == "HC0":
-        return resid2, 1.0
+        return ss
     if cov_type == "HC1":
-        return resid2, n / (n - p)
+        return ss * (n / (n - p))
     if cov_type == "HC2":
-        return resid2 / (1.0 - h)[:, None], 1.0
+        return ss / (1.0 - h)[:, None]
     if cov_type == "HC3":
-        return resid2 / ((1.0 - h) ** 2)[:, None], 1.0
+        return ss / ((1.0 - h) ** 2)[:, None]
     raise ValueError(f"cov_type={cov_type!r}: use 'nonrobust', 'HC0', 'HC1', 'HC2' or 'HC3'.")
 
 
-def ols_batched(X: np.ndarray, Y: np.ndarray, *, cov_type: str = "HC1") -> tuple[np.ndarray, np.ndarray, int]:
-    """OLS of every column of ``Y`` on the shared design ``X``.
+def _inverse_full_rank(m: np.ndarray, what: str) -> np.ndarray:
+    w = np.linalg.eigvalsh(m)
+    if w[0] <= 1e-10 * max(w[-1], 1e-300):
+        raise ValueError(f"{what}: the design matrix is rank deficient (a covariate is constant or "
+                         "collinear with the group). Fix: drop that covariate.")
+    return np.linalg.inv(m)
+
+
+def ols_batched(X: np.ndarray, Y: np.ndarray, *, weights: np.ndarray | None = None,
+                cov_type: str = "HC1", binary: bool = False) -> tuple[np.ndarray, np.ndarray, float]:
+    """OLS of every column of ``Y`` on the shared design ``X``, all columns in one solve.
 
     Parameters
     ----------
     X
         Design, shape ``(n, p)``, full column rank.
     Y
-        Outcomes, shape ``(n, C)``.
+        Outcomes, shape ``(n, C)``. With ``weights`` (grouped data) and ``binary=True``, ``Y``
+        holds per-row *sums* of 0/1 outcomes over ``weights`` identical rows.
+    weights
+        Number of observations behind each row of ``X`` (grouped data; default 1 each).
     cov_type
         ``"nonrobust"`` (``s^2 (X'X)^-1``) or ``"HC0"``–``"HC3"`` (White sandwich; HC1 scales by
-        ``n/(n-p)``, HC2/HC3 divide squared residuals by ``1-h`` / ``(1-h)^2``).
+        ``N/(N-p)``, HC2/HC3 divide squared residuals by ``1-h`` / ``(1-h)^2``).
+    binary
+        ``Y`` are sums of 0/1 outcomes over the grouped rows: the residual sums of squares of a
+        row with ``w`` observations and ``k`` ones are ``k (1-f)^2 + (w-k) f^2``, exactly as if
+        the rows were expanded.
 
     Returns
     -------
     beta : (C, p) array
     cov : (C, p, p) array
-    df_resid : int
+    df_resid : float
+        ``N - p``.
     """
     X = np.asarray(X, dtype=np.float64)
     Y = np.asarray(Y, dtype=np.float64)
-    n, p = X.shape
-    q, r = np.linalg.qr(X)
-    if np.min(np.abs(np.diag(r))) < 1e-10 * max(1.0, np.max(np.abs(np.diag(r)))):
-        raise ValueError("ols_batched: the design matrix is rank deficient (a covariate is constant "
-                         "or collinear with the group). Fix: drop that covariate.")
-    r_inv = np.linalg.inv(r)
-    bread = r_inv @ r_inv.T  # (X'X)^-1
-    beta = (r_inv @ (q.T @ Y)).T  # (C, p)
-    resid = Y - X @ beta.T  # (n, C)
+    n_rows, p = X.shape
+    w = np.ones(n_rows) if weights is None else np.asarray(weights, dtype=np.float64)
+    if weights is not None and not binary:
+        raise ValueError("ols_batched: grouped rows (weights=) need binary=True (Y = sums of 0/1 outcomes).")
+    n_obs = float(w.sum())
+    bread = _inverse_full_rank(X.T @ (w[:, None] * X), "ols_batched")
+    beta = (bread @ (X.T @ Y)).T  # (C, p); X'Y of grouped sums = sum over expanded rows
+    fitted = X @ beta.T  # (rows, C)
+    if binary:
+        ss = Y * (1.0 - fitted) ** 2 + (w[:, None] - Y) * fitted**2
+    else:
+        ss = (Y - fitted) ** 2
     if cov_type == "nonrobust":
-        s2 = (resid**2).sum(axis=0) / (n - p)
+        s2 = ss.sum(axis=0) / (n_obs - p)
         cov = s2[:, None, None] * bread[None]
     else:
-        h = (q**2).sum(axis=1)
-        w, scale = _hc_meat_weights(resid**2, h, cov_type, n, p)
-        xb = X @ bread  # (n, p)
-        cov = scale * np.einsum("ia,ic,ib->cab", xb, w, xb, optimize=True)
-    return beta, cov, n - p
+        h = np.einsum("ia,ab,ib->i", X, bread, X)
+        cov = bread[None] @ _xtwx(X, _hc_weights(ss, h, cov_type, n_obs, p)) @ bread[None]
+    return beta, cov, n_obs - p
 
 
-def logit_batched(X: np.ndarray, Y: np.ndarray, *, cov_type: str = "nonrobust", max_iter: int = 100,
+def logit_batched(X: np.ndarray, Y: np.ndarray, *, weights: np.ndarray | None = None,
+                  cov_type: str = "nonrobust", max_iter: int = 100,
                   tol: float = 1e-10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Logistic regression of every 0/1 column of ``Y`` on the shared design ``X`` (batched Newton).
 
@@ -268,10 +294,13 @@ def logit_batched(X: np.ndarray, Y: np.ndarray, *, cov_type: str = "nonrobust", 
     X
         Design, shape ``(n, p)``.
     Y
-        0/1 outcomes, shape ``(n, C)``.
+        0/1 outcomes, shape ``(n, C)``; with ``weights``, the number of ones among the
+        ``weights`` observations that share each row of ``X`` (grouped binomial data).
+    weights
+        Observations per row (default 1 each). Grouping identical rows gives the same fit.
     cov_type
         ``"nonrobust"`` (inverse Fisher information, as ``statsmodels.Logit``) or ``"HC0"``
-        (sandwich with the score outer products).
+        (sandwich with the score outer products, as ``Logit.fit(cov_type="HC0")``).
     max_iter, tol
         Newton iterations and convergence tolerance on the largest step.
 
@@ -282,9 +311,12 @@ def logit_batched(X: np.ndarray, Y: np.ndarray, *, cov_type: str = "nonrobust", 
     converged : (C,) bool
         False where Newton did not converge (typically separation); those rows are NaN.
     """
+    if cov_type not in ("nonrobust", "HC0"):
+        raise ValueError(f"cov_type={cov_type!r} for model='logit': use 'nonrobust' or 'HC0'.")
     X = np.asarray(X, dtype=np.float64)
     Y = np.asarray(Y, dtype=np.float64)
-    n, p = X.shape
+    n_rows, p = X.shape
+    w = np.ones(n_rows) if weights is None else np.asarray(weights, dtype=np.float64)
     n_out = Y.shape[1]
     beta = np.zeros((n_out, p))
     active = np.ones(n_out, dtype=bool)
@@ -293,33 +325,27 @@ def logit_batched(X: np.ndarray, Y: np.ndarray, *, cov_type: str = "nonrobust", 
         if not active.any():
             break
         idx = np.flatnonzero(active)
-        eta = X @ beta[idx].T  # (n, c)
-        mu = special.expit(eta)
-        w = mu * (1 - mu)
-        score = X.T @ (Y[:, idx] - mu)  # (p, c)
-        info = np.einsum("ia,ic,ib->cab", X, w, X, optimize=True)
+        mu = special.expit(X @ beta[idx].T)  # (rows, c)
+        score = X.T @ (Y[:, idx] - w[:, None] * mu)  # (p, c)
+        info = _xtwx(X, w[:, None] * mu * (1 - mu))
         try:
             step = np.linalg.solve(info, score.T[:, :, None])[:, :, 0]
         except np.linalg.LinAlgError:
-            step = np.stack([np.linalg.lstsq(m, s, rcond=None)[0] for m, s in zip(info, score.T, strict=True)])
+            step = np.stack([np.linalg.lstsq(m, v, rcond=None)[0] for m, v in zip(info, score.T, strict=True)])
         beta[idx] += step
         big = np.abs(beta[idx]).max(axis=1) > 50  # diverging towards separation
         done = np.abs(step).max(axis=1) < tol
         converged[idx[done & ~big]] = True
         active[idx[done | big]] = False
-    eta = X @ beta.T
-    mu = special.expit(eta)
-    w = mu * (1 - mu)
-    info = np.einsum("ia,ic,ib->cab", X, w, X, optimize=True)
+    mu = special.expit(X @ beta.T)
+    info = _xtwx(X, w[:, None] * mu * (1 - mu))
     with np.errstate(invalid="ignore"):
         bread = np.linalg.pinv(info)
         if cov_type == "nonrobust":
             cov = bread
-        elif cov_type == "HC0":
-            meat = np.einsum("ia,ic,ib->cab", X, (Y - mu) ** 2, X, optimize=True)
-            cov = bread @ meat @ bread
         else:
-            raise ValueError(f"cov_type={cov_type!r} for model='logit': use 'nonrobust' or 'HC0'.")
+            ss = Y * (1 - mu) ** 2 + (w[:, None] - Y) * mu**2  # sum of squared score residuals
+            cov = bread @ _xtwx(X, ss) @ bread
     beta[~converged] = np.nan
     cov[~converged] = np.nan
     return beta, cov, converged

@@ -478,38 +478,37 @@ def regress(
     converged = np.zeros((n_h, n_cfg + 1), dtype=bool)
     zero = np.zeros((n_h, n_cfg + 1), dtype=bool)
     zero_sign = np.zeros((n_h, n_cfg + 1))
-    df_resid = np.full(n_h, np.inf)
-    df_resid_h = np.full(n_h, np.inf)
+    df_resid = np.full((n_h, n_cfg + 1), np.inf)
+    cache: dict = {}
     for h in range(n_h):  # loop over hypotheses; all configurations of one in a batched fit
         t = t_idx[h]
         cols, z_t, names = designs[t]
         g = group[h, cols]
-        inside = g >= 0
+        key = (t, g.tobytes())
+        if key not in cache:
+            cache[key] = _grouped_design(g, z_t, truth[t, cols], h, hypotheses)
+        (xr_llm, w_llm, order, starts), (xr_hum, w_hum, inv_hum), inside = cache[key]
         term_pos = [0, 1] + [terms.index(n) for n in names]
-        x = np.column_stack([np.ones(inside.sum()), (g[inside] == 1).astype(np.float64), z_t[inside]])
         ann = np.flatnonzero(annotated_tc[t])
-        y_llm = (labels[t][ann][:, cols[inside]] == cls[h]).T.astype(np.float64)  # (n, C_ann)
+        # per distinct design row: number of items labelled `class` under each configuration
+        hit = labels[t][np.ix_(ann, cols[inside][order])] == cls[h]  # (C_ann, n) sorted by row
+        k_llm = np.add.reduceat(hit, starts, axis=1, dtype=np.float64).T  # (rows, C_ann)
         tr = truth[t, cols][inside]
         has = tr >= 0
-        y_hum = (tr[has] == cls[h]).astype(np.float64)[:, None]
-        for which, xx, yy, out_cols in ((0, x, y_llm, ann), (1, x[has], y_hum, np.array([n_cfg]))):
-            if yy.shape[1] == 0:
+        k_hum = np.bincount(inv_hum, weights=(tr[has] == cls[h]), minlength=len(w_hum))[:, None]
+        for xx, ww, kk, out_cols in ((xr_llm, w_llm, k_llm, ann), (xr_hum, w_hum, k_hum, np.array([n_cfg]))):
+            if kk.shape[1] == 0:
                 continue
             if model == "ols":
-                _check_rank(xx, h, hypotheses)
-                beta, cov, dfr = K.ols_batched(xx, yy, cov_type=cov_type)
-                ok = np.ones(yy.shape[1], dtype=bool)
-                if which == 0:
-                    df_resid[h] = dfr
-                else:
-                    df_resid_h[h] = dfr
+                beta, cov, dfr = K.ols_batched(xx, kk, weights=ww, cov_type=cov_type, binary=True)
+                ok = np.ones(kk.shape[1], dtype=bool)
+                df_resid[h, out_cols] = dfr
             else:
-                _check_rank(xx, h, hypotheses)
                 a = xx[:, 1] == 1
-                ka, kb = yy[a].sum(0), yy[~a].sum(0)
-                na, nb = a.sum(), (~a).sum()
+                ka, kb = kk[a].sum(0), kk[~a].sum(0)
+                na, nb = ww[a].sum(), ww[~a].sum()
                 degen = (ka == 0) | (ka == na) | (kb == 0) | (kb == nb)
-                beta, cov, ok = K.logit_batched(xx, yy, cov_type=cov_type)
+                beta, cov, ok = K.logit_batched(xx, kk, weights=ww, cov_type=cov_type)
                 if zero_rule == "paper":
                     ok = ok & ~degen
                     beta[degen] = np.nan
@@ -526,8 +525,7 @@ def regress(
     with np.errstate(invalid="ignore", divide="ignore"):
         z = est / se
     if model == "ols" and cov_type == "nonrobust":
-        dfs = np.concatenate([np.repeat(df_resid[:, None], n_cfg, 1), df_resid_h[:, None]], axis=1)
-        p = 2 * stats.t.sf(np.abs(z), dfs)
+        p = 2 * stats.t.sf(np.abs(z), df_resid)
     else:
         p = K.normal_p(z)
     sign = np.sign(np.nan_to_num(est))
@@ -571,11 +569,34 @@ def regress(
     return out
 
 
-def _check_rank(x: np.ndarray, h: int, hyp: xr.Dataset) -> None:
-    if np.linalg.matrix_rank(x) < x.shape[1]:
+def _grouped_design(g: np.ndarray, z_t: np.ndarray, truth_t: np.ndarray, h: int, hyp: xr.Dataset):
+    """Design ``[1, A, covariates]`` of one hypothesis, with identical rows merged.
+
+    Returns ``((X_rows, n_rows, order, starts), (X_rows_human, n_rows_human, inv_human), inside)``:
+    the distinct rows and their multiplicities for all items in a group, the item order that
+    sorts them by distinct row with the start of each row's run (for ``np.add.reduceat``), and the
+    same for the human-labelled items. With discrete covariates a few distinct rows remain, so the
+    batched fits run on a handful of rows instead of every item.
+    """
+    inside = g >= 0
+    x = np.column_stack([np.ones(inside.sum()), (g[inside] == 1).astype(np.float64), z_t[inside]])
+    first: dict[bytes, int] = {}
+    inv = np.array([first.setdefault(r.tobytes(), len(first)) for r in x], dtype=np.int64)
+    n_rows = np.bincount(inv, minlength=len(first)).astype(np.float64)
+    rep = np.zeros(len(first), dtype=np.int64)
+    rep[inv] = np.arange(inv.size)
+    x_rows = x[rep]
+    w = np.linalg.eigvalsh(x_rows.T @ (n_rows[:, None] * x_rows))
+    if w[0] <= 1e-10 * max(w[-1], 1e-300):
         raise ValueError(f"hypothesis {h} (task {hyp['task'].values[h]!r}): the design [const, group, "
                          "covariates] is rank deficient (a covariate is constant or collinear with the "
                          "group within this task). Fix: drop that covariate or that hypothesis.")
+    order = np.argsort(inv, kind="stable")
+    starts = np.r_[0, np.flatnonzero(np.diff(inv[order])) + 1]
+    has = truth_t[inside] >= 0
+    used, inv_h = np.unique(inv[has], return_inverse=True)
+    n_h = np.bincount(inv_h, minlength=used.size).astype(np.float64)
+    return (x_rows, n_rows, order, starts), (x_rows[used], n_h, inv_h), inside
 
 
 test_hypotheses.__test__ = False  # a library function, not a pytest test (when imported into tests)
