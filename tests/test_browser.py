@@ -174,7 +174,7 @@ def _run_explorer(app: str, url_path: str, tmp_path: Path) -> None:
                 root = page.locator(".hackrisk-explorer")
                 root.locator(".hr-heatmap rect.cell").first.wait_for(timeout=180_000)
                 # all cells done: the last one's output is there and the kernel is idle again
-                page.wait_for_function("document.querySelectorAll('.jp-OutputArea-output').length >= 6", timeout=180_000)
+                page.wait_for_function("document.querySelectorAll('.jp-OutputArea-output').length >= 7", timeout=180_000)
                 server.wait_kernel_ready("explorer.ipynb")
                 page.wait_for_function(
                     "document.querySelectorAll('.hackrisk-explorer input[data-name=\"models\"]:checked').length === 2")
@@ -206,6 +206,7 @@ def _run_explorer(app: str, url_path: str, tmp_path: Path) -> None:
                 final = dom()
                 assert final["bars"] != after["bars"]
                 page.screenshot(path=str(tmp_path / f"{app}-explorer.png"), full_page=True)
+                root.screenshot(path=str(tmp_path / f"{app}-widget.png"))
 
                 # the kernel sees the same selection and state
                 got = json.loads(server.execute(kernel["id"], (

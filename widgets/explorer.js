@@ -98,7 +98,7 @@ export function riskCurveSVG(points, curve, selected, { width = 320, height = 20
   body += `<text x="${m.l - 4}" y="${y(1) + 3}" text-anchor="end" class="tick">100%</text><text x="${m.l - 4}" y="${y(0) + 3}" text-anchor="end" class="tick">0%</text>`;
   body += `<text x="${(m.l + width - m.r) / 2}" y="${height - 4}" text-anchor="middle" class="label">|human effect| (p_A − p_B)</text>`;
   for (const tick of [0, xmax / 2, xmax]) {
-    body += `<text x="${x(tick).toFixed(1)}" y="${y(0) + 11}" text-anchor="middle" class="tick">${tick.toFixed(2)}</text>`;
+    body += `<text x="${x(tick).toFixed(1)}" y="${y(0) + 11}" text-anchor="${tick === 0 ? "start" : tick === xmax ? "end" : "middle"}" class="tick">${tick.toFixed(2)}</text>`;
   }
   let sel = "";
   for (let i = 0; i < hyp.length; i++) {
