@@ -441,6 +441,7 @@ def _explorer_class():
             prep = prepare(results)
             super().__init__()
             self._prep = prep
+            self._busy = False
             self._figure_cache: bytes | None = None
             self.options = {
                 "tasks": prep["tasks"],
@@ -468,10 +469,19 @@ def _explorer_class():
                     "hypothesis": self.hypothesis if self.hypothesis >= 0 else None}
 
         def _on_change(self, change) -> None:
-            if change["name"] == "task" and self.hypothesis >= 0:
-                self.hypothesis = -1  # the chosen hypothesis belongs to another task
+            if self._busy:
                 return
+            if change["name"] == "task":
+                self._set_quietly(hypothesis=-1)  # the chosen hypothesis belongs to another task
             self._recompute()
+
+        def _set_quietly(self, **values) -> None:
+            self._busy = True
+            try:
+                for k, v in values.items():
+                    setattr(self, k, v)
+            finally:
+                self._busy = False
 
         def _recompute(self) -> None:
             self._figure_cache = None
@@ -483,10 +493,7 @@ def _explorer_class():
             self.error = ""
             self.view = state
             if state["hypothesis"] != self.hypothesis:
-                with self.hold_trait_notifications():
-                    self.unobserve(self._on_change, names=["hypothesis"])
-                    self.hypothesis = state["hypothesis"]
-                    self.observe(self._on_change, names=["hypothesis"])
+                self._set_quietly(hypothesis=state["hypothesis"])
 
         def figure_png(self) -> bytes:
             """The five views of the current selection as one PNG (static fallback)."""

@@ -315,3 +315,17 @@ def test_static_html_export_falls_back_to_png(pipeline):
     nb.cells = [cell]
     html, _ = nbconvert.HTMLExporter().from_notebook_node(nb)
     assert f"data:image/png;base64,{data['image/png'][:40]}" in html
+
+
+def test_one_recompute_per_change(pipeline, monkeypatch):
+    _, _, errors, _ = pipeline
+    w = W.explore(errors)
+    calls = []
+    real = W.view_state
+    monkeypatch.setattr(W, "view_state", lambda *a, **k: calls.append(k) or real(*a, **k))
+    w.task = "task1"
+    assert len(calls) == 1 and calls[0]["hypothesis"] is None
+    assert errors["task"].values[w.hypothesis] == "task1"
+    w.prompts = ["p0"]
+    w.hypothesis = int(np.flatnonzero(errors["task"].values == "task1")[0])
+    assert len(calls) == 3 and w.view["hypothesis"] == w.hypothesis
