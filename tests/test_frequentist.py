@@ -589,3 +589,106 @@ def test_bad_input(sim):
         fq.regress(cube, hyps, ["nope"])
     with pytest.raises(ValueError, match="cov_type"):
         fq.regress(cube, hyps, model="logit", cov_type="HC3")
+
+
+# ------------------------------------------------------------------------------------------------
+# known truth, grouped kernels, real-data regressions, Monte-Carlo size (slow)
+# ------------------------------------------------------------------------------------------------
+
+
+def test_llm_estimates_recover_the_simulated_expected_shares():
+    """The simulator knows each annotator's expected label share per covariate group."""
+    cube, truth = hackrisk.simulate_multiverse(n_tasks=2, n_items=2000, n_classes=[2, 3], models=3,
+                                               n_prompts=2, temperatures=(0.0, 1.0), bias_sd=0.15, rng=21)
+    groupings = {f"x{j}": cube[f"cov_x{j}"].values for j in range(4)}
+    hyps = hand_hypotheses(cube, groupings)
+    res = fq.test_hypotheses(cube, hyps)
+    exp = truth["expected_share"].sel({"class": 0})  # (task, m, p, t, covariate, group)
+    expected = np.stack([exp.sel(task=hyps["task"].values[h], covariate=hyps["grouping"].values[h])
+                         .transpose(*CFG, "group").values for h in range(hyps.sizes["hypothesis"])])
+    diff = expected[..., 1] - expected[..., 0]  # A (x = True) minus B
+    pa, pb = expected[..., 1], expected[..., 0]
+    sd = np.sqrt(pa * (1 - pa) / res["n_a"].values + pb * (1 - pb) / res["n_b"].values)
+    zs = (res["estimate"].values - diff) / sd
+    assert np.abs(zs).max() < 4.5
+    assert 0.5 < np.mean(zs**2) < 1.3  # conditional on the items the variance is at most binomial
+    # the systematic bias makes some annotators' expected effects differ from the truth
+    assert np.abs(diff - truth["true_share"].sel({"class": 0}).isel(task=0).values[:, 1][0]
+                  + truth["true_share"].sel({"class": 0}).isel(task=0).values[:, 0][0]).max() > 0.02
+
+
+def test_grouped_kernels_equal_expanded_rows():
+    gen = np.random.default_rng(12)
+    n = 300
+    x = np.column_stack([np.ones(n), gen.random(n) < 0.4, gen.integers(0, 3, n)]).astype(float)
+    y = (gen.random((n, 7)) < 0.2 + 0.3 * x[:, [1]]).astype(float)
+    rows, inv = np.unique(x, axis=0, return_inverse=True)
+    inv = inv.reshape(-1)
+    w = np.bincount(inv).astype(float)
+    k = np.stack([np.bincount(inv, weights=y[:, c]) for c in range(y.shape[1])], axis=1)
+    for ct in ("nonrobust", "HC0", "HC1", "HC2", "HC3"):
+        b1, c1, d1 = K.ols_batched(x, y, cov_type=ct)
+        b2, c2, d2 = K.ols_batched(rows, k, weights=w, cov_type=ct, binary=True)
+        _assert_rel(b2, b1, 1e-10)
+        _assert_rel(c2, c1, 1e-9)
+        assert d1 == d2
+    for ct in ("nonrobust", "HC0"):
+        b1, c1, ok1 = K.logit_batched(x, y, cov_type=ct)
+        b2, c2, ok2 = K.logit_batched(rows, k, weights=w, cov_type=ct)
+        assert ok1.all() and ok2.all()
+        _assert_rel(b2, b1, 1e-9)
+        _assert_rel(c2, c1, 1e-9)
+
+
+def test_regress_real_data_with_date_covariate():
+    cube = _real_cube(rng=4)
+    text = pd.Series(cube["text"].values[0]).str.lower()
+    hyps = hand_hypotheses(cube, {"kw:http": text.str.contains("http").to_numpy()[None, :]})
+    res = fq.regress(cube, hyps, ["created_at"], model="logit")
+    days = (cube["cov_created_at"].values[0] - cube["cov_created_at"].values[0].min()) / np.timedelta64(1, "D")
+    for cfg in ({"model": "m1", "prompt": "p0", "temperature": 1.0}, None):
+        x, y = _xy(cube, hyps, 0, cfg)
+        fit = _sm_logit(np.column_stack([x, days]), y)
+        row = res.isel(hypothesis=0) if cfg is None else res.isel(hypothesis=0).sel(cfg)
+        pre = "human_" if cfg is None else ""
+        _assert_rel(float(row[f"{pre}estimate"]), fit.params[1], RTOL)
+        _assert_rel(float(row[f"{pre}se"]), fit.bse[1], RTOL)
+        _assert_rel(float(row[f"{pre}p_value"]), fit.pvalues[1], 1e-7)
+
+
+def _exact_size(n_a: int, n_b: int, share: float, zero_rule: str) -> tuple[float, float]:
+    """Rejection rate and zero-decided rate under the null, by enumerating every 2 x 2 table."""
+    k_a, k_b = np.meshgrid(np.arange(n_a + 1), np.arange(n_b + 1), indexing="ij")
+    prob = stats.binom.pmf(k_a, n_a, share) * stats.binom.pmf(k_b, n_b, share)
+    r = K.two_by_two(k_a, n_a, k_b, n_b, zero_rule=zero_rule)
+    return float((prob * (r["conclusion"] != 0)).sum()), float((prob * r["zero_decided"]).sum())
+
+
+@pytest.mark.parametrize("zero_rule", ["paper", "firth", "exact"])
+def test_size_under_the_null_by_enumeration(zero_rule):
+    """Size of each rule under a true null (no Monte-Carlo error: every table is enumerated).
+
+    Large groups: all rules have size close to alpha (exact: at most alpha). Small groups with a
+    rare class make zero cells common: the paper's convention then inflates the size by the
+    probability of a one-group-zero table, while Firth's Wald test and the exact test stay
+    conservative.
+    """
+    size, decided = _exact_size(200, 150, 0.3, zero_rule)
+    assert decided < 1e-12
+    if zero_rule == "exact":
+        assert 0.035 < size <= 0.05
+    else:
+        assert abs(size - 0.05) < 0.005, size
+    size, decided = _exact_size(20, 20, 0.15, zero_rule)
+    p_zero = 0.85**20  # a group without the class
+    one_zero = 2 * p_zero * (1 - p_zero)
+    if zero_rule == "paper":
+        assert decided == pytest.approx(one_zero + p_zero**2, rel=1e-9)
+        assert size >= one_zero and size > 0.05 + 0.02
+    else:
+        assert size <= 0.05 and decided == 0.0
+    # the kernel's Monte-Carlo rejection frequency agrees with the enumeration
+    gen = np.random.default_rng(31)
+    reps = 20000
+    r = K.two_by_two(gen.binomial(20, 0.15, reps), 20, gen.binomial(20, 0.15, reps), 20, zero_rule=zero_rule)
+    assert abs(float((r["conclusion"] != 0).mean()) - size) < 4 * np.sqrt(size * (1 - size) / reps)
