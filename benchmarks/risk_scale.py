@@ -27,7 +27,7 @@ import warnings
 import numpy as np
 import xarray as xr
 
-from hackrisk.analysis.frequentist import test_hypotheses
+from hackrisk.analysis.frequentist import regress, test_hypotheses
 from hackrisk.cube import SCHEMA_VERSION, validate_cube
 
 N_TASKS = 37
@@ -153,6 +153,42 @@ def statsmodels_loop(cube, hyps, rng, n):
     return per, per_cpu, pairs, np.array(z)
 
 
+def regress_comparison(cube, hyps, rng, n_hyp: int = 100, n_sm: int = 50):
+    """Logistic regression with two binary covariates: ours (batched) vs statsmodels, per fit."""
+    import statsmodels.api as sm
+
+    pick = np.flatnonzero(~np.isin(hyps["grouping"].values, ["cov:x2", "cov:x3"]))
+    sub = hyps.isel(hypothesis=rng.choice(pick, n_hyp, replace=False))
+    t = time.perf_counter()
+    res = regress(cube, sub, ["x2", "x3"], model="logit")
+    n_fits = n_hyp * (res["estimate"][0].size + 1)
+    per_ours = (time.perf_counter() - t) / n_fits
+    tasks = list(cube["task"].values)
+    fits = []
+    for _ in range(n_sm):
+        h = int(rng.integers(n_hyp))
+        cfg = tuple(int(rng.integers(cube.sizes[d])) for d in ("model", "prompt", "temperature"))
+        g = sub["group"].values[h]
+        inside = g >= 0
+        ti = tasks.index(sub["task"].values[h])
+        y = (cube["label"].values[(ti, *cfg)][inside] == sub["class_code"].values[h]).astype(float)
+        x = np.column_stack([np.ones(inside.sum()), (g[inside] == 1), cube["cov_x2"].values[ti][inside],
+                             cube["cov_x3"].values[ti][inside]]).astype(float)
+        fits.append((x, y))
+    t = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for x, y in fits:
+            try:
+                sm.Logit(y, x).fit(disp=0)
+            except Exception:  # separation
+                pass
+    per_sm = (time.perf_counter() - t) / n_sm
+    print(f"  regress logit + 2 covariates: {per_ours * 1e6:.1f} us per fit (statsmodels "
+          f"{per_sm * 1e3:.2f} ms)", file=sys.stderr)
+    return per_sm, per_ours, n_fits
+
+
 def main() -> int:
     rng = np.random.default_rng(SEED)
     t0 = time.perf_counter()
@@ -203,6 +239,7 @@ def main() -> int:
     ok = np.isfinite(z_sm) & np.isfinite(ours)
     max_rel = float(np.max(np.abs(ours[ok] - z_sm[ok]) / np.abs(z_sm[ok]).clip(1e-12))) if ok.any() else float("nan")
     per_ours = timings["tests"] / n_reg
+    per_reg_sm, per_reg_ours, n_reg_cov = regress_comparison(cube, hyps, rng)
     out = {
         "benchmark": "risk_scale",
         "ratio": per_sm / per_ours,
@@ -223,6 +260,10 @@ def main() -> int:
         "n_regressions": n_reg,
         "n_statsmodels_fits": N_SM,
         "max_rel_diff_z_vs_statsmodels": max_rel,
+        "ratio_regress_logit_covariates": per_reg_sm / per_reg_ours,
+        "seconds_regress_logit_per_regression": per_reg_ours,
+        "seconds_statsmodels_logit_covariates_per_regression": per_reg_sm,
+        "n_regress_regressions": n_reg_cov,
         "n_hypotheses": n_hyp,
         "n_configurations": n_cfg,
         "n_labels": n_labels,
