@@ -1,0 +1,202 @@
+"""PyMC model builders and the sampler switch behind :mod:`hackrisk.analysis.bayesian`.
+
+Private module: imports pymc / pytensor at the top, so it is only imported lazily from the
+public functions.  Every array passed in here is already aggregated and numeric; names and
+dimensions are attached by the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+logger = logging.getLogger("hackrisk.analysis.bayesian")
+
+SAMPLERS = ("auto", "nutpie", "pymc", "prior")
+
+# Compiled nutpie models keyed by the structure of model 2 (its free-variable shapes).  The
+# data enter through ``pm.Data`` so that a structurally identical study reuses the compiled
+# logp (``with_data``) instead of paying the ~4 s numba compile again.
+_COMPILED: dict[tuple, Any] = {}
+
+
+def n_cores() -> int:
+    """Cores this process may use (CPU affinity where the OS reports it)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS / Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def resolve_sampler(sampler: str) -> str:
+    """``auto`` → ``nutpie`` when importable, else ``pymc``."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler={sampler!r} is not one of {SAMPLERS}. Fix: pick one of them.")
+    if sampler != "auto":
+        return sampler
+    try:
+        import nutpie  # noqa: F401
+    except ImportError:
+        return "pymc"
+    return "nutpie"
+
+
+def _posterior_from_prior(model: pm.Model, *, draws: int, chains: int, seed: int):
+    """Mock sampler: prior draws laid out as a posterior (chain, draw).  For structure tests."""
+    import arviz as az
+
+    with model:
+        prior = pm.sample_prior_predictive(draws=draws * chains, random_seed=seed,
+                                           compile_kwargs={"mode": "FAST_COMPILE"})
+    names = [v.name for v in model.free_RVs] + [v.name for v in model.deterministics]
+    out = {}
+    for name in names:
+        da = prior.prior[name].isel(chain=0)
+        vals = da.values.reshape(chains, draws, *da.shape[1:])
+        out[name] = (("chain", "draw", *da.dims[1:]), vals)
+    coords = {k: v for k, v in prior.prior.coords.items() if k not in ("chain", "draw")}
+    import xarray as xr
+
+    post = xr.Dataset(out, coords={**coords, "chain": np.arange(chains), "draw": np.arange(draws)})
+    post.attrs["sampler"] = "prior (mock)"
+    return az.InferenceData(posterior=post)
+
+
+def sample(
+    model: pm.Model,
+    *,
+    sampler: str,
+    draws: int,
+    tune: int,
+    chains: int,
+    seed: int,
+    cache_key: tuple | None = None,
+    data: dict[str, np.ndarray] | None = None,
+):
+    """Run the chosen sampler on ``model`` and return ArviZ ``InferenceData``.
+
+    ``cache_key`` (nutpie only): reuse a compiled model with the same key, swapping in ``data``
+    (the values of the model's ``pm.Data`` containers).
+    """
+    kind = resolve_sampler(sampler)
+    cores = min(chains, n_cores())
+    if kind == "prior":
+        return _posterior_from_prior(model, draws=draws, chains=chains, seed=seed)
+    if kind == "nutpie":
+        import nutpie
+
+        compiled = _COMPILED.get(cache_key) if cache_key is not None else None
+        if compiled is None:
+            compiled = nutpie.compile_pymc_model(model)
+            if cache_key is not None:
+                _COMPILED[cache_key] = compiled
+        elif data:
+            compiled = compiled.with_data(**data)
+        idata = nutpie.sample(
+            compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
+            progress_bar=False, save_warmup=False,
+        )
+        idata.posterior.attrs["sampler"] = f"nutpie {nutpie.__version__}"
+        return idata
+    with model:
+        idata = pm.sample(
+            draws=draws, tune=tune, chains=chains, cores=cores, random_seed=seed,
+            progressbar=False, compute_convergence_checks=False,
+        )
+    idata.posterior.attrs["sampler"] = f"pymc {pm.__version__}"
+    return idata
+
+
+# ---------------------------------------------------------------------------------------------
+# Model 1: hierarchical risk model on aggregated binomial counts
+# ---------------------------------------------------------------------------------------------
+
+
+def risk_model(
+    *,
+    basis: np.ndarray,
+    n_wrong: np.ndarray,
+    n_total: np.ndarray,
+    factors: dict[str, tuple[np.ndarray, np.ndarray]],
+    quality: np.ndarray | None,
+    base_logit: float,
+) -> pm.Model:
+    """Beta-binomial regression with a P-spline in x and random intercepts per factor.
+
+    logit p_g = B(x_g) β + Σ_f σ_f z_{f, level(g)} + γ q_g;  n_wrong_g ~ BetaBinomial(n_g, p_g κ, (1 − p_g) κ)
+
+    β is a first-order random walk (smoothness τ) started at ``base_logit``; the B-spline basis
+    sums to one, so β carries the intercept.  ``factors`` maps a dim name to (levels, index).
+    """
+    n_basis = basis.shape[1]
+    coords: dict[str, Any] = {"basis": np.arange(n_basis), "group": np.arange(len(n_wrong))}
+    for name, (levels, _) in factors.items():
+        coords[name] = levels
+    with pm.Model(coords=coords) as model:
+        tau = pm.HalfNormal("tau", 1.0)
+        beta0 = pm.Normal("beta0", base_logit, 1.5)
+        steps = pm.Normal("steps", 0.0, 1.0, shape=n_basis - 1)
+        beta = pm.Deterministic(
+            "beta", pt.concatenate([beta0[None], beta0 + pt.cumsum(steps * tau)]), dims="basis"
+        )
+        eta = pt.dot(pt.as_tensor(basis), beta)
+        for name, (_, idx) in factors.items():
+            sigma = pm.HalfNormal(f"sigma_{name}", 1.0)
+            z = pm.Normal(f"z_{name}", 0.0, 1.0, dims=name)
+            effect = pm.Deterministic(f"effect_{name}", sigma * z, dims=name)
+            eta = eta + effect[idx]
+        if quality is not None:
+            gamma = pm.Normal("gamma_quality", 0.0, 1.0)
+            eta = eta + gamma * quality
+        p = pt.clip(pm.math.sigmoid(eta), 1e-6, 1 - 1e-6)
+        log_kappa = pm.Normal("log_kappa", 3.0, 1.5)
+        kappa = pt.exp(log_kappa)
+        pm.BetaBinomial("n_wrong", n=n_total, alpha=p * kappa, beta=(1 - p) * kappa,
+                        observed=n_wrong, dims="group")
+    return model
+
+
+# ---------------------------------------------------------------------------------------------
+# Model 2: misclassification model for one study
+# ---------------------------------------------------------------------------------------------
+
+
+def misclassification_model(
+    *,
+    onehot: np.ndarray,
+    weight: np.ndarray,
+    cell: np.ndarray,
+    a_theta: np.ndarray,
+    a_pi: np.ndarray,
+) -> pm.Model:
+    """Dawid–Skene-type model with the latent true classes summed out.
+
+    For an unlabelled label pattern p (one row of ``onehot``: configuration × label indicators,
+    all zero for a missing label) in cell g,
+
+        log P(pattern | θ, π) = logsumexp_c [ log π_{g,c} + Σ_cfg log θ_{cfg, c, label_cfg} ],
+
+    counted ``weight[p]`` times.  Human-labelled items enter through the Dirichlet parameters
+    ``a_theta`` (prior + confusion counts) and ``a_pi`` (prior + class counts per cell), which is
+    exact by conjugacy.
+    """
+    n_cfg, k, _ = a_theta.shape
+    n_cell = a_pi.shape[0]
+    with pm.Model() as model:
+        oh = pm.Data("onehot", onehot)
+        w = pm.Data("weight", weight)
+        cl = pm.Data("cell", cell)
+        at = pm.Data("a_theta", a_theta)
+        ap = pm.Data("a_pi", a_pi)
+        theta = pm.Dirichlet("theta", a=at, shape=(n_cfg, k, k))
+        pi = pm.Dirichlet("pi", a=ap, shape=(n_cell, k))
+        # rows (cfg, label), columns true class
+        log_theta = pt.log(theta).transpose(0, 2, 1).reshape((n_cfg * k, k))
+        ll = pt.dot(oh, log_theta) + pt.log(pi)[cl]
+        pm.Potential("unlabelled", pt.dot(w, pt.logsumexp(ll, axis=1)))
+    return model
