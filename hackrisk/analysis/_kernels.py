@@ -340,7 +340,10 @@ def logit_batched(X: np.ndarray, Y: np.ndarray, *, weights: np.ndarray | None = 
     mu = special.expit(X @ beta.T)
     info = _xtwx(X, w[:, None] * mu * (1 - mu))
     with np.errstate(invalid="ignore"):
-        bread = np.linalg.pinv(info)
+        try:
+            bread = np.linalg.inv(info)
+        except np.linalg.LinAlgError:  # singular information (separated fits): NaN below anyway
+            bread = np.linalg.pinv(info)
         if cov_type == "nonrobust":
             cov = bread
         else:

@@ -466,7 +466,11 @@ def regress(
     for t in np.unique(t_idx):
         cols = np.flatnonzero(real[t])
         z_t, names = _covariate_columns(cube, t, cols, covariates)
-        designs[t] = (cols, z_t, names)
+        if z_t.shape[1]:
+            z_cells, cell = np.unique(z_t, axis=0, return_inverse=True)
+        else:
+            z_cells, cell = np.empty((1, 0)), np.zeros(cols.size, dtype=np.int64)
+        designs[t] = (cols, cell.reshape(-1), z_cells, names)
         terms += [n for n in names if n not in terms]
     n_term = len(terms)
     annotated_tc = np.ones((n_task, n_cfg), dtype=bool)
@@ -482,11 +486,11 @@ def regress(
     cache: dict = {}
     for h in range(n_h):  # loop over hypotheses; all configurations of one in a batched fit
         t = t_idx[h]
-        cols, z_t, names = designs[t]
+        cols, cell, z_cells, names = designs[t]
         g = group[h, cols]
         key = (t, g.tobytes())
         if key not in cache:
-            cache[key] = _grouped_design(g, z_t, truth[t, cols], h, hypotheses)
+            cache[key] = _grouped_design(g, cell, z_cells, truth[t, cols], h, hypotheses)
         (xr_llm, w_llm, order, starts), (xr_hum, w_hum, inv_hum), inside = cache[key]
         term_pos = [0, 1] + [terms.index(n) for n in names]
         ann = np.flatnonzero(annotated_tc[t])
@@ -569,23 +573,24 @@ def regress(
     return out
 
 
-def _grouped_design(g: np.ndarray, z_t: np.ndarray, truth_t: np.ndarray, h: int, hyp: xr.Dataset):
+def _grouped_design(g: np.ndarray, cell: np.ndarray, z_cells: np.ndarray, truth_t: np.ndarray, h: int,
+                    hyp: xr.Dataset):
     """Design ``[1, A, covariates]`` of one hypothesis, with identical rows merged.
 
-    Returns ``((X_rows, n_rows, order, starts), (X_rows_human, n_rows_human, inv_human), inside)``:
-    the distinct rows and their multiplicities for all items in a group, the item order that
-    sorts them by distinct row with the start of each row's run (for ``np.add.reduceat``), and the
-    same for the human-labelled items. With discrete covariates a few distinct rows remain, so the
-    batched fits run on a handful of rows instead of every item.
+    ``cell`` numbers the distinct covariate rows of the task's items (``z_cells`` holds them), so
+    a design row is identified by ``2 * cell + A``. Returns
+    ``((X_rows, n_rows, order, starts), (X_rows_human, n_rows_human, inv_human), inside)``: the
+    distinct rows and their multiplicities for all items in a group, the item order that sorts
+    them by distinct row with the start of each run (for ``np.add.reduceat``), and the same for
+    the human-labelled items. With discrete covariates a few distinct rows remain, so the batched
+    fits run on a handful of rows instead of every item.
     """
     inside = g >= 0
-    x = np.column_stack([np.ones(inside.sum()), (g[inside] == 1).astype(np.float64), z_t[inside]])
-    first: dict[bytes, int] = {}
-    inv = np.array([first.setdefault(r.tobytes(), len(first)) for r in x], dtype=np.int64)
-    n_rows = np.bincount(inv, minlength=len(first)).astype(np.float64)
-    rep = np.zeros(len(first), dtype=np.int64)
-    rep[inv] = np.arange(inv.size)
-    x_rows = x[rep]
+    a = (g[inside] == 1).astype(np.int64)
+    ids = 2 * cell[inside] + a
+    uniq, inv = np.unique(ids, return_inverse=True)
+    n_rows = np.bincount(inv, minlength=uniq.size).astype(np.float64)
+    x_rows = np.column_stack([np.ones(uniq.size), (uniq % 2).astype(np.float64), z_cells[uniq // 2]])
     w = np.linalg.eigvalsh(x_rows.T @ (n_rows[:, None] * x_rows))
     if w[0] <= 1e-10 * max(w[-1], 1e-300):
         raise ValueError(f"hypothesis {h} (task {hyp['task'].values[h]!r}): the design [const, group, "
