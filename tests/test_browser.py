@@ -205,13 +205,23 @@ def _run_explorer(app: str, url_path: str, tmp_path: Path) -> None:
                 page.wait_for_function(f"document.querySelector('.hackrisk-explorer').dataset.risk !== '{after['risk']}'")
                 final = dom()
                 assert final["bars"] != after["bars"]
+                # linked views: clicking a point of the risk curve chooses that hypothesis
+                point = root.locator(".hr-riskcurve circle.point:not(.selected)").first
+                chosen = point.get_attribute("data-hypothesis")
+                point.click(force=True)
+                page.wait_for_function(
+                    f"document.querySelector('.hackrisk-explorer').dataset.hypothesis === '{chosen}'")
+                assert root.locator("select[data-name='hypothesis']").input_value() == chosen
+                assert root.locator(".hr-p-spec h4").inner_text().startswith("Specification curve:")
                 page.screenshot(path=str(tmp_path / f"{app}-explorer.png"), full_page=True)
                 root.screenshot(path=str(tmp_path / f"{app}-widget.png"))
 
                 # the kernel sees the same selection and state
                 got = json.loads(server.execute(kernel["id"], (
                     "import json; print(json.dumps({'models': explorer.models, 'alpha': explorer.alpha, "
-                    "'cells': explorer.view['summary']['n_cells'], 'risk': explorer.view['summary']['risk']}))")))
+                    "'hypothesis': explorer.hypothesis, 'cells': explorer.view['summary']['n_cells'], "
+                    "'risk': explorer.view['summary']['risk']}))")))
+                assert got["hypothesis"] == int(chosen)
                 assert got["models"] == ["model0", "model1", "model3"], got
                 assert got["alpha"] == 0.1
                 assert str(got["cells"]) == final["cells"] and str(got["risk"]) == final["risk"], (got, final)
