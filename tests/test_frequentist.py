@@ -692,3 +692,15 @@ def test_size_under_the_null_by_enumeration(zero_rule):
     reps = 20000
     r = K.two_by_two(gen.binomial(20, 0.15, reps), 20, gen.binomial(20, 0.15, reps), 20, zero_rule=zero_rule)
     assert abs(float((r["conclusion"] != 0).mean()) - size) < 4 * np.sqrt(size * (1 - size) / reps)
+
+
+def test_absent_prompts_are_excluded_but_not_listed_as_missing(sim):
+    cube, hyps = sim
+    cube = cube.copy(deep=True)
+    cube["prompt_template"].values[1, 1] = ""  # task1 has only one paraphrase
+    cube["label"].values[1, :, 1] = -1
+    res = fq.test_hypotheses(cube, hyps)
+    assert res.attrs["n_not_annotated"] == 0 and res.attrs["not_annotated"] == []
+    assert res.attrs["n_prompt_absent"] == cube.sizes["model"] * cube.sizes["temperature"]
+    t1 = res.where(res["task"] == "task1", drop=True)
+    assert not t1["annotated"].sel(prompt="p1").any() and t1["annotated"].sel(prompt="p0").all()
