@@ -18,6 +18,20 @@ from .simulate import simulate_multiverse
 
 __version__ = "0.1.0"
 
+
+def load_ipython_extension(ipython):
+    """``%load_ext hackrisk``: rich HTML views of cubes and results and the ``%hackrisk`` magic."""
+    from .ipython import load_ipython_extension as _load
+
+    _load(ipython)
+
+
+def unload_ipython_extension(ipython):
+    """Undo :func:`load_ipython_extension`."""
+    from .ipython import unload_ipython_extension as _unload
+
+    _unload(ipython)
+
 __all__ = [
     "make_cube",
     "from_long",

@@ -45,3 +45,15 @@ class HackriskAccessor:
         from .hypotheses import generate_hypotheses
 
         return generate_hypotheses(self._ds, **kwargs)
+
+    def explore(self, **kwargs):
+        """:func:`hackrisk.widgets.explore`."""
+        from .widgets import explore
+
+        return explore(self._ds, **kwargs)
+
+    def report(self, path, **kwargs):
+        """:func:`hackrisk.report.write_report`."""
+        from .report import write_report
+
+        return write_report(self._ds, path, **kwargs)
