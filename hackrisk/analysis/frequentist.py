@@ -156,13 +156,12 @@ def _hypothesis_coords(hyp: xr.Dataset) -> dict:
             if c.dims == ("hypothesis",)} | {"hypothesis": hyp["hypothesis"].values}
 
 
-def _not_annotated_report(cube, annotated_tc: np.ndarray, used_tasks: np.ndarray) -> tuple[int, list[str], int]:
-    """Configurations of the tested tasks that are not fully annotated.
+def _not_annotated_report(cube, annotated_tc: np.ndarray, used_tasks: np.ndarray) -> tuple[int, list[str]]:
+    """Configurations of the tested tasks that are not fully annotated: ``(count, names)``.
 
-    Returns ``(count, names, n_absent)``: ``names`` are ``task/model/prompt/temperature`` of the
-    configurations with missing labels; configurations whose prompt does not exist for the task
-    (empty ``prompt_template``, e.g. a task with fewer paraphrases) are not listed but counted in
-    ``n_absent``. Both are excluded from the analysis (``annotated = False``).
+    ``names`` are ``task/model/prompt/temperature``. Configurations whose prompt does not exist
+    for the task (empty ``prompt_template``, e.g. a task with fewer paraphrases) are not missing
+    labels: they are left out of the list and only logged. All of them have ``annotated = False``.
     """
     shape = tuple(cube.sizes[d] for d in CONFIG_DIMS)
     tpl = np.asarray(cube["prompt_template"].values) if "prompt_template" in cube else None
@@ -175,7 +174,10 @@ def _not_annotated_report(cube, annotated_tc: np.ndarray, used_tasks: np.ndarray
                 continue
             names.append(f"{cube['task'].values[t]}/{cube['model'].values[m]}/"
                          f"{cube['prompt'].values[p]}/{cube['temperature'].values[k]}")
-    return len(names), names, n_absent
+    if n_absent:
+        log.info("%d (task, configuration) pairs use a prompt the task does not have (annotated=False).",
+                 n_absent)
+    return len(names), names
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,7 +316,7 @@ def test_hypotheses(
                        zero_conclusion="llm")
     hum = K.two_by_two(k_a[:, n_cfg], hn_a, k_b[:, n_cfg], hn_b, zero_rule=zero_rule, alpha=alpha,
                        zero_conclusion="human")
-    n_missing, missing, n_absent = _not_annotated_report(cube, annotated_tc, used_tasks)
+    n_missing, missing = _not_annotated_report(cube, annotated_tc, used_tasks)
     if n_missing:
         log.info("test_hypotheses: %d (task, configuration) pairs are not fully annotated and were "
                  "excluded (annotated=False).", n_missing)
@@ -346,7 +348,6 @@ def test_hypotheses(
         "sample": -1 if "sample" not in cube["label"].dims else int(sample or 0),
         "n_not_annotated": int(n_missing),
         "not_annotated": missing,
-        "n_prompt_absent": int(n_absent),
     })
     return out
 
@@ -551,7 +552,7 @@ def regress(
     conclusion[:, n_cfg] = np.where(zero[:, n_cfg], 0.0, conclusion[:, n_cfg])
 
     annotated = annotated_tc[t_idx]
-    n_missing, missing, n_absent = _not_annotated_report(cube, annotated_tc, np.unique(t_idx))
+    n_missing, missing = _not_annotated_report(cube, annotated_tc, np.unique(t_idx))
     dims = ("hypothesis", *CONFIG_DIMS)
     shape = (n_h, *cfg_shape)
 
@@ -580,7 +581,6 @@ def regress(
         "covariates": [str(c) for c in covariates],
         "n_not_annotated": int(n_missing),
         "not_annotated": missing,
-        "n_prompt_absent": int(n_absent),
     })
     return out
 
