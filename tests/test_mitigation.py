@@ -109,13 +109,18 @@ def test_ppi_difference_via_mitigate_matches_ppi_python(small):
         assert abs(float(r["se"]) - np.hypot(parts[0][1], parts[1][1])) < 1e-8
 
 
-def test_ppi_logistic_matches_ppi_python(small):
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # sklearn's `penalty` deprecation, inside ppi_py
+def test_ppi_logistic_matches_ppi_python(small, monkeypatch):
     """PPI++ logistic CIs of mitigate() = ppi_logistic_ci with the same 1/π weights (1e-6).
 
     Our estimate is the centre of the CI (ppi-python's CI re-tunes λ at its tuned point
-    estimate; ``ppi_logistic_pointestimate(lam=our λ)`` gives the same point).
+    estimate; ``ppi_logistic_pointestimate(lam=our λ)`` gives the same point). ppi-python's numba
+    kernels run as their plain-Python originals (``py_func``: same code, no 30-60 s compilation).
     """
     ppi_py = pytest.importorskip("ppi_py")
+    for name in ("_logistic_get_stats", "safe_expit"):
+        fn = getattr(ppi_py.ppi, name)
+        monkeypatch.setattr(ppi_py.ppi, name, getattr(fn, "py_func", fn))
     cube, _, hyp = small
     design = mt.draw_human_sample(cube, hyp, n=150, n_draws=2, rng=1)
     res = mt.mitigate(cube, hyp, design, method="ppi", estimand="logistic")
@@ -342,10 +347,11 @@ def _check_coverage(n_rep, n_items, n, n_draws, models, schemes, estimands, k=3.
                 covered = (r["lower"].values <= tv) & (tv <= r["upper"].values)
                 cov = covered.mean()
                 size = (r["conclusion"].values[n_rep:] != 0).mean()
-                report.append((scheme, estimand, method, round(cov, 3), round(size, 3)))
-                assert np.isfinite(r["estimate"]).mean() > 0.99, report[-1]
-                assert abs(cov - 0.95) < k * mcse, report
-                assert abs(size - 0.05) < k * np.sqrt(0.05 * 0.95 / n_rep), report
+                finite = np.isfinite(r["estimate"].values).mean()
+                report.append((scheme, estimand, method, round(cov, 3), round(size, 3), finite))
+    bad = [r for r in report if abs(r[3] - 0.95) >= k * mcse
+           or abs(r[4] - 0.05) >= k * np.sqrt(0.05 * 0.95 / n_rep) or r[5] < 0.99]
+    assert not bad, f"outside {k} MC SE: {bad}\nall: {report}"
     return report
 
 
@@ -420,8 +426,11 @@ def test_evaluation_trade_off_on_biased_annotators():
 def test_select_model_picks_the_accurate_configuration(small):
     cube, _, hyp = small
     cube = cube.copy(deep=True)
+    truth = cube["truth"].values[:, None, None, None, :]
+    flip = np.random.default_rng(0).random(cube["label"].shape) < 0.2
+    cube["label"].values[:] = np.where(flip & (truth >= 0), 1 - truth, truth)
     cube["label"].values[:, 1, 1, 0, :] = cube["truth"].values
-    d = mt.draw_human_sample(cube, hyp, n=250, n_draws=4, rng=3)  # big n: no ties at accuracy 1
+    d = mt.draw_human_sample(cube, hyp, n=60, n_draws=4, rng=3)
     sel = mt.select_model(cube, hyp, d)
     assert (sel["model"] == cube["model"].values[1]).all()
     assert (sel["prompt"] == cube["prompt"].values[1]).all()
@@ -439,22 +448,30 @@ def _data_dir() -> Path:
 
 
 def simulated_llm_cube(path: Path, *, rng=0) -> xr.Dataset:
-    """relevance_tweets23 with simulated annotators: random error + a length-dependent push."""
+    """relevance_tweets23 with simulated annotators (3 models × 3 prompts × 2 temperatures).
+
+    Random error (accuracy 0.9 / 0.8 / 0.7, 0.05 lower at temperature 1) plus systematic error:
+    on long texts (> 150 characters) and on tweets of the second half of January each
+    configuration pushes labels towards one class with its own probability (N(0, 0.2)).
+    """
     from hackrisk import datasets
     from hackrisk.cube import CONFIG_DIMS
 
     td = datasets.load_task("relevance_tweets23", source=path)
     cube = datasets.empty_cube(td, models=["m0", "m1", "m2"], temperatures=(0.0, 1.0))
     gen = np.random.default_rng(rng)
-    truth = cube["truth"].values  # (task, item)
+    truth = cube["truth"].values[:, None, None, None, :]
     shape = cube["label"].transpose("task", *CONFIG_DIMS, "item").shape
-    acc = np.array([0.9, 0.8, 0.7])[None, :, None, None, None] - 0.05 * np.array([0, 1])[None, None, None, :, None]
-    long = np.array([len(t) > 150 for t in cube["text"].values[0]])[None, None, None, None, :]
-    push = gen.normal(0, 0.2, shape[:-1])[..., None] * long
-    lab = np.where(gen.random(shape) < acc, truth[:, None, None, None, :], 1 - truth[:, None, None, None, :])
-    u = gen.random(shape)
-    lab = np.where(u < np.abs(push), (push > 0).astype(int), lab)
-    lab = np.where(truth[:, None, None, None, :] >= 0, lab, -1)
+    acc = (np.array([0.9, 0.8, 0.7])[None, :, None, None, None]
+           - 0.05 * np.array([0.0, 1.0])[None, None, None, :, None])
+    lab = np.where(gen.random(shape) < acc, truth, 1 - truth)
+    long = np.array([len(t) > 150 for t in cube["text"].values[0]], dtype=float)
+    late = (cube["cov_created_at"].values[0] >= np.datetime64("2023-01-16")).astype(float)
+    for x in (long, late):
+        push = gen.normal(0, 0.2, shape[:-1])[..., None]
+        hit = gen.random(shape) < np.abs(push) * x
+        lab = np.where(hit, (push > 0).astype(int) + 0 * lab, lab)
+    lab = np.where(truth >= 0, lab, -1)
     cube["label"] = (("task", *CONFIG_DIMS, "item"), lab.astype(np.int16))
     return cube
 

@@ -18,7 +18,8 @@ Techniques (``method=``):
   ``ĝ + ξ/π (Y − ĝ)`` with a cross-fitted prediction ``ĝ`` (cell means of the human label by LLM
   label × group), then linear (difference) or logistic regression with a sandwich variance;
 * ``"cdi"`` — confidence-driven inference (Gligorić et al. 2024): IPW, power-tuned mean per group
-  (for the logistic coefficient: delta method on the two means).
+  with λ cross-fitted over two random folds (for the logistic coefficient: delta method on the
+  two means).
 
 Estimands (``estimand=``): ``"difference"`` — share of the hypothesis' class in group A minus
 group B; ``"logistic"`` — coefficient of the group indicator in a logistic regression of the
@@ -404,8 +405,8 @@ def _estimate_chunk(method, estimand, Y, Yh, S, pi, valid, g, lam, fold, n_folds
             th, s, lam_out, _, _ = K.ppi_logistic(X, Y, Yh, lab, unl, w, wu, lam=lam)
             est, se = th[..., 1], s[..., 1]
     elif method == "cdi":
-        ea, sa, la = K.cdi_mean(Y, Yh, S, A, pi, lam=lam)
-        eb, sb, lb = K.cdi_mean(Y, Yh, S, B, pi, lam=lam)
+        ea, sa, la = K.cdi_mean(Y, Yh, S, A, pi, lam=lam, fold=fold % 2)
+        eb, sb, lb = K.cdi_mean(Y, Yh, S, B, pi, lam=lam, fold=fold % 2)
         lam_out = (la + lb) / 2
         if estimand == "difference":
             est, se = ea - eb, np.hypot(sa, sb)
