@@ -703,3 +703,47 @@ def test_absent_prompts_are_excluded_but_not_listed_as_missing(sim):
     assert res.attrs["n_not_annotated"] == 0 and res.attrs["not_annotated"] == []
     t1 = res.where(res["task"] == "task1", drop=True)
     assert not t1["annotated"].sel(prompt="p1").any() and t1["annotated"].sel(prompt="p0").all()
+
+
+def test_real_data_rare_classes_zero_counts():
+    """framesI (150 tweets; 'problem' 5, 'solution' 6): zero cells are common on real data."""
+    path = _data_dir() / "llmhacking" / "framesI_tweets23.csv.gz"
+    df = pd.read_csv(path)
+    names = ["neutral", "problem", "solution"]
+    items = pd.DataFrame({"task": "frames", "item_id": df["id"], "text": df["text"], "truth": df["ground_truth"],
+                          "late": pd.to_datetime(df["created_at"]) >= pd.Timestamp("2023-01-16", tz="UTC")})
+    gen = np.random.default_rng(7)
+    truth = df["ground_truth"].map({n: i for i, n in enumerate(names)}).to_numpy()
+    rows = []
+    for m, acc in enumerate([1.0, 0.95, 0.8]):
+        lab = np.where(gen.random(len(df)) < acc, truth, gen.integers(0, 3, len(df)))
+        rows.append(pd.DataFrame({"task": "frames", "model": f"m{m}", "prompt": "p0", "temperature": 0.0,
+                                  "item_id": df["id"], "label": lab}))
+    cube = hackrisk.make_cube(pd.concat(rows, ignore_index=True), items, {"frames": names})
+    text = pd.Series(cube["text"].values[0]).str.lower()
+    groupings = {"late": cube["cov_late"].values, "kw:the": text.str.contains(r"\bthe\b").to_numpy()[None, :],
+                 "kw:http": text.str.contains("http").to_numpy()[None, :],
+                 "earliest20": (pd.to_datetime(df["created_at"]).rank() <= 20).to_numpy()[None, :]}
+    hyps = hand_hypotheses(cube, groupings, classes={"frames": [0, 1, 2]})
+    res = fq.test_hypotheses(cube, hyps)
+    assert res["zero_decided"].any() and res["human_zero_decided"].any()
+    # every zero-decided conclusion follows the convention; all others match statsmodels
+    n_parity = 0
+    for h in range(hyps.sizes["hypothesis"]):
+        for m in res["model"].values:
+            row = res.isel(hypothesis=h).sel(model=m, prompt="p0", temperature=0.0)
+            ka, na, kb, nb = (float(row[v]) for v in ("k_a", "n_a", "k_b", "n_b"))
+            degenerate = ka in (0, na) or kb in (0, nb)
+            assert bool(row["zero_decided"]) == degenerate
+            if degenerate:
+                assert int(row["conclusion"]) == int(np.sign(ka / na - kb / nb))
+            else:
+                x, y = _xy(cube, hyps, h, {"model": m, "prompt": "p0", "temperature": 0.0})
+                fit = _sm_logit(x, y)
+                _assert_rel(float(row["z"]), fit.tvalues[1], RTOL)
+                _assert_rel(float(row["p_value"]), fit.pvalues[1], RTOL)
+                n_parity += 1
+        hrow = res.isel(hypothesis=h)
+        if bool(hrow["human_zero_decided"]):
+            assert int(hrow["human_conclusion"]) == 0 and np.isnan(float(hrow["human_p_value"]))
+    assert n_parity >= 5
