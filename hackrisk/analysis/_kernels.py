@@ -104,12 +104,11 @@ def fisher_exact_p(k_a, n_a, k_b, n_b) -> np.ndarray:
         ok = lpmf(mid) <= thresh
         a = np.where(below, np.where(ok, a, mid), np.where(ok, mid, a))
         b = np.where(below, np.where(ok, mid, b), np.where(ok, b, mid))
-    if_below, if_above = b, a
-    near_lower = stats.hypergeom.cdf(k_a, total, succ, n_a)
-    near_upper = stats.hypergeom.sf(k_a - 1, total, succ, n_a)
-    far_upper = np.where(if_below > hi, 0.0, stats.hypergeom.sf(if_below - 1, total, succ, n_a))
-    far_lower = np.where(if_above < lo, 0.0, stats.hypergeom.cdf(if_above, total, succ, n_a))
-    p = np.where(below, near_lower + far_upper, near_upper + far_lower)
+    # p = P(X <= lower) + P(X >= upper): the observed tail and the far tail (two calls per table)
+    lower = np.where(below, k_a, a)  # a < lo: no far lower tail
+    upper = np.where(below, b, k_a)  # b > hi: no far upper tail
+    p = (np.where(lower < lo, 0.0, stats.hypergeom.cdf(lower, total, succ, n_a))
+         + np.where(upper > hi, 0.0, stats.hypergeom.sf(upper - 1, total, succ, n_a)))
     at_mode = logp >= lpmf(mode) - np.log1p(1e-7)
     p = np.where(at_mode, 1.0, p)
     empty = (n_a == 0) | (n_b == 0) | (succ == 0) | (succ == total)
