@@ -57,3 +57,33 @@ class HackriskAccessor:
         from .report import write_report
 
         return write_report(self._ds, path, **kwargs)
+
+    def test(self, hypotheses, **kwargs):
+        """:func:`hackrisk.analysis.frequentist.test_hypotheses` (on a cube)."""
+        from .analysis.frequentist import test_hypotheses
+
+        return test_hypotheses(self._ds, hypotheses, **kwargs)
+
+    def classify_errors(self):
+        """:func:`hackrisk.analysis.risk.classify_errors` (on a tests Dataset)."""
+        from .analysis.risk import classify_errors
+
+        return classify_errors(self._ds)
+
+    def risk(self, **kwargs):
+        """:func:`hackrisk.analysis.risk.risk` (on a tests Dataset)."""
+        from .analysis.risk import risk
+
+        return risk(self._ds, **kwargs)
+
+    def hacking(self):
+        """:func:`hackrisk.analysis.risk.hacking` (on a tests Dataset)."""
+        from .analysis.risk import hacking
+
+        return hacking(self._ds)
+
+    def annotation_quality(self):
+        """:func:`hackrisk.analysis.risk.annotation_quality` (on a cube)."""
+        from .analysis.risk import annotation_quality
+
+        return annotation_quality(self._ds)
