@@ -58,11 +58,17 @@ class HackriskAccessor:
 
         return write_report(self._ds, path, **kwargs)
 
-    def test(self, hypotheses, **kwargs):
+    def test_hypotheses(self, hypotheses, **kwargs):
         """:func:`hackrisk.analysis.frequentist.test_hypotheses` (on a cube)."""
         from .analysis.frequentist import test_hypotheses
 
         return test_hypotheses(self._ds, hypotheses, **kwargs)
+
+    def regress(self, hypotheses, covariates=(), **kwargs):
+        """:func:`hackrisk.analysis.frequentist.regress` (on a cube)."""
+        from .analysis.frequentist import regress
+
+        return regress(self._ds, hypotheses, covariates, **kwargs)
 
     def classify_errors(self):
         """:func:`hackrisk.analysis.risk.classify_errors` (on a tests Dataset)."""
