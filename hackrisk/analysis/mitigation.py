@@ -610,7 +610,20 @@ def select_model(
 
     Accuracy is the share of the drawn items (all classes, not only the hypothesis' class) where
     the configuration's label equals the human label, weighted by ``1/π``. The chosen
-    configuration's conclusion is its ordinary LLM-only test (:func:`hackrisk.analysis.frequentist.test_hypotheses`).
+    configuration's conclusion is its ordinary LLM-only test
+    (:func:`hackrisk.analysis.frequentist.test_hypotheses`). Ties go to the first configuration
+    in (model, prompt, temperature) order.
+
+    Parameters
+    ----------
+    cube, hypotheses
+        Label cube and hypotheses.
+    design
+        Human-labelled subsets (:func:`draw_human_sample`).
+    tests
+        ``test_hypotheses`` output (computed if omitted).
+    alpha
+        Significance level used when ``tests`` is computed here.
 
     Returns
     -------
@@ -677,6 +690,32 @@ def evaluate_mitigation(
     are left out. ``type_i`` = P(significant | reference null), ``type_ii`` = P(not significant
     | reference effect), ``type_s`` = P(opposite sign | reference effect), ``risk`` = P(any
     error). Reference LLM-only rows (``method="llm_only"``, no human labels) are included once.
+
+    Parameters
+    ----------
+    cube, hypotheses
+        Label cube and hypotheses.
+    budgets
+        Numbers of human labels (the paper's 25 … 1000); budgets above ``max_share`` of a
+        hypothesis' items are skipped for that hypothesis.
+    schemes
+        Sampling designs (:data:`SCHEMES`).
+    methods
+        Techniques (:data:`METHODS`).
+    estimand
+        ``"difference"`` or ``"logistic"`` (see :func:`mitigate`).
+    n_draws
+        Repeated draws of the human-labelled subset per scheme and budget.
+    alpha
+        Significance level.
+    model_selection
+        Add the ``model_selection`` rows (:func:`select_model`).
+    tests
+        :func:`hackrisk.analysis.frequentist.test_hypotheses` output (computed if omitted).
+    rng
+        Seed or generator.
+    **sample_kwargs
+        Passed to :func:`draw_human_sample` (``floor``, ``max_prob``, ``max_share``, ``n_rounds``).
 
     Returns
     -------
