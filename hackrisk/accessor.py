@@ -93,3 +93,21 @@ class HackriskAccessor:
         from .analysis.risk import annotation_quality
 
         return annotation_quality(self._ds)
+
+    def draw_human_sample(self, hypotheses, **kwargs):
+        """:func:`hackrisk.analysis.mitigation.draw_human_sample` (on a cube)."""
+        from .analysis.mitigation import draw_human_sample
+
+        return draw_human_sample(self._ds, hypotheses, **kwargs)
+
+    def mitigate(self, hypotheses, design, **kwargs):
+        """:func:`hackrisk.analysis.mitigation.mitigate` (on a cube)."""
+        from .analysis.mitigation import mitigate
+
+        return mitigate(self._ds, hypotheses, design, **kwargs)
+
+    def evaluate_mitigation(self, hypotheses, **kwargs):
+        """:func:`hackrisk.analysis.mitigation.evaluate_mitigation` (on a cube)."""
+        from .analysis.mitigation import evaluate_mitigation
+
+        return evaluate_mitigation(self._ds, hypotheses, **kwargs)

@@ -116,9 +116,9 @@ def analyze_study(study: Study, cube: xr.Dataset | None = None) -> dict[str, Any
     if budgets:
         from .analysis import mitigation
 
-        res["mitigation"] = mitigation.evaluate(cube, hyps, budgets=budgets,
-                                                n_draws=int(study.analysis.get("n_draws", 10)),
-                                                alpha=study.alpha, rng=study.seed)
+        res["mitigation"] = mitigation.evaluate_mitigation(
+            cube, hyps, budgets=budgets, n_draws=int(study.analysis.get("n_draws", 10)),
+            alpha=study.alpha, tests=tests, rng=study.seed)
     logger.info("analysis took %.1f s", time.perf_counter() - t0)
     _save_results(res, out)
     (out / "headline.json").write_text(json.dumps(headline(res), indent=2))
@@ -194,4 +194,6 @@ def report_study(study: Study, res: dict[str, Any] | None = None, cube: xr.Datas
         ax.figure.savefig(figs / f"{name}.png", dpi=110, bbox_inches="tight")
         plt.close(ax.figure)
     return report.write_report(res["tests"], study.output / "report.html", cube=cube,
-                               title=f"hackrisk report: {study.name}")
+                               hypotheses=res["hypotheses"], risk=res["risk"],
+                               mitigation=res.get("mitigation"), title=f"hackrisk report: {study.name}",
+                               n_boot=int(study.analysis.get("n_boot", 500)), rng=study.seed)

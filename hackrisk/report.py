@@ -157,6 +157,7 @@ def render_report(
     cube: xr.Dataset | None = None,
     hypotheses: xr.Dataset | None = None,
     risk: xr.Dataset | None = None,
+    mitigation: Any = None,
     title: str = "hackrisk report",
     n_boot: int = 500,
     n_fragile: int = 15,
@@ -236,6 +237,16 @@ def render_report(
                  "share of wrong conclusions across configurations; the last columns count the "
                  "configurations that fabricate, hide or reverse each finding.</p>" + _table(header, rows, left))
 
+    if mitigation is not None and len(mitigation):
+        cols = [c for c in ("scheme", "budget", "method", "type_i", "type_ii", "type_s", "risk")
+                if c in mitigation.columns]
+        rows = [[_esc(r[c]) if c in ("scheme", "method") else (_num(r[c]) if isinstance(r[c], float) else r[c])
+                 for c in cols] for _, r in mitigation.iterrows()]
+        parts.append("<h2>Mitigation with human labels</h2><p class='muted'>Error rates of each estimator "
+                     "that combines n human labels with the LLM labels, against the full-human-label "
+                     "conclusions (hackrisk.analysis.mitigation.evaluate_mitigation).</p>"
+                     + _table(cols, rows, left=3))
+
     # configuration space
     parts.append("<h2>Configuration space</h2>")
     cfg_rows = []
@@ -287,6 +298,7 @@ def write_report(
     cube: xr.Dataset | None = None,
     hypotheses: xr.Dataset | None = None,
     risk: xr.Dataset | None = None,
+    mitigation: Any = None,
     title: str = "hackrisk report",
     n_boot: int = 500,
     n_fragile: int = 15,
@@ -308,6 +320,8 @@ def write_report(
     risk : xarray.Dataset, optional
         A precomputed :func:`hackrisk.analysis.risk.risk` result; computed with ``n_boot``
         bootstrap replicates when omitted.
+    mitigation : pandas.DataFrame, optional
+        The trade-off table of :func:`hackrisk.analysis.mitigation.evaluate_mitigation`.
     title : str
         Page title.
     n_boot : int
@@ -322,8 +336,8 @@ def write_report(
     pathlib.Path
         The written file.
     """
-    text = render_report(tests, cube=cube, hypotheses=hypotheses, risk=risk, title=title,
-                         n_boot=n_boot, n_fragile=n_fragile, rng=rng)
+    text = render_report(tests, cube=cube, hypotheses=hypotheses, risk=risk, mitigation=mitigation,
+                         title=title, n_boot=n_boot, n_fragile=n_fragile, rng=rng)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
