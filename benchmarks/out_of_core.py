@@ -1,21 +1,24 @@
-"""Out-of-core analysis: a cube several times larger than the memory the analysis may use.
+"""Out-of-core analysis: a cube several times larger than the memory the analysis uses.
 
-1. A simulated multiverse (default 4 tasks x 25 models x 10 prompts x 10 temperatures x 100k
-   items = 1e9 int16 labels, 2 GB in memory) is written to a zarr store chunk by chunk: its
-   ``label`` is a lazy dask array whose blocks are drawn on demand (truth with per-configuration
-   accuracy, uniform errors, and a systematic push on items with covariate ``x0``), and
-   :func:`hackrisk.save_cube` streams it to disk. The cube is never held whole.
-2. In a fresh subprocess whose address space is capped (``RLIMIT_AS`` = half the cube's in-memory
-   size, so it cannot even load the labels), the store is opened lazily and analysed with
-   :mod:`hackrisk.scale`: hypotheses, chunked tests, errors, risk. Once with 1 dask worker thread,
-   once with 2. Peak RSS (``ru_maxrss``) and wall time are recorded.
-3. Results: the two runs must be identical, and a subset of configurations (2 models, every
-   prompt and temperature) is re-analysed in memory with
-   :func:`hackrisk.analysis.frequentist.test_hypotheses` and must be identical too.
+1. A simulated multiverse (default 4 tasks x 32 models x 10 prompts x 10 temperatures x 100k
+   items = 1.28e9 int16 labels, 2.6 GB in memory) is written to a zarr store without ever being
+   held whole: :func:`hackrisk.save_cube` writes the metadata and an all ``-1`` label (a lazy
+   ``dask.array.full``), then the labels are drawn block by block by a lazy dask array (truth with
+   per-configuration accuracy, uniform errors, a systematic push on items with covariate ``x0``)
+   and region-written into the store, as annotation runners do with :func:`hackrisk.write_labels`.
+2. In a fresh subprocess whose address space is capped (``RLIMIT_AS`` = the cube's in-memory
+   size, so it could not load the labels and still run), the store is opened lazily and analysed
+   with :func:`hackrisk.scale.analyze_chunked` (hypotheses, chunked tests, errors, risk): once
+   with 1 dask worker thread, once with 2. Peak RSS (``VmHWM``) and wall time are recorded.
+3. Results: the two runs must be identical, and a subset (2 models with every prompt and
+   temperature) is re-analysed in memory with :func:`hackrisk.analysis.frequentist.test_hypotheses`
+   and must be identical too.
 
-Prints one JSON line: ``ratio`` = in-memory size of the cube / peak RSS of the analysis (higher is
-better; target 4, i.e. peak memory under a quarter of the cube), plus sizes, times and the
-2-vs-1-worker speed-up. Run ``python benchmarks/out_of_core.py [--items N] [--models M]``.
+Prints one JSON line: ``ratio`` = in-memory size of the cube (``Dataset.nbytes``) / peak RSS of
+the analysis (higher is better; target 4, i.e. peak memory under a quarter of the cube), plus
+the size on disk, times and the 2-vs-1-worker speed-up. The children run with one BLAS thread and
+glibc malloc set to hand freed buffers back at once (``MALLOC_MMAP_THRESHOLD_``, as the dask docs
+recommend for workers). ``python benchmarks/out_of_core.py --help`` lists the size options.
 """
 
 from __future__ import annotations
@@ -47,7 +50,11 @@ def _dir_bytes(path: Path) -> int:
 
 
 def _label_block(block, *, truth, x0, n_class, acc, bias, block_info=None):
-    """Labels of one (task, model, all prompts, all temperatures, item block)."""
+    """Labels of one (task, model, all prompts, all temperatures, item block).
+
+    Correct with probability ``acc``; otherwise a uniformly drawn other class; on items with
+    ``x0`` the label is then pushed to class 0 (``bias > 0``) or 1 with probability ``|bias|``.
+    """
     loc = block_info[None]["array-location"]
     t, m = loc[0][0], loc[1][0]
     i0, i1 = loc[4]
@@ -56,18 +63,21 @@ def _label_block(block, *, truth, x0, n_class, acc, bias, block_info=None):
     k = int(n_class[t])
     gen = np.random.default_rng([SEED, t, m, i0])
     shape = block.shape[2:4] + (i1 - i0,)
+    a = acc[t, m][..., None]
     u = gen.random(shape, dtype=np.float32)
-    wrong = (tr + 1 + gen.integers(0, k - 1, shape, dtype=np.int16)) % k
-    lab = np.where(u < acc[t, m][..., None], tr, wrong)
+    # the error draw reuses u: given an error, (u - a) / (1 - a) is uniform on [0, 1)
+    offset = 1 + np.minimum(((u - a) / (1 - a) * (k - 1)).astype(np.int16), k - 2)
+    lab = np.where(u < a, tr, (tr + offset) % k)
     b = bias[t, m][..., None]
-    push = x & (gen.random(shape, dtype=np.float32) < np.abs(b))
+    push = gen.random(shape, dtype=np.float32) < np.abs(b)
+    push &= x
     lab = np.where(push, np.where(b > 0, 0, 1), lab)
-    lab = np.where(tr < 0, -1, lab).astype(np.int16)  # padding items stay -1
-    return lab.reshape(block.shape)
+    lab[..., tr < 0] = -1  # padding items stay -1
+    return lab.astype(np.int16).reshape(block.shape)
 
 
-def write_cube(path: Path, *, n_items: int, n_models: int, n_prompts: int, n_temps: int,
-               item_chunk: int) -> dict:
+def write_cube(path: Path, *, n_items: int, n_models: int, n_prompts: int, n_temps: int) -> dict:
+    """Write the cube: metadata and an all -1 label with save_cube, then the labels block by block."""
     import dask.array as da
     import xarray as xr
 
@@ -85,18 +95,21 @@ def write_cube(path: Path, *, n_items: int, n_models: int, n_prompts: int, n_tem
                   + gen.normal(0, 0.03, (n_tasks, n_models, n_prompts, 1))
                   - 0.1 * temps[None, None, None, :], 0.55, 0.99).astype(np.float32)
     bias = gen.normal(0, 0.08, (n_tasks, n_models, n_prompts, n_temps)).astype(np.float32)
-    shape = (n_tasks, n_models, n_prompts, n_temps, meta.sizes["item"])
-    template = da.empty(shape, dtype=np.int16,
-                        chunks=(1, 1, n_prompts, n_temps, item_chunk))
-    lab = template.map_blocks(_label_block, dtype=np.int16,
-                              truth=meta["truth"].values.astype(np.int16),
-                              x0=meta["cov_x0"].values,
-                              n_class=(meta["class_name"] != "").sum("class").values,
-                              acc=acc, bias=bias)
+    n_item = meta.sizes["item"]
+    shape = (n_tasks, n_models, n_prompts, n_temps, n_item)
+    chunks = (1, 1, n_prompts, n_temps, n_item)
+    dims = ("task", "model", "prompt", "temperature", "item")
     cube = meta.assign_coords(model=np.array(models, dtype=object), temperature=temps,
                               model_size=("model", np.linspace(1, 70, n_models)))
-    cube["label"] = (("task", "model", "prompt", "temperature", "item"), lab)
-    hackrisk.save_cube(cube, path, item_chunk=item_chunk)
+    cube["label"] = (dims, da.full(shape, -1, dtype=np.int16, chunks=chunks))
+    hackrisk.save_cube(cube, path, item_chunk=n_item)  # one zarr chunk per (task, configuration)
+    lab = da.empty(shape, dtype=np.int16, chunks=chunks).map_blocks(
+        _label_block, dtype=np.int16, truth=meta["truth"].values.astype(np.int16), x0=meta["cov_x0"].values,
+        n_class=(meta["class_name"] != "").sum("class").values, acc=acc, bias=bias)
+    # what hackrisk.write_labels does per configuration block, for all blocks lazily: each dask block
+    # is drawn, written into its own zarr chunks and dropped
+    xr.Dataset({"label": (dims, lab)}).to_zarr(path, region={d: slice(0, n) for d, n in zip(dims, shape)},
+                                               mode="r+", consolidated=False)
     return {"bytes_in_memory": int(cube.nbytes), "bytes_label": int(lab.nbytes), "shape": list(shape)}
 
 
@@ -120,19 +133,26 @@ def analyse(path: str, workers: int, limit: int, out: str) -> None:
     seconds = time.perf_counter() - t0
     with open(out + ".pkl", "wb") as fh:
         pickle.dump(res, fh)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    vm_peak = 0
+    # peak RSS of this process: VmHWM (ru_maxrss would include the parent's RSS at fork time,
+    # which Linux carries over exec)
+    peak = vm_peak = 0
     status = Path("/proc/self/status")
     if status.exists():
         for line in status.read_text().splitlines():
-            if line.startswith("VmPeak:"):
+            if line.startswith("VmHWM:"):
+                peak = int(line.split()[1]) * 1024
+            elif line.startswith("VmPeak:"):
                 vm_peak = int(line.split()[1]) * 1024
+    if not peak:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     Path(out + ".json").write_text(json.dumps({"seconds": seconds, "peak_rss": peak, "vm_peak": vm_peak,
                                                "n_hypotheses": int(res["hypotheses"].sizes["hypothesis"])}))
 
 
 def _run_child(path: Path, workers: int, limit: int, out: Path) -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    # one BLAS thread per dask worker; glibc malloc: return freed numpy buffers to the OS at once
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               MALLOC_ARENA_MAX="2", MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="65536")
     cmd = [sys.executable, __file__, "--analyse", str(path), "--workers", str(workers), "--limit", str(limit),
            "--out", str(out)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -178,11 +198,10 @@ def compare(store: Path, out1: Path, out2: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--items", type=int, default=100_000, help="items of the largest task")
-    ap.add_argument("--models", type=int, default=25)
+    ap.add_argument("--models", type=int, default=32)
     ap.add_argument("--prompts", type=int, default=10)
     ap.add_argument("--temperatures", type=int, default=10)
-    ap.add_argument("--item-chunk", type=int, default=50_000)
-    ap.add_argument("--limit-fraction", type=float, default=0.5,
+    ap.add_argument("--limit-fraction", type=float, default=1.0,
                     help="cap the analysis' address space at this fraction of the cube's in-memory size")
     ap.add_argument("--keep", action="store_true", help="keep the store (printed) instead of deleting it")
     ap.add_argument("--analyse")
@@ -199,7 +218,7 @@ def main() -> None:
         store = tmp / "cube.zarr"
         t0 = time.perf_counter()
         info = write_cube(store, n_items=args.items, n_models=args.models, n_prompts=args.prompts,
-                          n_temps=args.temperatures, item_chunk=args.item_chunk)
+                          n_temps=args.temperatures)
         seconds_write = time.perf_counter() - t0
         disk = _dir_bytes(store)
         # address space capped at a fraction of the cube (not below 1 GiB: imports alone map ~0.6 GiB)
@@ -218,6 +237,7 @@ def main() -> None:
                         and check["identical_to_in_memory_subset"]),
             "bytes_in_memory": info["bytes_in_memory"],
             "bytes_on_disk": disk,
+            "bytes_peak_rss": peak,
             "bytes_peak_rss_1_worker": runs[1]["peak_rss"],
             "bytes_peak_rss_2_workers": runs[2]["peak_rss"],
             "bytes_address_space_limit": limit,

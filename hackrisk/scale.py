@@ -160,7 +160,10 @@ def _block_partial(lab: np.ndarray, rows: np.ndarray | None, codes: np.ndarray |
            "missing": ((lab == NOT_ANNOTATED) & real).sum(axis=-1, dtype=np.int64)}
     if rows is not None:
         flat = lab.reshape(-1, lab.shape[-1])
-        out["counts"] = K.count_by_group(flat, rows, codes).astype(np.float64)  # exact integers
+        member = rows.astype(np.float32)
+        # one class at a time: the float32 one-hot of a block is then as large as the block, not k times
+        out["counts"] = np.concatenate([K.count_by_group(flat, member, codes[j:j + 1]) for j in range(codes.size)]
+                                       ).astype(np.float64)  # exact integers
     return out
 
 
@@ -285,7 +288,7 @@ def count_hypotheses(
         item_args = []
         for i_b in range(blocks.shape[4]):
             i0, i1 = bounds[4][i_b], bounds[4][i_b + 1]
-            rows = None if plan is None else dask.delayed(plan[1][:, i0:i1].astype(np.float32))
+            rows = None if plan is None else dask.delayed(np.ascontiguousarray(plan[1][:, i0:i1]))
             item_args.append((rows, dask.delayed(real[t0, i0:i1])))
         codes = None if plan is None else plan[3]
         for idx in np.ndindex(*blocks.shape[1:4]):

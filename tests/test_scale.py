@@ -172,7 +172,7 @@ def test_distributed_equals_threaded_and_in_memory(sim, sim_ref, sim_store):
     lazy = hackrisk.open_cube(sim_store)
     threaded = scale.test_hypotheses_chunked(lazy, hyps, scheduler="threads")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit="1GiB",
-                                  dashboard_address=None) as cluster, \
+                                  dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
         with distributed.get_task_stream(client) as stream:
             got = scale.test_hypotheses_chunked(lazy, hyps, chunks={"item": 128, "model": 1})
