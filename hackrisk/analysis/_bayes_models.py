@@ -166,6 +166,19 @@ def risk_model(
 # ---------------------------------------------------------------------------------------------
 
 
+def _log_softmax_pinned(eta):
+    """Log class probabilities from K-1 free logits (the last logit pinned at 0)."""
+    full = pt.concatenate([eta, pt.zeros((*eta.shape[:-1], 1))], axis=-1)
+    return full - pt.logsumexp(full, axis=-1, keepdims=True)
+
+
+def log_softmax_pinned(eta: np.ndarray) -> np.ndarray:
+    """Numpy twin of :func:`_log_softmax_pinned` (posterior draws → log probabilities)."""
+    full = np.concatenate([eta, np.zeros((*eta.shape[:-1], 1))], axis=-1)
+    m = full.max(-1, keepdims=True)
+    return full - (m + np.log(np.exp(full - m).sum(-1, keepdims=True)))
+
+
 def misclassification_model(
     *,
     onehot: np.ndarray,
@@ -184,6 +197,13 @@ def misclassification_model(
     counted ``weight[p]`` times.  Human-labelled items enter through the Dirichlet parameters
     ``a_theta`` (prior + confusion counts) and ``a_pi`` (prior + class counts per cell), which is
     exact by conjugacy.
+
+    Every simplex is parameterised by K-1 free logits (additive log-ratio, last logit 0); with
+    the Jacobian ``Π_l θ_l`` of that map, a Dirichlet(a) density on θ is ``Σ_l a_l log θ_l`` on
+    the logits.  This is the same posterior as ``pm.Dirichlet`` but compiles several times faster
+    with numba (nutpie), which matters because one study is one fit.  Free variables:
+    ``eta_theta`` (configuration, true class, K-1) and ``eta_pi`` (cell, K-1); use
+    :func:`log_softmax_pinned` to get θ and π.
     """
     n_cfg, k, _ = a_theta.shape
     n_cell = a_pi.shape[0]
@@ -193,10 +213,13 @@ def misclassification_model(
         cl = pm.Data("cell", cell)
         at = pm.Data("a_theta", a_theta)
         ap = pm.Data("a_pi", a_pi)
-        theta = pm.Dirichlet("theta", a=at, shape=(n_cfg, k, k))
-        pi = pm.Dirichlet("pi", a=ap, shape=(n_cell, k))
+        eta_t = pm.Flat("eta_theta", shape=(n_cfg, k, k - 1))
+        eta_p = pm.Flat("eta_pi", shape=(n_cell, k - 1))
+        log_theta = _log_softmax_pinned(eta_t)
+        log_pi = _log_softmax_pinned(eta_p)
+        pm.Potential("dirichlet", (at * log_theta).sum() + (ap * log_pi).sum())
         # rows (cfg, label), columns true class
-        log_theta = pt.log(theta).transpose(0, 2, 1).reshape((n_cfg * k, k))
-        ll = pt.dot(oh, log_theta) + pt.log(pi)[cl]
+        lt = log_theta.transpose(0, 2, 1).reshape((n_cfg * k, k))
+        ll = pt.dot(oh, lt) + log_pi[cl]
         pm.Potential("unlabelled", pt.dot(w, pt.logsumexp(ll, axis=1)))
     return model

@@ -622,16 +622,27 @@ def prospective_risk(
     onehot[rr, cc * k + pat_lab[rr, cc]] = 1.0
     log.info("prospective risk: %d items (%d human), %d configurations, %d cells, %d patterns",
              n_item, hm.sum(), n_cfg, n_cell, pat.shape[0])
-    model = bm.misclassification_model(onehot=onehot, weight=w.astype(float),
-                                       cell=pat_cell, a_theta=a_theta, a_pi=a_pi)
-    idata = bm.sample(model, sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed,
-                      cache_key=("misclassification", n_cfg, k, n_cell),
-                      data={"onehot": onehot, "weight": w.astype(float), "cell": pat_cell,
-                            "a_theta": a_theta, "a_pi": a_pi})
-    post = idata.posterior
-    n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
-    theta = _flat_draws(post["theta"])  # (S, C, k, k)
-    pi = _flat_draws(post["pi"])  # (S, G, k)
+    if bm.resolve_sampler(sampler) == "prior":
+        # mock sampler: draws of the Dirichlet prior updated with the human-labelled items only
+        # (no NUTS, no compile); for structure tests
+        g_t = gen.gamma(a_theta, size=(chains * draws, *a_theta.shape))
+        g_p = gen.gamma(a_pi, size=(chains * draws, *a_pi.shape))
+        theta, pi = g_t / g_t.sum(-1, keepdims=True), g_p / g_p.sum(-1, keepdims=True)
+        idata = None
+        n_chain, n_draw = chains, draws
+        post_attrs = {"sampler": "prior (mock: labelled-item Dirichlet draws)"}
+    else:
+        model = bm.misclassification_model(onehot=onehot, weight=w.astype(float),
+                                           cell=pat_cell, a_theta=a_theta, a_pi=a_pi)
+        idata = bm.sample(model, sampler=sampler, draws=draws, tune=tune, chains=chains,
+                          seed=seed, cache_key=("misclassification", n_cfg, k, n_cell),
+                          data={"onehot": onehot, "weight": w.astype(float), "cell": pat_cell,
+                                "a_theta": a_theta, "a_pi": a_pi})
+        post = idata.posterior
+        post_attrs = dict(post.attrs)
+        n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
+        theta = np.exp(bm.log_softmax_pinned(_flat_draws(post["eta_theta"])))  # (S, C, k, k)
+        pi = np.exp(bm.log_softmax_pinned(_flat_draws(post["eta_pi"])))  # (S, G, k)
     n_s = theta.shape[0]
 
     # configurations' own tests
@@ -706,7 +717,7 @@ def prospective_risk(
         coords={**base, **cfg_coords, **hyp_coords, "true_class": classes, "class": classes,
                 "cell": np.arange(n_cell)},
     )
-    posterior.attrs.update(post.attrs)
+    posterior.attrs.update(post_attrs)
     pred = xr.Dataset(
         {
             "true_estimate": (["chain", "draw", "hypothesis"], _unflat(true_est, n_chain, n_draw)),
@@ -733,7 +744,7 @@ def prospective_risk(
     import arviz as az
 
     out = az.InferenceData(posterior=posterior, posterior_predictive=pred, constant_data=const)
-    if "sample_stats" in idata.groups():
+    if idata is not None and "sample_stats" in idata.groups():
         out.add_groups(sample_stats=idata.sample_stats)
     attrs = {
         "model": "misclassification (Dawid-Skene) model, latent classes summed out",
