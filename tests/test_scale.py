@@ -180,3 +180,28 @@ def test_distributed_equals_threaded_and_in_memory(sim, sim_ref, sim_store):
     assert len(workers) == 2  # both worker processes took part
     xr.testing.assert_identical(ref, got)
     xr.testing.assert_identical(threaded, got)
+
+
+def test_no_task_holds_more_than_a_block(sim, sim_ref, sim_store):
+    """Out-of-core: no task of the dask graph ever holds more labels than one block."""
+    from dask.callbacks import Callback
+
+    hyps, ref = sim_ref
+    lazy = hackrisk.open_cube(sim_store)
+    label_sizes = []
+
+    class Watch(Callback):
+        def _posttask(self, key, result, dsk, state, worker_id):
+            if isinstance(result, np.ndarray) and result.dtype == np.int16:
+                label_sizes.append(result.size)
+
+    chunks = {"item": 128, "model": 1, "prompt": 2, "temperature": 2}
+    with Watch():
+        got = scale.test_hypotheses_chunked(lazy, hyps, chunks=chunks, scheduler="threads")
+    xr.testing.assert_identical(ref, got)
+    assert len(label_sizes) > 50  # the labels were read in many pieces ...
+    # ... none larger than a block, or than the one-(model, temperature) slice used to validate
+    # the small variables
+    light = lazy.sizes["task"] * lazy.sizes["prompt"] * lazy.sizes["item"]
+    assert max(label_sizes) <= max(128 * 1 * 2 * 2, light)
+    assert max(label_sizes) * 5 < lazy["label"].size
