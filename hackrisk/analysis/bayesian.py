@@ -9,14 +9,15 @@ Two models:
    (:func:`aggregate_errors`: group = task × model × prompt × temperature × bin of the human
    result → n wrong of N), so it scales with the number of groups, not of tests::
 
-       logit p_g = B(x_g) β + a_task + a_model + a_prompt + a_temperature + γ q_g
-       n_wrong_g ~ BetaBinomial(N_g, p_g κ, (1 − p_g) κ)
+       logit p_g = B(x_g) β + a_task + a_model + a_prompt + a_temperature + u_task×bin + γ q_g
+       n_wrong_g ~ Binomial(N_g, p_g)
 
    ``x`` is the human p-value's distance to the threshold on the z scale,
    ``x = Φ⁻¹(1 − p/2) − Φ⁻¹(1 − α/2)`` (0 at the threshold, negative = not significant), ``B``
    a cubic B-spline basis whose coefficients β follow a random walk (a P-spline), each ``a_f`` a
-   zero-mean normal random effect with its own scale, ``q`` standardised annotation quality.
-   The beta-binomial absorbs the correlation of conclusions that share a hypothesis.  Results:
+   zero-sum normal random effect with its own scale, ``q`` standardised annotation quality.
+   The task × bin effect ``u`` absorbs the correlation of conclusions that share hypotheses
+   (a beta-binomial was tried: its special functions made paper-scale fits 10x slower).  Results:
    posterior risk curves with credible bands (overall and per model), per-level risks, and
    :func:`prob_riskier`, the posterior probability that one model (prompt, ...) is riskier.
 
@@ -262,6 +263,7 @@ def fit_risk_model(
     quality: xr.DataArray | None = None,
     factors: Sequence[str] = _FACTORS,
     n_knots: int = 3,
+    cluster_effect: bool = True,
     n_grid: int = 40,
     draws: int = 500,
     tune: int = 500,
@@ -283,6 +285,10 @@ def fit_risk_model(
         (a factor with a single level is skipped).
     n_knots
         Interior knots of the cubic B-spline in ``x`` (placed at weighted quantiles).
+    cluster_effect
+        Add a random intercept per task × bin: the conclusions of different configurations on
+        the same hypotheses are correlated, and this effect carries that correlation (without
+        it the credible bands are too narrow).
     n_grid
         Points of the ``x`` grid on which the risk curves are evaluated.
     draws, tune, chains
@@ -296,8 +302,8 @@ def fit_risk_model(
     Returns
     -------
     arviz.InferenceData
-        ``posterior``: ``beta`` (basis), ``effect_<factor>`` and ``sigma_<factor>``,
-        ``gamma_quality``, ``log_kappa``; derived ``risk_curve`` (x_grid), ``risk_curve_model``
+        ``posterior``: ``beta`` (basis), ``effect_<factor>`` (zero-sum) and ``sigma_<factor>``,
+        ``sigma_cluster``, ``gamma_quality``; derived ``risk_curve`` (x_grid), ``risk_curve_model``
         (model, x_grid) and ``risk_<factor>`` (factor level; the risk for a typical level of the
         other factors at the observed mix of ``x``).  ``observed_data``: ``n_wrong``;
         ``constant_data``: ``n``, ``x``, ``quality``, ``knots`` and the group coords.
@@ -314,12 +320,27 @@ def fit_risk_model(
     n = np.asarray(agg["n"].values, dtype=np.int64)
     k = np.asarray(agg["n_wrong"].values, dtype=np.int64)
     knots = _knot_vector(xg, n.astype(float), n_knots)
-    basis = _bspline_basis(xg, knots)
-    fac: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    # units = task × bin: spline, task and cluster effects are computed once per unit
+    ukey = pd.MultiIndex.from_arrays([np.asarray(agg["task"].values).astype(str),
+                                      np.asarray(agg["bin"].values)])
+    unit, ulev = pd.factorize(ukey)
+    unit = unit.astype(np.int64)
+    n_unit = len(ulev)
+    x_unit = np.bincount(unit, weights=xg * n, minlength=n_unit) / np.bincount(
+        unit, weights=n.astype(float), minlength=n_unit)
+    basis = _bspline_basis(x_unit, knots)
+    unit_fac: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    group_fac: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for f in factors:
         levels, idx = np.unique(np.asarray(agg[f].values), return_inverse=True)
         if levels.size > 1:
-            fac[f] = (levels, idx)
+            if f == "task":
+                first = np.zeros(n_unit, dtype=np.int64)
+                first[unit] = idx
+                unit_fac[f] = (levels, first)
+            else:
+                group_fac[f] = (levels, idx)
+    fac = {**unit_fac, **group_fac}
     q = None
     q_mean = q_sd = np.nan
     if "quality" in agg:
@@ -327,14 +348,18 @@ def fit_risk_model(
         q_mean, q_sd = float(np.average(qv, weights=n)), float(np.std(qv)) or 1.0
         q = (qv - q_mean) / q_sd
     rate = (k.sum() + 0.5) / (n.sum() + 1.0)
-    model = bm.risk_model(basis=basis, n_wrong=k, n_total=n, factors=fac, quality=q,
+    model = bm.risk_model(basis=basis, unit=unit, n_wrong=k, n_total=n, unit_factors=unit_fac,
+                          group_factors=group_fac, cluster=cluster_effect, quality=q,
                           base_logit=float(np.log(rate / (1 - rate))))
     log.info("risk model: %d groups, %d tests, factors %s", n.size, n.sum(), list(fac))
-    idata = bm.sample(model, sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed)
+    idata = bm.sample(model, sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed,
+                      low_rank=True)
     post = idata.posterior
-    keep = ["beta", "log_kappa", "tau"] + [f"{p}_{f}" for f in fac for p in ("effect", "sigma")]
+    keep = ["beta", "tau"] + [f"{p}_{f}" for f in fac for p in ("effect", "sigma")]
     if q is not None:
         keep.append("gamma_quality")
+    if "sigma_cluster" in post:
+        keep.append("sigma_cluster")
     new = {}
     for name in keep:
         da = post[name]
@@ -388,7 +413,8 @@ def fit_risk_model(
     if "sample_stats" in idata.groups():
         out.add_groups(sample_stats=idata.sample_stats)
     out.posterior.attrs.update({
-        "model": "hierarchical risk model (beta-binomial P-spline, hackrisk.analysis.bayesian)",
+        "model": "hierarchical risk model (binomial P-spline, hackrisk.analysis.bayesian)",
+        "n_units": int(n_unit),
         "x": agg.attrs.get("x", x), "alpha": float(agg.attrs.get("alpha", 0.05)),
         "quality_mean": q_mean, "quality_sd": q_sd,
     })
