@@ -111,3 +111,9 @@ class HackriskAccessor:
         from .analysis.mitigation import evaluate_mitigation
 
         return evaluate_mitigation(self._ds, hypotheses, **kwargs)
+
+    def analyze_chunked(self, hypotheses=None, **kwargs):
+        """:func:`hackrisk.scale.analyze_chunked` (on a lazy, dask-backed cube)."""
+        from .scale import analyze_chunked
+
+        return analyze_chunked(self._ds, hypotheses, **kwargs)

@@ -18,7 +18,7 @@ import xarray as xr
 
 from .study import Study, StudyError
 
-__all__ = ["load_items", "annotate_study", "analyze_study", "report_study", "headline"]
+__all__ = ["load_items", "annotate_study", "make_backend", "analyze_study", "report_study", "headline"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,20 +62,40 @@ def load_items(study: Study):
 def annotate_study(study: Study, *, progress: bool = True) -> xr.Dataset:
     """Annotate the study's items under every model × prompt × temperature; resumable."""
     td = load_items(study)
-    from .annotate import annotate
+    from .annotate import TaskSpec, annotate
 
+    spec = TaskSpec(td.name, list(td.classes), list(td.prompts), max_new_tokens=study.max_new_tokens)
     study.output.mkdir(parents=True, exist_ok=True)
-    return annotate(
-        td.items,
-        {"name": td.name, "labels": list(td.classes), "prompts": list(td.prompts)},
-        models=study.models,
-        temperatures=study.temperatures,
-        store=study.cube_path,
-        mode=study.mode,
-        batch_size=study.batch_size,
-        rng=study.seed,
-        progress=progress,
-    )
+    backends = {m["name"]: make_backend(m, seed=study.seed, batch_size=study.batch_size) for m in study.models}
+    return annotate(td.items, spec, models=backends, temperatures=study.temperatures,
+                    store=study.cube_path, mode=study.mode, batch_size=study.batch_size,
+                    rng=study.seed, progress=progress)
+
+
+def make_backend(model: dict[str, Any], *, seed: int = 0, batch_size: int = 16):
+    """An annotation backend from a study's ``[[models]]`` entry.
+
+    ``model = "default"`` is the embedded SmolLM2-135M-Instruct, ``"tiny-random"`` a seeded
+    two-layer Llama with SmolLM2's tokenizer (for tests and dry runs), anything else a model folder
+    or GGUF file; ``backend = "openai"`` talks to an OpenAI-compatible server.
+    """
+    from .annotate.backends.local import TransformersBackend
+
+    name, spec = model["name"], str(model.get("model", "default"))
+    if model.get("backend", "transformers") == "openai":
+        from .annotate.backends.openai import OpenAIBackend
+
+        return OpenAIBackend(spec, base_url=model["base_url"], api_key_env=model.get("api_key_env", "OPENAI_API_KEY"),
+                             name=name, concurrency=int(model.get("concurrency", 4)),
+                             timeout=float(model.get("timeout", 60.0)), rng=seed)
+    if spec == "default":
+        return TransformersBackend.default(name=name, batch_size=batch_size)
+    if spec == "tiny-random":
+        from .annotate.models import tiny_random_model
+
+        net, tok = tiny_random_model(seed=seed)
+        return TransformersBackend(net, tok, name=name, batch_size=batch_size, max_length=512)
+    return TransformersBackend.from_path(spec, name=name, batch_size=batch_size)
 
 
 def analyze_study(study: Study, cube: xr.Dataset | None = None) -> dict[str, Any]:

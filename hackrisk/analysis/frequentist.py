@@ -287,6 +287,13 @@ def test_hypotheses(
                          "'firth' or 'exact'.")
     if not 0 < alpha < 1:
         raise ValueError(f"alpha={alpha} must lie in (0, 1).")
+    from ..scale import is_lazy
+
+    if is_lazy(cube):  # dask-backed labels (open_cube): count block by block, identical results
+        from ..scale import test_hypotheses_chunked
+
+        return test_hypotheses_chunked(cube, hypotheses, alpha=alpha, zero_rule=zero_rule, method=method,
+                                       sample=sample)
     validate_cube(cube)
     t_idx, cls, group = _check_hypotheses(cube, hypotheses)
     labels = _label_array(cube, sample)

@@ -196,3 +196,29 @@ def load_default_model() -> tuple[Any, Any, str]:
     if not (target / _META).is_file():
         convert_gguf(default_gguf_path(), target)
     return load_model(target)
+
+
+def tiny_random_model(*, seed: int = 0, hidden_size: int = 64, num_layers: int = 2) -> tuple[Any, Any]:
+    """A seeded, randomly initialised two-layer Llama with SmolLM2's tokenizer: ``(model, tokenizer)``.
+
+    Milliseconds per forward pass: for tests and dry runs of a study (``model = "tiny-random"``).
+    Its answers are meaningless but deterministic for a given ``seed``.
+    """
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    _offline()
+    target = default_model_dir()
+    if not (target / _META).is_file():
+        convert_gguf(default_gguf_path(), target)
+    tok = AutoTokenizer.from_pretrained(target)
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+                      num_hidden_layers=num_layers, num_attention_heads=4, num_key_value_heads=2,
+                      max_position_embeddings=1024, pad_token_id=tok.pad_token_id, tie_word_embeddings=True)
+    model = LlamaForCausalLM(cfg).eval()
+    with torch.no_grad():  # larger weights give less uniform label distributions
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.mul_(8.0)
+    return model, tok

@@ -1,0 +1,26 @@
+"""Where the tests find the human-labelled data (``../shared/data`` or ``HACKRISK_DATA_DIR``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+def shared_data_dir() -> Path:
+    """The data mirror; skips the test when it is absent, but fails under CI."""
+    path = Path(os.environ.get("HACKRISK_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
+    if not (path / "MANIFEST.tsv").exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the data mirror {path} is missing under CI")
+        pytest.skip(f"the data mirror {path} is absent (set HACKRISK_DATA_DIR)")
+    return path
+
+
+def vader_source() -> Path:
+    """The vaderSentiment sdist when `make` downloaded it, else the mirror folder."""
+    sdist = os.environ.get("HACKRISK_VADER_SDIST")
+    if sdist and Path(sdist).exists():
+        return Path(sdist)
+    return shared_data_dir()
