@@ -37,7 +37,7 @@ def _paper_scale(quick: bool, seed: int = 0):
     n_tasks = 4 if quick else 37
     cube, _ = hackrisk.simulate_multiverse(
         n_tasks=n_tasks, n_items=400, n_classes=3, models=18, n_prompts=6, temperatures=(0.0,),
-        n_covariates=6, rng=seed)
+        n_covariates=6, base_rate=0.45, max_effect=0.12, rng=seed)
     hyps = generate_hypotheses(cube, groupings=("random", "length", "keyword", "covariate"),
                                top_k=3, n_keywords=5, rng=seed)
     return cube, hyps

@@ -18,6 +18,7 @@ import pytensor.tensor as pt
 logger = logging.getLogger("hackrisk.analysis.bayesian")
 
 SAMPLERS = ("auto", "nutpie", "pymc", "prior")
+CENTRED_MIN_TESTS = 200
 
 # Compiled nutpie models keyed by the structure of model 2 (its free-variable shapes).  The
 # data enter through ``pm.Data`` so that a structurally identical study reuses the compiled
@@ -141,7 +142,9 @@ def risk_model(
     (``basis``: one row per unit) sums to one, so β carries the intercept.  Factor effects sum
     to zero (``ZeroSumNormal``), so they are not confounded with β.  The unit effect ``v``
     (``cluster=True``) absorbs the correlation of the conclusions that share hypotheses, which a
-    plain binomial would ignore.  All effects are non-centred.  Everything that depends on the
+    plain binomial would ignore.  An effect is centred when its levels average at least
+    ``CENTRED_MIN_TESTS`` tests (the data then pin each level down and the non-centred form
+    would make a funnel for NUTS), non-centred otherwise.  Everything that depends on the
     unit only (spline, task effect, cluster effect) is computed once per unit and gathered, so
     the cost per group is two gathers and a softplus.
     """
@@ -159,16 +162,23 @@ def risk_model(
         )
         eta_unit = pt.dot(pt.as_tensor(basis), beta)
         effects = {}
-        for name in (*unit_factors, *group_factors):
+        total = float(np.sum(n_total))
+        for name, (levels, _) in {**unit_factors, **group_factors}.items():
             sigma = pm.HalfNormal(f"sigma_{name}", 1.0)
-            z = pm.ZeroSumNormal(f"z_{name}", sigma=1.0, dims=name)
-            effects[name] = pm.Deterministic(f"effect_{name}", sigma * z, dims=name)
+            if total / len(levels) >= CENTRED_MIN_TESTS:
+                effects[name] = pm.ZeroSumNormal(f"effect_{name}", sigma=sigma, dims=name)
+            else:
+                z = pm.ZeroSumNormal(f"z_{name}", sigma=1.0, dims=name)
+                effects[name] = pm.Deterministic(f"effect_{name}", sigma * z, dims=name)
         for name, (_, idx) in unit_factors.items():
             eta_unit = eta_unit + effects[name][idx]
         if cluster and n_unit > 1:
             sigma_c = pm.HalfNormal("sigma_cluster", 0.5)
-            v = pm.Normal("z_cluster", 0.0, 1.0, shape=n_unit)
-            eta_unit = eta_unit + sigma_c * v
+            if total / n_unit >= CENTRED_MIN_TESTS:
+                v = pm.Normal("effect_cluster", 0.0, sigma_c, shape=n_unit)
+            else:
+                v = sigma_c * pm.Normal("z_cluster", 0.0, 1.0, shape=n_unit)
+            eta_unit = eta_unit + v
         eta = eta_unit[unit]
         for name, (_, idx) in group_factors.items():
             eta = eta + effects[name][idx]
