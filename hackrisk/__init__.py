@@ -12,6 +12,8 @@ from .cube import (
     to_long,
     validate_cube,
 )
+from . import datasets
+from .datasets import list_tasks, load_table, load_task
 from .hypotheses import generate_hypotheses, hypotheses_table, skipped_table
 from .io import open_cube, save_cube, write_labels
 from .simulate import simulate_multiverse
@@ -45,4 +47,8 @@ __all__ = [
     "generate_hypotheses",
     "hypotheses_table",
     "skipped_table",
+    "datasets",
+    "list_tasks",
+    "load_task",
+    "load_table",
 ]

@@ -117,3 +117,9 @@ class HackriskAccessor:
         from .scale import analyze_chunked
 
         return analyze_chunked(self._ds, hypotheses, **kwargs)
+
+    def compare_human_llm(self, ratings=None, **kwargs):
+        """:func:`hackrisk.analysis.agreement.compare_human_llm` (on a cube)."""
+        from .analysis.agreement import compare_human_llm
+
+        return compare_human_llm(self._ds, ratings, **kwargs)

@@ -616,13 +616,14 @@ def validate_cube(cube: xr.Dataset, *, check_values: bool = True) -> xr.Dataset:
         raise ValueError(f"cube variable 'truth' has code {truth[t, i]} at task={cube['task'].values[t]!r}, "
                          f"item={i}, outside the task's classes (or on a padding item). Fix: use -1..K-1.")
     lab = cube["label"]
-    lab_max = np.asarray(lab.max([d for d in lab.dims if d not in ("task", "item")]).values)
-    lab_min = np.asarray(lab.min([d for d in lab.dims if d not in ("task", "item")]).values)
-    bad = (lab_max >= nc[:, None]) | (lab_min < OUTSIDE) | (~real & (lab_max != -1))
-    if bad.any():
-        t, i = np.argwhere(bad)[0]
-        raise ValueError(f"cube variable 'label' has codes outside task {cube['task'].values[t]!r}'s "
-                         f"classes (or labels on a padding item) at item={i}. Fix: codes must be -2..K-1.")
+    if lab.size:  # an empty labels table (nothing annotated yet) has nothing to range-check
+        lab_max = np.asarray(lab.max([d for d in lab.dims if d not in ("task", "item")]).values)
+        lab_min = np.asarray(lab.min([d for d in lab.dims if d not in ("task", "item")]).values)
+        bad = (lab_max >= nc[:, None]) | (lab_min < OUTSIDE) | (~real & (lab_max != -1))
+        if bad.any():
+            t, i = np.argwhere(bad)[0]
+            raise ValueError(f"cube variable 'label' has codes outside task {cube['task'].values[t]!r}'s "
+                             f"classes (or labels on a padding item) at item={i}. Fix: codes must be -2..K-1.")
     if "prompt_template" in cube:
         tpl = np.asarray(cube["prompt_template"].values)
         missing = [(t, p) for t, p in zip(*np.nonzero(tpl != "")) if _TEXT_PLACEHOLDER not in str(tpl[t, p])]

@@ -226,3 +226,12 @@ def test_validate_catches_corruption(tables):
 def test_public_api():
     assert hackrisk.make_cube is make_cube
     assert callable(hackrisk.open_cube) and callable(hackrisk.simulate_multiverse)
+
+
+def test_no_labels_yet():
+    """A cube with nothing annotated yet (an empty labels table) is valid."""
+    items = pd.DataFrame({"task": ["t", "t"], "item_id": ["a", "b"], "text": ["x", "y"]})
+    empty = pd.DataFrame(columns=["task", "model", "prompt", "temperature", "item_id", "label"])
+    cube = make_cube(empty, items, {"t": ["yes", "no"]})
+    assert cube["label"].size == 0 and list(cube["item_id"].values[0]) == ["a", "b"]
+    assert len(to_long(cube)) == 0
