@@ -5,6 +5,7 @@ Importing hackrisk loads neither torch, pymc nor matplotlib.
 """
 
 from . import accessor as _accessor  # noqa: F401  (registers the `.hackrisk` accessor)
+from . import datasets
 from .cube import (
     from_long,
     items_table,
@@ -12,7 +13,6 @@ from .cube import (
     to_long,
     validate_cube,
 )
-from . import datasets
 from .datasets import list_tasks, load_table, load_task
 from .hypotheses import generate_hypotheses, hypotheses_table, skipped_table
 from .io import open_cube, save_cube, write_labels

@@ -13,7 +13,6 @@ import pytest
 import xarray as xr
 
 import hackrisk
-
 from tests._data import vader_source
 
 
