@@ -60,19 +60,23 @@ class TransformersBackend:
     max_length
         Context length in tokens; default the model's ``max_position_embeddings`` (capped at 4096).
     batch_size
-        Items per forward pass.
+        Items per forward pass at most.
+    max_batch_tokens
+        Padded tokens per forward pass at most (long texts go in smaller batches).
     num_threads
         ``torch.set_num_threads`` value while running (default: leave torch's setting).
     """
 
     def __init__(self, model: Any, tokenizer: Any, *, name: str, revision: str | None = None,
-                 max_length: int | None = None, batch_size: int = 16, num_threads: int | None = None):
+                 max_length: int | None = None, batch_size: int = 16, num_threads: int | None = None,
+                 max_batch_tokens: int = 1024):
         import torch
 
         self.model = model.eval()
         self.tok = tokenizer
         self.name = str(name)
         self.batch_size = int(batch_size)
+        self.max_batch_tokens = int(max_batch_tokens)
         self.num_threads = num_threads
         cfg_len = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
         self.max_length = int(max_length or min(cfg_len, 4096))
@@ -140,6 +144,22 @@ class TransformersBackend:
             out.append(t)
         return out, cut
 
+    def _batches(self, lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
+        """Items sorted by length, cut into batches of at most ``batch_size`` items and
+        ``max_batch_tokens`` padded tokens (so one long text does not pad a whole batch)."""
+        order = np.argsort(np.asarray(lengths), kind="stable")
+        out, cur, longest = [], [], 0
+        for i in order:
+            n = max(int(lengths[i]), 1)
+            if cur and (len(cur) >= batch_size or max(longest, n) * (len(cur) + 1) > self.max_batch_tokens):
+                out.append(np.array(cur))
+                cur, longest = [], 0
+            cur.append(int(i))
+            longest = max(longest, n)
+        if cur:
+            out.append(np.array(cur))
+        return out
+
     # -- score ----------------------------------------------------------------------------------
     def _key_ids(self, keys: Sequence[str]) -> tuple[list[list[int]], list[int]]:
         forms, owner = [], []
@@ -199,14 +219,12 @@ class TransformersBackend:
             s = self.render(sentinel)
             if _SENTINEL in s:
                 prefix = tuple(self._encode(s.split(_SENTINEL, 1)[0]))
-        order = np.argsort([len(x) for x in ids], kind="stable")
         out = np.full((len(ids), len(keys)), -np.inf)
         old = torch.get_num_threads()
         if self.num_threads:
             torch.set_num_threads(self.num_threads)
         try:
-            for start in range(0, len(ids), self.batch_size):
-                idx = order[start:start + self.batch_size]
+            for idx in self._batches([len(x) - len(prefix) for x in ids], self.batch_size):
                 lp = self._score_batch([ids[i] for i in idx], prefix, forms)
                 for f, k in enumerate(owner):
                     out[idx, k] = np.logaddexp(out[idx, k], lp[:, f])
@@ -283,14 +301,12 @@ class TransformersBackend:
 
         bs = batch_size or self.batch_size
         ids = [self._encode(self.render(m)) for m in messages_list]
-        order = np.argsort([len(x) for x in ids], kind="stable")
         out: list[str] = [""] * len(ids)
         old = torch.get_num_threads()
         if self.num_threads:
             torch.set_num_threads(self.num_threads)
         try:
-            for start in range(0, len(ids), bs):
-                idx = order[start:start + bs]
+            for start, idx in enumerate(self._batches([len(x) + max_new_tokens for x in ids], bs)):
                 L = max(len(ids[i]) for i in idx)
                 inp = torch.full((len(idx), L), self.pad_id, dtype=torch.long)
                 att = torch.zeros((len(idx), L), dtype=torch.long)
@@ -300,7 +316,7 @@ class TransformersBackend:
                 kw: dict[str, Any] = {"do_sample": False}
                 if temperature > 0:
                     kw = {"do_sample": True, "temperature": float(temperature), "top_k": 0, "top_p": 1.0}
-                    torch.manual_seed(int(seed) + start)
+                    torch.manual_seed(int(seed) + start)  # per batch
                 with torch.inference_mode():
                     gen = self.model.generate(input_ids=inp, attention_mask=att, max_new_tokens=max_new_tokens,
                                               pad_token_id=self.pad_id, **kw)
