@@ -32,7 +32,9 @@ from hackrisk.annotate.backends.openai import BackendError, OpenAIBackend  # noq
 
 pytestmark = [pytest.mark.model, pytest.mark.xdist_group("smollm2")]
 
-HAVE_LLAMA_CPP = importlib.util.find_spec("llama_cpp") is not None
+# HACKRISK_TEST_SERVER=builtin forces hackrisk's own server even where llama.cpp is installed
+HAVE_LLAMA_CPP = (importlib.util.find_spec("llama_cpp") is not None
+                  and os.environ.get("HACKRISK_TEST_SERVER", "llama_cpp") != "builtin")
 SPEC = TaskSpec("relevance", ["relevant", "irrelevant"], [[
     {"role": "system", "content": "You label tweets. A tweet is relevant if it is about content moderation."},
     {"role": "user", "content": "Tweet: Twitter suspended my account for no reason."},
@@ -184,7 +186,7 @@ def backend(port: int, **kw) -> OpenAIBackend:
 def test_generate_through_faults_and_restart(server, tmp_path, monkeypatch, caplog):
     secret = "sk-test-DO-NOT-LEAK-1234567890"
     monkeypatch.setenv("HACKRISK_TEST_KEY", secret)
-    items = real_items(10)
+    items = real_items(8)
     clean = annotate(items, SPEC, models=backend(server.port), mode="generate", max_new_tokens=6,
                      progress=False, cache=None)
     assert (clean["label"].values != -1).all()
