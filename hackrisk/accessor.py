@@ -123,3 +123,9 @@ class HackriskAccessor:
         from .analysis.agreement import compare_human_llm
 
         return compare_human_llm(self._ds, ratings, **kwargs)
+
+    def prospective_risk(self, hypotheses, **kwargs):
+        """:func:`hackrisk.analysis.bayesian.prospective_risk` (on a cube)."""
+        from .analysis.bayesian import prospective_risk
+
+        return prospective_risk(self._ds, hypotheses, **kwargs)

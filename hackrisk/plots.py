@@ -453,3 +453,12 @@ def plot_hacking(result: xr.Dataset, *, hypothesis: int | None = None, ax: Axes 
                       xlabel="share of eligible hypotheses")
     ax.set_xlim(0, 1.08)
     return ax
+
+
+def __getattr__(name: str):
+    """The Bayesian plots live next to their models; reach them here too (imported lazily)."""
+    if name in ("plot_posterior_risk_curve", "plot_prospective_risk"):
+        from .analysis import bayesian
+
+        return getattr(bayesian, name)
+    raise AttributeError(f"module 'hackrisk.plots' has no attribute {name!r}")
