@@ -4,7 +4,7 @@ SmolLM2-135M-Instruct on 2 CPU threads, real tweets (relevance task), a 5-prompt
 multiverse. Ours: `hackrisk.annotate.annotate(mode="score")` (one forward pass per item and
 prompt, shared prompt prefix computed once, all temperatures from that pass). Paper: one
 `model.generate(max_new_tokens=20)` per item and configuration, then the parser. Both are timed on
-subsets of the 200 items (``--items``, default 24, best of two runs; ``--paper-items``, default 4)
+subsets of the 200 items (``--items``, default 16, best of two runs; ``--paper-items``, default 2)
 and reported per label; the 200-item times are extrapolated from the per-label figures.
 Compute bound: 2 × (non-embedding parameters) × (tokens our method must process) + the LM head on
 the scored positions, divided by the measured throughput of torch matmuls shaped like the model's.
@@ -69,8 +69,8 @@ def matmul_gflops(d: int, ff: int, threads: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--items", type=int, default=24, help="items timed for score mode (200 = the full set)")
-    ap.add_argument("--paper-items", type=int, default=4, help="items timed for the paper method")
+    ap.add_argument("--items", type=int, default=16, help="items timed for score mode (200 = the full set)")
+    ap.add_argument("--paper-items", type=int, default=2, help="items timed for the paper method")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     logging.disable(logging.WARNING)
