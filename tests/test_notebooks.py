@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
 # Notebooks that load the real embedded model share one xdist worker with the other model tests.
 MODEL_NOTEBOOKS = {"annotate_real_data.ipynb", "paper_replication.ipynb"}
-BUDGET_S = {"paper_replication.ipynb": 300, "bayesian_risk.ipynb": 240}
+BUDGET_S = {"paper_replication.ipynb": 300, "bayesian_risk.ipynb": 240, "annotate_real_data.ipynb": 300}
 
 
 def test_every_notebook_is_listed():
