@@ -354,59 +354,6 @@ def _unused_prompt_labelled(cube: xr.Dataset, labelled: np.ndarray) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-def _tests_from_counts(cube: xr.Dataset, hypotheses: xr.Dataset, c: dict, *, alpha: float,
-                       zero_rule: str, method: str, sample: int | None) -> xr.Dataset:
-    """The tests Dataset of ``test_hypotheses`` from the counts of :func:`count_hypotheses`."""
-    from .analysis import _kernels as K
-    from .analysis import frequentist as F
-
-    group, t_idx, n_cfg, cfg_shape = c["group"], c["t_idx"], c["n_cfg"], c["cfg_shape"]
-    k_a, k_b, hn_a, hn_b, annotated_tc = c["k_a"], c["k_b"], c["hn_a"], c["hn_b"], c["annotated_tc"]
-    n_h = group.shape[0]
-    n_a = (group == 1).sum(1).astype(np.float64)
-    n_b = (group == 0).sum(1).astype(np.float64)
-    annotated = annotated_tc[t_idx]
-    llm_ka = np.where(annotated, k_a[:, :n_cfg], np.nan)
-    llm_kb = np.where(annotated, k_b[:, :n_cfg], np.nan)
-    res = K.two_by_two(llm_ka, n_a[:, None], llm_kb, n_b[:, None], zero_rule=zero_rule, alpha=alpha,
-                       zero_conclusion="llm")
-    hum = K.two_by_two(k_a[:, n_cfg], hn_a, k_b[:, n_cfg], hn_b, zero_rule=zero_rule, alpha=alpha,
-                       zero_conclusion="human")
-    n_missing, missing = F._not_annotated_report(cube, annotated_tc, c["used_tasks"])
-    if n_missing:
-        log.info("test_hypotheses_chunked: %d (task, configuration) pairs are not fully annotated "
-                 "and were excluded (annotated=False).", n_missing)
-    dims = ("hypothesis", *CONFIG_DIMS)
-    shape = (n_h, *cfg_shape)
-
-    def cfg(a):
-        return (dims, np.asarray(a).reshape(shape))
-
-    names = ("estimate", "log_or", "se", "z", "p_value", "conclusion", "zero_decided")
-    data = {name: cfg(res[name]) for name in names}
-    data["annotated"] = cfg(annotated)
-    data["n_a"] = cfg(np.where(annotated, n_a[:, None], np.nan))
-    data["n_b"] = cfg(np.where(annotated, n_b[:, None], np.nan))
-    data["k_a"] = cfg(llm_ka)
-    data["k_b"] = cfg(llm_kb)
-    for name in names:
-        data[f"human_{name}"] = ("hypothesis", hum[name])
-    data["human_n_a"] = ("hypothesis", hn_a)
-    data["human_n_b"] = ("hypothesis", hn_b)
-    data["human_k_a"] = ("hypothesis", k_a[:, n_cfg].astype(np.int64))
-    data["human_k_b"] = ("hypothesis", k_b[:, n_cfg].astype(np.int64))
-    out = xr.Dataset(data, coords=F._config_coords(cube) | F._hypothesis_coords(hypotheses))
-    out.attrs.update({
-        "method": method,
-        "alpha": float(alpha),
-        "zero_rule": zero_rule,
-        "sample": -1 if "sample" not in cube["label"].dims else int(sample or 0),
-        "n_not_annotated": int(n_missing),
-        "not_annotated": missing,
-    })
-    return out
-
-
 def test_hypotheses_chunked(
     cube: xr.Dataset,
     hypotheses: xr.Dataset,
@@ -461,7 +408,9 @@ def test_hypotheses_chunked(
     if not 0 < alpha < 1:
         raise ValueError(f"alpha={alpha} must lie in (0, 1).")
     counts = count_hypotheses(cube, hypotheses, sample=sample, chunks=chunks, scheduler=scheduler)
-    return _tests_from_counts(cube, hypotheses, counts, alpha=alpha, zero_rule=zero_rule, method=method,
+    from .analysis.frequentist import tests_from_counts
+
+    return tests_from_counts(cube, hypotheses, counts, alpha=alpha, zero_rule=zero_rule, method=method,
                               sample=sample)
 
 

@@ -307,8 +307,6 @@ def test_hypotheses(
     n_h = group.shape[0]
     k_a = np.empty((n_h, n_cfg + 1), dtype=np.float64)  # last column: humans
     k_b = np.empty_like(k_a)
-    n_a = (group == 1).sum(1).astype(np.float64)
-    n_b = (group == 0).sum(1).astype(np.float64)
     hn_a = np.empty(n_h, dtype=np.int64)
     hn_b = np.empty(n_h, dtype=np.int64)
     annotated_tc = np.ones((n_task, n_cfg), dtype=bool)
@@ -316,6 +314,27 @@ def test_hypotheses(
     with _blas_single_thread():
         _count_tasks(labels, truth, real, group, t_idx, cls, used_tasks, k_a, k_b, hn_a, hn_b, annotated_tc)
 
+    counts = {"group": group, "t_idx": t_idx, "n_cfg": n_cfg, "cfg_shape": cfg_shape, "k_a": k_a, "k_b": k_b,
+              "hn_a": hn_a, "hn_b": hn_b, "annotated_tc": annotated_tc, "used_tasks": used_tasks}
+    return tests_from_counts(cube, hypotheses, counts, alpha=alpha, zero_rule=zero_rule, method=method,
+                             sample=sample)
+
+
+def tests_from_counts(cube: xr.Dataset, hypotheses: xr.Dataset, counts: dict, *, alpha: float,
+                      zero_rule: str, method: str, sample: int | None) -> xr.Dataset:
+    """The Dataset of :func:`test_hypotheses` from the 2 x 2 counts of every (hypothesis, configuration).
+
+    ``counts`` holds ``group`` (H, I), ``t_idx`` (H,), ``n_cfg``, ``cfg_shape``, ``k_a`` / ``k_b``
+    (H, n_cfg + 1; the last column counts the human labels), ``hn_a`` / ``hn_b`` (H,),
+    ``annotated_tc`` (task, n_cfg) and ``used_tasks``. Shared by the in-memory and the chunked
+    (:mod:`hackrisk.scale`) paths, so both give identical results.
+    """
+    group, t_idx, n_cfg, cfg_shape = counts["group"], counts["t_idx"], counts["n_cfg"], counts["cfg_shape"]
+    k_a, k_b, hn_a, hn_b = counts["k_a"], counts["k_b"], counts["hn_a"], counts["hn_b"]
+    annotated_tc = counts["annotated_tc"]
+    n_h = group.shape[0]
+    n_a = (group == 1).sum(1).astype(np.float64)
+    n_b = (group == 0).sum(1).astype(np.float64)
     annotated = annotated_tc[t_idx]  # (H, C)
     llm_ka = np.where(annotated, k_a[:, :n_cfg], np.nan)
     llm_kb = np.where(annotated, k_b[:, :n_cfg], np.nan)
@@ -323,7 +342,7 @@ def test_hypotheses(
                        zero_conclusion="llm")
     hum = K.two_by_two(k_a[:, n_cfg], hn_a, k_b[:, n_cfg], hn_b, zero_rule=zero_rule, alpha=alpha,
                        zero_conclusion="human")
-    n_missing, missing = _not_annotated_report(cube, annotated_tc, used_tasks)
+    n_missing, missing = _not_annotated_report(cube, annotated_tc, counts["used_tasks"])
     if n_missing:
         log.info("test_hypotheses: %d (task, configuration) pairs are not fully annotated and were "
                  "excluded (annotated=False).", n_missing)
@@ -334,14 +353,14 @@ def test_hypotheses(
     def cfg(a):
         return (dims, np.asarray(a).reshape(shape))
 
-    data = {name: cfg(res[name]) for name in ("estimate", "log_or", "se", "z", "p_value", "conclusion",
-                                                "zero_decided")}
+    names = ("estimate", "log_or", "se", "z", "p_value", "conclusion", "zero_decided")
+    data = {name: cfg(res[name]) for name in names}
     data["annotated"] = cfg(annotated)
     data["n_a"] = cfg(np.where(annotated, n_a[:, None], np.nan))
     data["n_b"] = cfg(np.where(annotated, n_b[:, None], np.nan))
     data["k_a"] = cfg(llm_ka)
     data["k_b"] = cfg(llm_kb)
-    for name in ("estimate", "log_or", "se", "z", "p_value", "conclusion", "zero_decided"):
+    for name in names:
         data[f"human_{name}"] = ("hypothesis", hum[name])
     data["human_n_a"] = ("hypothesis", hn_a)
     data["human_n_b"] = ("hypothesis", hn_b)
