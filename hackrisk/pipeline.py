@@ -103,7 +103,8 @@ def analyze_study(study: Study, cube: xr.Dataset | None = None) -> dict[str, Any
 
     Returns a dict of the result Datasets (keys ``hypotheses``, ``tests``, ``risk``,
     ``risk_by_model``, ``risk_by_prompt``, ``risk_by_temperature``, ``effect_curve``, ``hacking``,
-    ``hacking_curve``, ``quality`` and, when budgets are given, ``mitigation``).
+    ``hacking_curve``, ``quality``, with budgets ``mitigation``, and with ``[analysis] bayes = true``
+    ``bayes_risk_curve`` and ``bayes_prob_riskier``).
     """
     from .analysis import frequentist, risk
     from .hypotheses import generate_hypotheses
@@ -139,10 +140,28 @@ def analyze_study(study: Study, cube: xr.Dataset | None = None) -> dict[str, Any
         res["mitigation"] = mitigation.evaluate_mitigation(
             cube, hyps, budgets=budgets, n_draws=int(study.analysis.get("n_draws", 10)),
             alpha=study.alpha, tests=tests, rng=study.seed)
+    if study.analysis.get("bayes"):
+        res.update(_bayes(res["tests"], seed=study.seed))
     logger.info("analysis took %.1f s", time.perf_counter() - t0)
     _save_results(res, out)
     (out / "headline.json").write_text(json.dumps(headline(res), indent=2))
     return res
+
+
+def _bayes(tests: xr.Dataset, *, seed: int) -> dict[str, Any]:
+    """Posterior risk curves and P(model riskier), if the [bayes] extra is installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("pymc") is None:
+        logger.warning("[analysis] bayes = true, but PyMC is not installed (pip install 'hackrisk[bayes]'); skipped.")
+        return {}
+    from .analysis import bayesian
+
+    idata = bayesian.fit_risk_model(bayesian.aggregate_errors(tests), rng=seed)
+    out = {"bayes_risk_curve": bayesian.risk_curves(idata)}
+    if tests.sizes["model"] > 1:
+        out["bayes_prob_riskier"] = bayesian.prob_riskier(idata).to_dataset(name="prob_riskier")
+    return out
 
 
 def _save_results(res: dict[str, Any], out: Path) -> None:
