@@ -290,10 +290,14 @@ def make_cube(
     temp = labels["temperature"].to_numpy(np.float64)
     if np.isnan(temp).any():
         _fail("labels", "temperature", "NaN", "missing temperature", "fill in the decoding temperature")
-    k_fac, k_uni = pd.factorize(temp)
-    temps = np.sort(k_uni)
-    k_code = np.searchsorted(temps, k_uni)[k_fac]
-    del k_fac, temp
+    temps = _few_uniques(temp)
+    if len(temps) <= 8:  # a few comparisons are cheaper than a binary search per label
+        k_code = np.zeros(len(temp), dtype=np.int8)
+        for t in temps[1:]:
+            k_code += temp >= t
+    else:
+        k_code = np.searchsorted(temps, temp)
+    del temp
 
     i_fac, i_uni = _factorize(labels, "item_id")
     pos_table = np.full((n_task, len(i_uni)), -1, dtype=np.int64)
@@ -385,6 +389,20 @@ def _factorize(df: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
     if (codes < 0).any():
         _fail("labels", column, f"row {int(np.flatnonzero(codes < 0)[0])}", "missing value", f"fill in {column}")
     return codes, np.array([str(u) for u in uniques], dtype=object)
+
+
+def _few_uniques(values: np.ndarray, max_levels: int = 32) -> np.ndarray:
+    """Sorted unique values of an array that holds only a few (e.g. temperatures).
+
+    A handful of vectorised comparisons beat hashing millions of floats; falls back to
+    ``np.unique`` beyond ``max_levels`` values.
+    """
+    found = []
+    rest = values
+    while rest.size and len(found) < max_levels:
+        found.append(rest[0])
+        rest = rest[rest != rest[0]]
+    return np.unique(values) if rest.size else np.sort(np.array(found, dtype=values.dtype))
 
 
 def _positions(codes: np.ndarray, uniques: np.ndarray, names: list[str], table: str, column: str,

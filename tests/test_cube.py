@@ -235,3 +235,21 @@ def test_no_labels_yet():
     cube = make_cube(empty, items, {"t": ["yes", "no"]})
     assert cube["label"].size == 0 and list(cube["item_id"].values[0]) == ["a", "b"]
     assert len(to_long(cube)) == 0
+
+
+@pytest.mark.parametrize("n_temps", [3, 12, 40])
+def test_many_temperatures_round_trip(n_temps):
+    """Temperature codes are right whether a few (comparison path) or many (search path) occur."""
+    rng = np.random.default_rng(n_temps)
+    temps = rng.permutation(np.round(np.linspace(0, 2, n_temps), 3))
+    items = pd.DataFrame({"task": "t", "item_id": [f"i{i}" for i in range(5)], "text": "x"})
+    labels = pd.DataFrame([("t", "m", "p0", float(tp), f"i{i}", int(rng.integers(0, 2)))
+                           for tp in temps for i in range(5)],
+                          columns=["task", "model", "prompt", "temperature", "item_id", "label"])
+    cube = make_cube(labels, items, {"t": ["a", "b"]})
+    assert list(cube["temperature"].values) == sorted(temps)
+    key = ["temperature", "item_id"]
+    back = to_long(cube).sort_values(key).reset_index(drop=True)
+    ref = labels.sort_values(key).reset_index(drop=True)
+    np.testing.assert_array_equal(back["label"].to_numpy(), ref["label"].to_numpy())
+    np.testing.assert_array_equal(back["temperature"].to_numpy(), ref["temperature"].to_numpy())
