@@ -24,3 +24,8 @@ def vader_source() -> Path:
     if sdist and Path(sdist).exists():
         return Path(sdist)
     return shared_data_dir()
+
+
+def relevance_csv() -> Path:
+    """The llmhacking relevance task (411 tweets, relevant / irrelevant) from the mirror."""
+    return shared_data_dir() / "llmhacking" / "relevance_tweets23.csv.gz"

@@ -30,21 +30,14 @@ from hackrisk.annotate import (  # noqa: E402
     parse_response,
 )
 from hackrisk.annotate.backends.local import SENTINEL, TransformersBackend, key_forms  # noqa: E402
+from hackrisk.annotate.models import tiny_random_model  # noqa: E402
+from tests._data import relevance_csv  # noqa: E402
 
 torch.set_num_threads(1)
 
 
-def _data_dir() -> Path:
-    env = os.environ.get("HACKRISK_DATA_DIR")
-    return Path(env) if env else Path(__file__).parents[2] / "shared" / "data"
-
-
 def real_items(n: int) -> pd.DataFrame:
-    path = _data_dir() / "llmhacking" / "relevance_tweets23.csv.gz"
-    if not path.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{path} missing under CI")
-        pytest.skip(f"real data {path} not available (set HACKRISK_DATA_DIR)")
+    path = relevance_csv()
     df = pd.read_csv(path).head(n)
     return df[["id", "text", "ground_truth"]].rename(columns={"id": "item_id", "ground_truth": "truth"})
 
@@ -67,17 +60,7 @@ def tokenizer():
 
 
 def tiny_model(tok, seed: int = 0):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                      pad_token_id=tok.pad_token_id, tie_word_embeddings=True)
-    model = LlamaForCausalLM(cfg).eval()
-    with torch.no_grad():  # larger weights -> less uniform, more interesting distributions
-        for p in model.parameters():
-            p.mul_(8.0) if p.dim() > 1 else None
-    return model
+    return tiny_random_model(seed=seed, tokenizer=tok)[0]
 
 
 @pytest.fixture(scope="module")
@@ -300,7 +283,7 @@ def test_bad_inputs(tiny, tmp_path):
 CHILD = textwrap.dedent("""
     import sys, time, pandas as pd, torch
     torch.set_num_threads(1)
-    sys.path.insert(0, sys.argv[4])
+    sys.path[:0] = [sys.argv[4], sys.argv[4] + "/.."]
     from test_annotate import KILL_SPEC, load_folder
     from hackrisk.annotate import annotate
     folder, store, delay = sys.argv[1], sys.argv[2], float(sys.argv[3])

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,6 +16,7 @@ pytest.importorskip("transformers")
 
 from hackrisk.annotate import TaskSpec, annotate, load_default_model, parse_response  # noqa: E402
 from hackrisk.annotate.backends.local import SENTINEL  # noqa: E402
+from tests._data import relevance_csv  # noqa: E402
 
 pytestmark = [pytest.mark.model, pytest.mark.xdist_group("smollm2")]
 
@@ -33,17 +33,8 @@ SPEC = TaskSpec("relevance", ["relevant", "irrelevant"], {
 })
 
 
-def _data_dir() -> Path:
-    env = os.environ.get("HACKRISK_DATA_DIR")
-    return Path(env) if env else Path(__file__).parents[2] / "shared" / "data"
-
-
 def real_items(n: int) -> pd.DataFrame:
-    path = _data_dir() / "llmhacking" / "relevance_tweets23.csv.gz"
-    if not path.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{path} missing under CI")
-        pytest.skip(f"real data {path} not available (set HACKRISK_DATA_DIR)")
+    path = relevance_csv()
     df = pd.read_csv(path).head(n)
     return df[["id", "text", "ground_truth"]].rename(columns={"ground_truth": "truth"})
 

@@ -19,7 +19,6 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -29,6 +28,7 @@ pytest.importorskip("httpx")
 
 from hackrisk.annotate import TaskSpec, annotate  # noqa: E402
 from hackrisk.annotate.backends.openai import BackendError, OpenAIBackend  # noqa: E402
+from tests._data import relevance_csv  # noqa: E402
 
 pytestmark = [pytest.mark.model, pytest.mark.xdist_group("smollm2")]
 
@@ -44,17 +44,8 @@ SPEC = TaskSpec("relevance", ["relevant", "irrelevant"], [[
     {"role": "user", "content": "Tweet: {text}"}]])
 
 
-def _data_dir() -> Path:
-    env = os.environ.get("HACKRISK_DATA_DIR")
-    return Path(env) if env else Path(__file__).parents[2] / "shared" / "data"
-
-
 def real_items(n: int) -> pd.DataFrame:
-    path = _data_dir() / "llmhacking" / "relevance_tweets23.csv.gz"
-    if not path.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{path} missing under CI")
-        pytest.skip(f"real data {path} not available (set HACKRISK_DATA_DIR)")
+    path = relevance_csv()
     return pd.read_csv(path).head(n)[["id", "text"]]
 
 

@@ -198,7 +198,8 @@ def load_default_model() -> tuple[Any, Any, str]:
     return load_model(target)
 
 
-def tiny_random_model(*, seed: int = 0, hidden_size: int = 64, num_layers: int = 2) -> tuple[Any, Any]:
+def tiny_random_model(*, seed: int = 0, tokenizer: Any = None, hidden_size: int = 64,
+                      num_layers: int = 2) -> tuple[Any, Any]:
     """A seeded, randomly initialised two-layer Llama with SmolLM2's tokenizer: ``(model, tokenizer)``.
 
     Milliseconds per forward pass: for tests and dry runs of a study (``model = "tiny-random"``).
@@ -207,11 +208,13 @@ def tiny_random_model(*, seed: int = 0, hidden_size: int = 64, num_layers: int =
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    _offline()
-    target = default_model_dir()
-    if not (target / _META).is_file():
-        convert_gguf(default_gguf_path(), target)
-    tok = AutoTokenizer.from_pretrained(target)
+    tok = tokenizer
+    if tok is None:
+        _offline()
+        target = default_model_dir()
+        if not (target / _META).is_file():
+            convert_gguf(default_gguf_path(), target)
+        tok = AutoTokenizer.from_pretrained(target)
     torch.manual_seed(seed)
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
                       num_hidden_layers=num_layers, num_attention_heads=4, num_key_value_heads=2,
