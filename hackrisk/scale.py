@@ -349,11 +349,6 @@ def _unused_prompt_labelled(cube: xr.Dataset, labelled: np.ndarray) -> bool:
     return bool((unused & np.asarray(labelled)).any())
 
 
-# --------------------------------------------------------------------------------------------
-# tests from counts
-# --------------------------------------------------------------------------------------------
-
-
 def test_hypotheses_chunked(
     cube: xr.Dataset,
     hypotheses: xr.Dataset,

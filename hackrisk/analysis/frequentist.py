@@ -208,6 +208,18 @@ def _count_tasks(labels, truth, real, group, t_idx, cls, used_tasks, k_a, k_b, h
         hn_b[hs] = hn[inv[hs.size:]] - hn[inv[: hs.size]]
 
 
+def _prepare(cube: xr.Dataset, hypotheses: xr.Dataset, sample: int | None):
+    """Validated inputs of the tests: hypothesis task/class/group, labels (task, config, item), truth."""
+    validate_cube(cube)
+    t_idx, cls, group = _check_hypotheses(cube, hypotheses)
+    labels = _label_array(cube, sample)
+    cfg_shape = labels.shape[1:4]
+    labels = labels.reshape(labels.shape[0], int(np.prod(cfg_shape)), labels.shape[-1])
+    truth = np.asarray(cube["truth"].values)
+    real = np.asarray(cube["item_id"].values) != ""
+    return t_idx, cls, group, labels, cfg_shape, truth, real
+
+
 def test_hypotheses(
     cube: xr.Dataset,
     hypotheses: xr.Dataset,
@@ -294,15 +306,8 @@ def test_hypotheses(
 
         return test_hypotheses_chunked(cube, hypotheses, alpha=alpha, zero_rule=zero_rule, method=method,
                                        sample=sample)
-    validate_cube(cube)
-    t_idx, cls, group = _check_hypotheses(cube, hypotheses)
-    labels = _label_array(cube, sample)
-    n_task = labels.shape[0]
-    cfg_shape = labels.shape[1:4]
-    n_cfg = int(np.prod(cfg_shape))
-    labels = labels.reshape(n_task, n_cfg, labels.shape[-1])
-    truth = np.asarray(cube["truth"].values)
-    real = np.asarray(cube["item_id"].values) != ""
+    t_idx, cls, group, labels, cfg_shape, truth, real = _prepare(cube, hypotheses, sample)
+    n_task, n_cfg = labels.shape[:2]
 
     n_h = group.shape[0]
     k_a = np.empty((n_h, n_cfg + 1), dtype=np.float64)  # last column: humans
@@ -488,15 +493,8 @@ def regress(
         raise ValueError(f"zero_rule={zero_rule!r} for regress: use 'paper' or 'none'.")
     if isinstance(covariates, str):
         covariates = [covariates]
-    validate_cube(cube)
-    t_idx, cls, group = _check_hypotheses(cube, hypotheses)
-    labels = _label_array(cube, sample)
-    n_task = labels.shape[0]
-    cfg_shape = labels.shape[1:4]
-    n_cfg = int(np.prod(cfg_shape))
-    labels = labels.reshape(n_task, n_cfg, labels.shape[-1])
-    truth = np.asarray(cube["truth"].values)
-    real = np.asarray(cube["item_id"].values) != ""
+    t_idx, cls, group, labels, cfg_shape, truth, real = _prepare(cube, hypotheses, sample)
+    n_task, n_cfg = labels.shape[:2]
     n_h = group.shape[0]
 
     # term names: union over the tested tasks (categorical levels may differ between tasks)
