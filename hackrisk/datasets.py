@@ -42,6 +42,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ._files import ENV_CACHE, cache_root, sha256_file
+
 __all__ = [
     "TaskData",
     "DataNotFoundError",
@@ -60,7 +62,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 ENV_DATA_DIR = "HACKRISK_DATA_DIR"
-ENV_CACHE_DIR = "HACKRISK_CACHE"
+ENV_CACHE_DIR = ENV_CACHE
 ENV_OFFLINE = "HACKRISK_OFFLINE"
 
 LLMHACKING_COMMIT = "3f662887b97915476ce6ad92e0673a6b14a8c0c1"
@@ -264,9 +266,7 @@ def cache_dir() -> Path:
 
     The root is shared with :func:`hackrisk.annotate.models.cache_dir` (models live next to it).
     """
-    value = os.environ.get(ENV_CACHE_DIR, "").strip()
-    root = Path(value).expanduser() if value else Path.home() / ".cache" / "hackrisk"
-    return root / "data"
+    return cache_root() / "data"
 
 
 def _offline() -> bool:
@@ -275,14 +275,6 @@ def _offline() -> bool:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _check(path_or_name: str | Path, got: str, expected: str) -> None:
@@ -537,7 +529,7 @@ def _read_vader_bytes(name: str, source: str | Path | None) -> tuple[dict[str, b
     cached = cache_dir() / "vader" / VADER_SDIST
     looked.append(cached)
     if cached.is_file():
-        _check(cached, _file_sha256(cached), VADER_SDIST_SHA256)
+        _check(cached, sha256_file(cached), VADER_SDIST_SHA256)
         return from_tar(cached), str(cached)
     if not _offline():
         try:

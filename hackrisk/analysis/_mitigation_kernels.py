@@ -106,6 +106,13 @@ def bounded_scale(u, valid, total, lo, hi, *, n_iter: int = 60, return_scale: bo
 # ---------------------------------------------------------------------------------------------
 
 
+def _ppi_inputs(Y, Yh, lab, unl, w, wu):
+    """Broadcast PPI inputs; human labels zeroed off the labelled set; counts n, N; normalised weights."""
+    Y, Yh, lab, unl, w, wu = np.broadcast_arrays(Y, Yh, lab, unl, w, wu)
+    return (np.nan_to_num(Y * lab), Yh, lab, unl, lab.sum(-1), unl.sum(-1),
+            _normalise(w, lab), _normalise(wu, unl))
+
+
 def _normalise(w, mask):
     """Weights on ``mask`` rescaled to mean 1 over the mask (ppi-python's convention)."""
     wm = w * mask
@@ -124,12 +131,7 @@ def ppi_mean(Y, Yh, lab, unl, w=1.0, wu=1.0, *, lam=None):
     -------
     est, se, lam, n, N
     """
-    Y, Yh, lab, unl, w, wu = np.broadcast_arrays(Y, Yh, lab, unl, w, wu)
-    Y = np.nan_to_num(Y * lab)
-    n = lab.sum(-1)
-    N = unl.sum(-1)
-    wl = _normalise(w, lab)
-    wn = _normalise(wu, unl)
+    Y, Yh, lab, unl, n, N, wl, wn = _ppi_inputs(Y, Yh, lab, unl, w, wu)
     m_u_yh = _div((wn * Yh).sum(-1), N)
     m_l_y = _div((wl * Y).sum(-1), n)
     m_l_yh = _div((wl * Yh).sum(-1), n)
@@ -321,12 +323,7 @@ def ppi_logistic(X, Y, Yh, lab, unl, w=1.0, wu=1.0, *, lam=None):
     -------
     theta (..., d), se (..., d), lam (...), n, N
     """
-    Y, Yh, lab, unl, w, wu = np.broadcast_arrays(Y, Yh, lab, unl, w, wu)
-    Y = np.nan_to_num(Y * lab)
-    n = lab.sum(-1)
-    N = unl.sum(-1)
-    wl = _normalise(w, lab)
-    wn = _normalise(wu, unl)
+    Y, Yh, lab, unl, n, N, wl, wn = _ppi_inputs(Y, Yh, lab, unl, w, wu)
     Nsafe = np.where(N > 0, N, 1.0)
     if lam is None:
         theta, _ = _ppi_fit(X, Y, Yh, lab, unl, wl, wn, np.ones(n.shape), n, Nsafe)

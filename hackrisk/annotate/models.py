@@ -22,6 +22,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .._files import cache_root, sha256_file
+
 __all__ = ["default_gguf_path", "cache_dir", "default_model_dir", "load_model", "load_default_model",
            "DEFAULT_MODEL_NAME"]
 
@@ -39,8 +41,7 @@ def _offline() -> None:
 
 def cache_dir() -> Path:
     """Root of hackrisk's caches: ``$HACKRISK_CACHE`` or ``~/.cache/hackrisk``."""
-    root = os.environ.get("HACKRISK_CACHE")
-    return Path(root) if root else Path.home() / ".cache" / "hackrisk"
+    return cache_root()
 
 
 def default_gguf_path() -> Path:
@@ -62,14 +63,6 @@ def default_gguf_path() -> Path:
 def default_model_dir() -> Path:
     """Folder of the converted default model (it may not exist yet)."""
     return cache_dir() / "models" / DEFAULT_MODEL_NAME
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @contextlib.contextmanager
@@ -121,7 +114,7 @@ def convert_gguf(gguf: str | os.PathLike, target: str | os.PathLike) -> Path:
         try:
             model.save_pretrained(tmp)
             tok.save_pretrained(tmp)
-            meta = {"source": str(gguf.name), "sha256": _sha256_file(gguf), "name": gguf.stem}
+            meta = {"source": str(gguf.name), "sha256": sha256_file(gguf), "name": gguf.stem}
             (tmp / _META).write_text(json.dumps(meta))
             if target.exists():  # a stale, unfinished folder (no metadata): replace it
                 shutil.rmtree(target)
@@ -148,7 +141,7 @@ def model_revision(folder: str | os.PathLike) -> str:
     h = hashlib.sha256()
     for p in files:
         h.update(p.name.encode())
-        h.update(_sha256_file(p).encode())
+        h.update(sha256_file(p).encode())
     rev = h.hexdigest()
     with contextlib.suppress(OSError):
         meta_path.write_text(json.dumps({**meta, "sha256": rev}))
@@ -173,7 +166,7 @@ def load_model(path: str | os.PathLike, *, dtype: Any = None) -> tuple[Any, Any,
     if path.is_file():
         if path.suffix != ".gguf":
             raise ValueError(f"model file {path} is not a .gguf file. Fix: give a .gguf file or a model folder.")
-        digest = _sha256_file(path)[:12]
+        digest = sha256_file(path)[:12]
         path = convert_gguf(path, cache_dir() / "models" / f"{path.stem.lower()}-{digest}")
     if not (path / "config.json").is_file():
         raise ValueError(f"model folder {path} has no config.json. Fix: point to a transformers "
