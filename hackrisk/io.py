@@ -3,12 +3,30 @@
 A zarr store keeps ``label`` (and ``prob``) in one chunk per configuration and item block, so
 that :func:`write_labels` can write one configuration's labels without touching the rest; several
 writers may fill disjoint configurations of one store.
+
+Nothing on disk is read silently wrong:
+
+* every zarr chunk is written (also chunks that hold only the fill value) and compressed with a
+  zstd content checksum, and the fill value of ``label`` is ``-1`` (not annotated);
+* :func:`open_cube` checks that every chunk of every variable is present, and (when it loads the
+  data) that every chunk decodes; a missing, truncated or corrupted chunk is a :class:`StoreError`
+  naming the chunk's path;
+* :func:`save_cube` with ``mode="w"`` only replaces a previous label cube (never a folder or file
+  of anything else), and replaces it atomically;
+* :func:`store_lock` gives one process at a time the right to write a store; a second writer
+  gets a :class:`StoreLockedError` naming the process that holds it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import os
+import shutil
+import socket
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +35,100 @@ import xarray as xr
 
 from .cube import CONFIG_DIMS, validate_cube
 
-__all__ = ["save_cube", "open_cube", "write_labels", "cube_format"]
+__all__ = ["save_cube", "open_cube", "write_labels", "cube_format", "store_lock", "is_label_cube",
+           "verify_store", "StoreError", "StoreLockedError"]
 
 _ITEM_CHUNK = 65536
+_FILL = {"label": -1, "truth": -1}  # on-disk fill values: "not annotated" / "no human label"
+
+
+class StoreError(ValueError):
+    """A saved cube is damaged (a chunk is missing, truncated or corrupted)."""
+
+
+class StoreLockedError(ValueError):
+    """Another process is writing the store."""
+
+
+_HELD: dict[str, Any] = {}  # lock files held by this process: path -> [file object, depth]
+
+
+def _lock_path(path: Path) -> Path:
+    return path.with_name(path.name + ".lock")
+
+
+@contextlib.contextmanager
+def store_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold the write lock of the store at ``path`` (a ``<path>.lock`` file next to it).
+
+    Re-entrant within a process. A second process asking for the lock of the same store gets
+    :class:`StoreLockedError` at once (it never waits and never writes).
+    """
+    path = Path(path).absolute()
+    key = str(path)
+    if key in _HELD:
+        _HELD[key][1] += 1
+        try:
+            yield
+        finally:
+            _HELD[key][1] -= 1
+        return
+    lock = _lock_path(path)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(lock, "a+", encoding="utf-8")  # noqa: SIM115 (held for the whole block)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover (Windows: no advisory locks; run one writer at a time)
+        fcntl = None
+    if fcntl is not None:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown process"
+            fh.close()
+            raise StoreLockedError(
+                f"store {path} is being written by another run ({holder}). Fix: wait until that run "
+                "finishes (or stop it), or give this run another output folder / store path.") from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+    fh.flush()
+    _HELD[key] = [fh, 1]
+    try:
+        yield
+    finally:
+        del _HELD[key]
+        with contextlib.suppress(OSError):
+            fh.seek(0)
+            fh.truncate()
+        fh.close()  # closing releases the flock
+
+
+def is_label_cube(path: str | os.PathLike) -> bool:
+    """Whether ``path`` holds a label cube written by :func:`save_cube` (zarr or netCDF)."""
+    path = Path(path)
+    try:
+        if path.is_dir():
+            meta = path / "zarr.json"
+            if meta.is_file():
+                attrs = json.loads(meta.read_text(encoding="utf-8")).get("attributes", {})
+                return "schema_version" in attrs and (path / "label").is_dir()
+            zattrs = path / ".zattrs"
+            return zattrs.is_file() and "schema_version" in json.loads(zattrs.read_text(encoding="utf-8")) \
+                and (path / "label").is_dir()
+        if path.is_file() and cube_format(path) == "netcdf":
+            import h5netcdf
+
+            with h5netcdf.File(path, "r") as f:
+                return "schema_version" in f.attrs and "label" in f.variables
+    except (OSError, ValueError):
+        return False
+    return False
+
+
+def _is_empty_dir(path: Path) -> bool:
+    return path.is_dir() and not any(path.iterdir())
 
 
 def cube_format(path: str | os.PathLike) -> str:
@@ -79,44 +188,139 @@ def save_cube(cube: xr.Dataset, path: str | os.PathLike, *, format: str | None =
     format
         ``"zarr"`` or ``"netcdf"``, overriding the suffix.
     mode
-        ``"w-"`` (default) refuses to overwrite, ``"w"`` overwrites.
+        ``"w-"`` (default) refuses to overwrite; ``"w"`` replaces a label cube saved there
+        before (atomically), but never a folder or file that is not a label cube.
     item_chunk
         Items per chunk of ``label`` / ``prob`` in zarr (one chunk per configuration otherwise).
+
+    Raises
+    ------
+    ValueError
+        When ``path`` exists (``mode="w-"``), or holds something other than a label cube.
+    StoreLockedError
+        When another process is writing the store.
     """
     validate_cube(cube)
     path = Path(path)
     fmt = format or cube_format(path)
     if mode not in ("w", "w-"):
         raise ValueError(f"save_cube: mode must be 'w' or 'w-', got {mode!r}.")
-    if path.exists() and mode == "w-":
-        raise ValueError(f"save_cube: {path} exists. Fix: pass mode='w' to overwrite, or another path.")
-    enc_cube = _encodable(cube)
-    if fmt == "netcdf":
-        if path.exists():
-            path.unlink()
-        enc_cube.to_netcdf(path, engine="h5netcdf")
-        return path
-    if fmt != "zarr":
+    if fmt not in ("zarr", "netcdf"):
         raise ValueError(f"save_cube: unknown format {fmt!r}; use 'zarr' or 'netcdf'.")
-    encoding: dict[str, Any] = {}
-    for name in ("label", "prob"):
-        if name in enc_cube:
-            dims = enc_cube[name].dims
-            chunks = tuple(
-                min(item_chunk, enc_cube.sizes[d]) if d == "item"
-                else (enc_cube.sizes[d] if d in ("class", "sample") else 1)
-                for d in dims
-            )
-            encoding[name] = {"chunks": chunks}
-    for var in enc_cube.variables.values():
-        var.encoding.pop("chunks", None)
-        var.encoding.pop("preferred_chunks", None)
-    enc_cube.to_zarr(path, mode="w", encoding=encoding, consolidated=False)
+    if path.exists() and not _is_empty_dir(path):
+        if not is_label_cube(path):
+            kind = "folder" if path.is_dir() else "file"
+            raise ValueError(f"save_cube: {path} is an existing {kind} that is not a label cube; it is left "
+                             "untouched (mode='w' only replaces a cube saved by save_cube). Fix: give a new path.")
+        if mode == "w-":
+            raise ValueError(f"save_cube: a label cube already exists at {path}. Fix: pass mode='w' to "
+                             "replace it, or give another path.")
+    enc_cube = _encodable(cube)
+    with store_lock(path):
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        _remove(tmp)
+        try:
+            if fmt == "netcdf":
+                enc_cube.to_netcdf(tmp, engine="h5netcdf", encoding=_netcdf_encoding(enc_cube))
+            else:
+                enc_cube.to_zarr(tmp, mode="w", encoding=_zarr_encoding(enc_cube, item_chunk),
+                                 consolidated=False, write_empty_chunks=True)
+            if path.exists():  # a label cube (checked above) or an empty folder: swap it out
+                old = path.with_name(f".{path.name}.old-{os.getpid()}")
+                _remove(old)
+                os.rename(path, old)
+                os.rename(tmp, path)
+                _remove(old)
+            else:
+                os.rename(tmp, path)  # atomic: the store appears complete or not at all
+        finally:
+            _remove(tmp)
     return path
 
 
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def _zarr_encoding(enc_cube: xr.Dataset, item_chunk: int) -> dict[str, Any]:
+    """Chunks, fill values and checksummed compression of every variable."""
+    from zarr.codecs import ZstdCodec
+
+    encoding: dict[str, Any] = {}
+    for name, var in enc_cube.variables.items():
+        var.encoding.pop("chunks", None)
+        var.encoding.pop("preferred_chunks", None)
+        for key in ("compressors", "compressor", "filters", "serializer", "fill_value", "_FillValue"):
+            var.encoding.pop(key, None)
+        enc: dict[str, Any] = {}
+        if var.dtype != object and var.dtype.kind not in ("U", "S", "T", "M", "m"):
+            enc["compressors"] = [ZstdCodec(level=1, checksum=True)]
+        if name in _FILL and var.dtype.kind == "i":
+            enc["fill_value"] = _FILL[name]
+        if name in ("label", "prob"):
+            enc["chunks"] = tuple(
+                min(item_chunk, enc_cube.sizes[d]) if d == "item"
+                else (enc_cube.sizes[d] if d in ("class", "sample") else 1)
+                for d in var.dims
+            )
+        if enc:
+            encoding[str(name)] = enc
+    return encoding
+
+
+def _netcdf_encoding(enc_cube: xr.Dataset) -> dict[str, Any]:
+    """HDF5 Fletcher-32 checksums on the numeric data variables."""
+    out: dict[str, Any] = {}
+    for name, var in enc_cube.data_vars.items():
+        if var.dtype.kind in "iuf" and var.ndim:
+            out[str(name)] = {"fletcher32": True, "chunksizes": var.shape}
+            if name in _FILL:
+                out[str(name)]["_FillValue"] = None
+    return out
+
+
+def verify_store(path: str | os.PathLike, *, decode: bool = True) -> None:
+    """Check that every chunk of every array of a zarr store is present (and, with ``decode``, decodes).
+
+    Raises
+    ------
+    StoreError
+        Naming the path of the first missing, truncated or corrupted chunk, and the fix.
+    """
+    import zarr
+
+    path = Path(path)
+    try:
+        group = zarr.open_group(str(path), mode="r")
+        arrays = list(group.arrays())
+    except Exception as err:  # noqa: BLE001 (any failure to read the metadata is a damaged store)
+        raise StoreError(f"{path}: the store's metadata cannot be read ({type(err).__name__}: {err}). "
+                         "Fix: restore the store from a copy, or delete it and run the annotation again "
+                         "(the cache next to it keeps every answer).") from err
+    for name, arr in arrays:
+        grid = [range(n) for n in arr.cdata_shape] if arr.ndim else [range(1)]
+        for coords in itertools.product(*grid):
+            key = arr.metadata.encode_chunk_key(tuple(coords)) if arr.ndim else arr.metadata.encode_chunk_key(())
+            chunk = path / arr.path / key
+            if not chunk.is_file():
+                raise StoreError(f"{chunk}: chunk {tuple(coords)} of variable {name!r} is missing, so part of "
+                                 "the store would read as fill values. Fix: restore the store from a copy, or "
+                                 "delete it and run the annotation again (cached answers are reused).")
+            if decode:
+                try:
+                    arr.get_block_selection(tuple(coords)) if arr.ndim else arr[...]
+                except Exception as err:  # noqa: BLE001 (codec errors have many types)
+                    raise StoreError(f"{chunk}: chunk {tuple(coords)} of variable {name!r} does not decode "
+                                     f"(truncated or corrupted: {err}). Fix: restore the store from a copy, "
+                                     "or delete it and run the annotation again (cached answers are "
+                                     "reused).") from err
+
+
 def open_cube(path: str | os.PathLike, *, lazy: bool = True, chunks: dict | str | None = None,
-              format: str | None = None) -> xr.Dataset:
+              format: str | None = None, verify: bool | str = "auto") -> xr.Dataset:
     """Open a cube saved by :func:`save_cube`.
 
     Parameters
@@ -128,16 +332,36 @@ def open_cube(path: str | os.PathLike, *, lazy: bool = True, chunks: dict | str 
         loads everything into memory.
     chunks
         Dask chunks when ``lazy``; default: the chunks of the store.
+    verify
+        zarr only. ``"auto"`` (default): check that every chunk is present, and when ``lazy`` is
+        ``False`` also that every chunk decodes; ``True``: both checks, also when lazy;
+        ``False``: no check (a missing chunk would read as fill values: -1 for labels).
+
+    Raises
+    ------
+    StoreError
+        A chunk is missing, truncated or corrupted (the message names its path).
     """
     path = Path(path)
     if not path.exists():
         raise ValueError(f"open_cube: {path} does not exist. Fix: check the path, or create the "
                          "store with hackrisk.save_cube(cube, path).")
     fmt = format or cube_format(path)
+    if fmt == "zarr" and not (path / "zarr.json").is_file() and not (path / ".zgroup").is_file():
+        raise ValueError(f"open_cube: {path} is not a zarr store (no zarr.json). Fix: give the path of a "
+                         "cube saved with hackrisk.save_cube, or a .nc file.")
     chunks = ({} if chunks is None else chunks) if lazy else None
     if fmt == "netcdf":
-        ds = xr.open_dataset(path, engine="h5netcdf", chunks=chunks)
+        try:
+            ds = xr.open_dataset(path, engine="h5netcdf", chunks=chunks)
+            if not lazy:
+                ds = ds.load()
+        except OSError as err:
+            raise StoreError(f"{path}: the netCDF file cannot be read ({err}). Fix: restore it from a copy "
+                             "or save the cube again.") from err
     else:
+        if verify:
+            verify_store(path, decode=verify is True or not lazy)
         ds = xr.open_zarr(path, chunks=chunks, consolidated=False)
     ds = _decoded(ds)
     if not lazy:
@@ -206,4 +430,4 @@ def write_labels(path: str | os.PathLike, labels: xr.DataArray, *, prob: xr.Data
         if "class" in var.dims:
             sub["class"] = slice(0, store.sizes["class"])
         ds = xr.Dataset({name: (var.dims, np.asarray(var.values))})
-        ds.to_zarr(path, region=sub, mode="r+", consolidated=False)
+        ds.to_zarr(path, region=sub, mode="r+", consolidated=False, write_empty_chunks=True)
