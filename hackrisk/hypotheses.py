@@ -75,6 +75,7 @@ __all__ = [
     "generate_hypotheses",
     "hypotheses_table",
     "skipped_table",
+    "align_group",
 ]
 
 GROUPINGS = ("random", "length", "keyword", "covariate", "temporal")
@@ -618,6 +619,12 @@ def generate_hypotheses(
         },
     )
     ds["group"].attrs["description"] = "1 = group A, 0 = group B, -1 = neither (padding, excluded)"
+    # the items the groups refer to, so that results align by item id (never by position)
+    ds["item_id"] = (("item_task", "item"), np.asarray(cube["item_id"].values).astype(object))
+    ds["item_text_hash"] = (("item_task", "item"), _text_hash(np.asarray(cube["text"].values)))
+    ds = ds.assign_coords(item_task=np.array(tasks, dtype=object))
+    ds["item_id"].attrs["description"] = "item id of each item position, per task of the cube ('' = padding)"
+    ds["item_text_hash"].attrs["description"] = "pandas hash of each item's text (detects another cube)"
     ds.attrs.update({
         "created_by": "hackrisk.generate_hypotheses",
         "groupings": [*groupings, *(["user"] if user else [])],
@@ -632,6 +639,97 @@ def generate_hypotheses(
     if isinstance(rng, (int, np.integer)):
         ds.attrs["rng"] = int(rng)
     return ds
+
+
+# ------------------------------------------------------------------------------------------------
+# alignment by item id
+
+
+def _text_hash(texts: np.ndarray) -> np.ndarray:
+    """int64 hash of every text (same shape), stable across processes (``pandas.util.hash_array``)."""
+    flat = np.asarray(texts).astype(str).astype(object).ravel()
+    return pd.util.hash_array(flat, categorize=False).view(np.int64).reshape(np.shape(texts))
+
+
+def align_group(cube: xr.Dataset, hypotheses: xr.Dataset) -> np.ndarray:
+    """The hypotheses' group memberships in the cube's item order, matched by item id.
+
+    :func:`generate_hypotheses` records the item id and a hash of the text of every item
+    position (variables ``item_id`` and ``item_text_hash`` on ``(item_task, item)``). Here the
+    groups of each hypothesis are moved to the position that item has in ``cube``, so a cube
+    whose items were permuted (``cube.isel(item=perm)``) or re-padded gives the same memberships
+    per item. Hypotheses without these variables (built by hand) are read by position.
+
+    Parameters
+    ----------
+    cube
+        The label cube the hypotheses are tested on.
+    hypotheses
+        Output of :func:`generate_hypotheses` (``group`` on ``(hypothesis, item)``, coord ``task``).
+
+    Returns
+    -------
+    numpy.ndarray
+        int8 ``(hypothesis, cube item)``: 1 = group A, 0 = group B, -1 = neither.
+
+    Raises
+    ------
+    ValueError
+        When the hypotheses come from another cube: an item id of theirs is missing from the
+        cube, the cube has items the hypotheses do not cover, a text differs for the same id, or
+        (hypotheses without item ids) the number of items differs.
+    """
+    _check_hyps(hypotheses)
+    group = np.asarray(hypotheses["group"].values).astype(np.int8)
+    n_item = cube.sizes["item"]
+    if "item_id" not in hypotheses:
+        if group.shape[1] != n_item:
+            raise ValueError(f"hypotheses have {group.shape[1]} items, the cube {n_item}. "
+                             "Fix: generate the hypotheses from this cube.")
+        return group
+    h_tasks = [str(t) for t in hypotheses["item_task"].values]
+    h_ids_all = np.asarray(hypotheses["item_id"].values)
+    h_hash_all = np.asarray(hypotheses["item_text_hash"].values) if "item_text_hash" in hypotheses else None
+    c_tasks = [str(t) for t in cube["task"].values]
+    c_ids_all = np.asarray(cube["item_id"].values)
+    c_texts = np.asarray(cube["text"].values)
+    hyp_task = np.asarray(hypotheses["task"].values).astype(str).astype(object)
+    out = np.full((group.shape[0], n_item), -1, dtype=np.int8)
+    for task in dict.fromkeys(hyp_task):
+        hs = np.flatnonzero(hyp_task == task)
+        if task not in h_tasks or task not in c_tasks:
+            raise ValueError(f"hypotheses: task {task!r} is not in the cube's tasks {c_tasks} (or has no "
+                             "item ids in the hypotheses). Fix: generate the hypotheses from this cube.")
+        h_ids = h_ids_all[h_tasks.index(task)].astype(str)
+        c_ids = c_ids_all[c_tasks.index(task)].astype(str)
+        h_pos = np.flatnonzero(h_ids != "")
+        c_pos = np.flatnonzero(c_ids != "")
+        where = pd.Index(c_ids[c_pos]).get_indexer(h_ids[h_pos])
+        missing = h_ids[h_pos][where < 0]
+        if missing.size:
+            raise ValueError(f"hypotheses were generated from another cube: {missing.size} item id(s) of task "
+                             f"{task!r} are not in this cube (e.g. {[str(x) for x in missing[:5]]}). Fix: generate the "
+                             "hypotheses from this cube (hackrisk.generate_hypotheses(cube)).")
+        if c_pos.size != h_pos.size:
+            extra = np.setdiff1d(c_ids[c_pos], h_ids[h_pos])
+            raise ValueError(f"hypotheses have {h_pos.size} items, the cube {c_pos.size} (task {task!r}; items "
+                             f"not covered, e.g. {[str(x) for x in extra[:5]]}). Fix: generate the hypotheses "
+                             "from this cube.")
+        target = c_pos[where]
+        if h_hash_all is not None:
+            h_hash = h_hash_all[h_tasks.index(task)][h_pos]
+            c_hash = _text_hash(c_texts[c_tasks.index(task)][target])
+            diff = np.flatnonzero(h_hash != c_hash)
+            if diff.size:
+                raise ValueError(f"hypotheses were generated from another cube: {diff.size} item(s) of task "
+                                 f"{task!r} have the same id but another text (e.g. "
+                                 f"{[str(x) for x in h_ids[h_pos][diff[:5]]]}). Fix: generate the hypotheses from this cube.")
+        out[np.ix_(hs, target)] = group[np.ix_(hs, h_pos)]
+        off = np.delete(np.arange(group.shape[1]), h_pos)
+        if (group[np.ix_(hs, off)] >= 0).any():
+            raise ValueError(f"hypotheses of task {task!r} put padding items (item_id == '') in a group. "
+                             "Fix: set group = -1 there.")
+    return out
 
 
 # ------------------------------------------------------------------------------------------------

@@ -747,3 +747,77 @@ def test_real_data_rare_classes_zero_counts():
         if bool(hrow["human_zero_decided"]):
             assert int(hrow["human_conclusion"]) == 0 and np.isnan(float(hrow["human_p_value"]))
     assert n_parity >= 5
+
+
+# ------------------------------------------------------------------------------------------------
+# alignment by item id (issue 17, case 7) and partial human labels (issue 13)
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def partial():
+    """5,000 items, human labels on a random 300 of them only (truth -1 elsewhere)."""
+    cube, _ = hackrisk.simulate_multiverse(n_tasks=1, n_items=5000, models=2, n_prompts=2,
+                                           temperatures=(0.0, 1.0), rng=21)
+    truth = cube["truth"].values.copy()
+    keep = np.random.default_rng(3).choice(5000, size=300, replace=False)
+    mask = np.zeros(truth.shape, dtype=bool)
+    mask[0, keep] = True
+    truth[~mask] = -1
+    cube["truth"] = (cube["truth"].dims, truth)
+    return cube, hackrisk.generate_hypotheses(cube)
+
+
+def test_permuted_cube_gives_identical_results_with_generated_hypotheses(partial):
+    cube, hyps = partial
+    assert "item_id" in hyps and "item_text_hash" in hyps
+    perm = np.random.default_rng(4).permutation(cube.sizes["item"])
+    xr.testing.assert_identical(fq.test_hypotheses(cube, hyps), fq.test_hypotheses(cube.isel(item=perm), hyps))
+    # the hypotheses permuted instead of the cube: the same again
+    xr.testing.assert_identical(fq.test_hypotheses(cube, hyps), fq.test_hypotheses(cube, hyps.isel(item=perm)))
+
+
+def test_hypotheses_of_another_cube_are_rejected(partial):
+    cube, hyps = partial
+    other, _ = hackrisk.simulate_multiverse(n_tasks=1, n_items=5000, models=2, n_prompts=2,
+                                            temperatures=(0.0, 1.0), rng=22)  # same ids, other texts
+    with pytest.raises(ValueError, match="another cube.*same id but another text"):
+        fq.test_hypotheses(other, hyps)
+    renamed = cube.copy()
+    ids = cube["item_id"].values.copy()
+    ids[0, 7] = "someone-else"
+    renamed["item_id"] = (cube["item_id"].dims, ids)
+    with pytest.raises(ValueError, match=r"another cube: 1 item id\(s\) of task 'task0'.*t0-i7"):
+        fq.test_hypotheses(renamed, hyps)
+    with pytest.raises(ValueError, match="items, the cube"):
+        fq.test_hypotheses(cube, hyps.isel(item=slice(0, 4000)))
+
+
+def test_chunked_path_aligns_by_item_id(partial):
+    from hackrisk import scale
+
+    cube, hyps = partial
+    small = cube.isel(model=[0], prompt=[0])
+    perm = np.random.default_rng(5).permutation(small.sizes["item"])
+    ref = fq.test_hypotheses(small, hyps)
+    got = scale.test_hypotheses_chunked(small.isel(item=perm), hyps, chunks={"item": 700})
+    xr.testing.assert_identical(ref, got)
+
+
+def test_human_tests_use_the_labelled_items_only(partial):
+    """Human side: counts over labelled items; LLM side: every annotated item of each group."""
+    cube, hyps = partial
+    res = fq.test_hypotheses(cube, hyps)
+    g = hyps["group"].values
+    lab = cube["truth"].values[0] >= 0
+    np.testing.assert_array_equal(res["human_n_a"].values, ((g == 1) & lab).sum(1))
+    np.testing.assert_array_equal(res["human_n_b"].values, ((g == 0) & lab).sum(1))
+    np.testing.assert_array_equal(res["n_a"].values[:, 0, 0, 0], (g == 1).sum(1))
+    assert int(res["human_n_a"].sum() + res["human_n_b"].sum()) <= 300 * hyps.sizes["hypothesis"]
+    # the human estimate is the difference of the labelled shares
+    h = 0
+    y = cube["truth"].values[0] == int(hyps["class_code"].values[h])
+    a, b = (g[h] == 1) & lab, (g[h] == 0) & lab
+    assert float(res["human_estimate"][h]) == pytest.approx(y[a].mean() - y[b].mean(), abs=1e-12)
+    # groups were sized on the labelled items: every kept hypothesis has >= min_group labelled per group
+    assert (res["human_n_a"].values >= 2).all() and (res["human_n_b"].values >= 2).all()

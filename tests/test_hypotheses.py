@@ -588,7 +588,7 @@ def _sentiment(mean: pd.Series) -> pd.Series:
 def real_cube():
     data = _data_dir()
     frames, classes = [], {}
-    for path in sorted((data / "llmhacking").glob("*.csv.gz")):
+    for path in sorted((data / "llmhacking").glob("*_tweets23.csv.gz")):  # the two tweet files with created_at
         task = path.name.split(".")[0]
         df = pd.read_csv(path)
         names = sorted(df["ground_truth"].unique())

@@ -31,6 +31,7 @@ import xarray as xr
 from scipy import stats
 
 from ..cube import CONFIG_DIMS, NOT_ANNOTATED, validate_cube
+from ..hypotheses import align_group
 from . import _kernels as K
 
 __all__ = ["test_hypotheses", "regress"]
@@ -77,9 +78,6 @@ def _check_hypotheses(cube: xr.Dataset, hyp: xr.Dataset) -> tuple[np.ndarray, np
         if name not in hyp.coords or hyp[name].dims != ("hypothesis",):
             raise ValueError(f"hypotheses lack the coordinate {name!r} on 'hypothesis'. "
                              "Fix: build them with hackrisk.hypotheses.generate_hypotheses(cube).")
-    if hyp.sizes["item"] != cube.sizes["item"]:
-        raise ValueError(f"hypotheses have {hyp.sizes['item']} items, the cube {cube.sizes['item']}. "
-                         "Fix: generate the hypotheses from this cube.")
     if hyp.sizes["hypothesis"] == 0:
         raise ValueError("hypotheses is empty (no hypothesis). Fix: check attrs['skipped'] of the generator.")
     tasks = [str(t) for t in cube["task"].values]
@@ -95,9 +93,10 @@ def _check_hypotheses(cube: xr.Dataset, hyp: xr.Dataset) -> tuple[np.ndarray, np
     if bad.any():
         j = int(np.flatnonzero(bad)[0])
         raise ValueError(f"hypothesis {j}: class_code {cls[j]} is not a class of task {h_task[j]!r}.")
-    group = np.asarray(hyp["group"].values).astype(np.int8)
-    if group.min(initial=0) < -1 or group.max(initial=0) > 1:
+    raw = np.asarray(hyp["group"].values)
+    if raw.min(initial=0) < -1 or raw.max(initial=0) > 1:
         raise ValueError("hypotheses 'group' must hold 1 (group A), 0 (group B) or -1 (neither).")
+    group = align_group(cube, hyp)  # by item id (hypotheses from generate_hypotheses), never by position
     real = np.asarray(cube["item_id"].values) != ""
     on_pad = (group >= 0) & ~real[t_idx]
     if on_pad.any():
