@@ -14,6 +14,7 @@ from .cube import (
     validate_cube,
 )
 from .datasets import list_tasks, load_table, load_task
+from .human import add_human_labels
 from .hypotheses import generate_hypotheses, hypotheses_table, skipped_table
 from .io import open_cube, save_cube, write_labels
 from .simulate import simulate_multiverse
@@ -47,6 +48,7 @@ __all__ = [
     "generate_hypotheses",
     "hypotheses_table",
     "skipped_table",
+    "add_human_labels",
     "datasets",
     "list_tasks",
     "load_task",

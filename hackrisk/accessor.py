@@ -46,6 +46,12 @@ class HackriskAccessor:
 
         return generate_hypotheses(self._ds, **kwargs)
 
+    def add_human_labels(self, table, **kwargs):
+        """:func:`hackrisk.human.add_human_labels`."""
+        from .human import add_human_labels
+
+        return add_human_labels(self._ds, table, **kwargs)
+
     def explore(self, **kwargs):
         """:func:`hackrisk.widgets.explore`."""
         from .widgets import explore
