@@ -93,7 +93,7 @@ def test_ppi_difference_via_mitigate_matches_ppi_python(small):
     ppi_py = pytest.importorskip("ppi_py")
     cube, _, hyp = small
     design = mt.draw_human_sample(cube, hyp, n=120, n_draws=3, rng=0)
-    res = mt.mitigate(cube, hyp, design, method="ppi")
+    res = mt.mitigate(cube, hyp, design, method="ppi", small_sample=False)
     a = mt._arrays(cube, hyp)
     for h, (m, p, t), d in [(0, (0, 0, 0), 0), (1, (1, 1, 1), 2), (3, (0, 1, 0), 1)]:
         S = design["selected"].values[h, d]
@@ -123,7 +123,7 @@ def test_ppi_logistic_matches_ppi_python(small, monkeypatch):
         monkeypatch.setattr(ppi_py.ppi, name, getattr(fn, "py_func", fn))
     cube, _, hyp = small
     design = mt.draw_human_sample(cube, hyp, n=150, n_draws=2, rng=1)
-    res = mt.mitigate(cube, hyp, design, method="ppi", estimand="logistic")
+    res = mt.mitigate(cube, hyp, design, method="ppi", estimand="logistic", small_sample=False)
     a = mt._arrays(cube, hyp)
     for h, (m, p, t), d in [(0, (0, 0, 0), 0), (2, (1, 0, 1), 1)]:
         S = design["selected"].values[h, d]
@@ -165,8 +165,8 @@ def test_human_only_equals_statsmodels_on_labelled_subset(small):
     sm = pytest.importorskip("statsmodels.api")
     cube, _, hyp = small
     design = mt.draw_human_sample(cube, hyp, n=150, n_draws=2, rng=4)
-    res = mt.mitigate(cube, hyp, design, method="human", estimand="logistic")
-    dif = mt.mitigate(cube, hyp, design, method="human", estimand="difference")
+    res = mt.mitigate(cube, hyp, design, method="human", estimand="logistic", small_sample=False)
+    dif = mt.mitigate(cube, hyp, design, method="human", estimand="difference", small_sample=False)
     a = mt._arrays(cube, hyp)
     for h, d in [(0, 0), (3, 1)]:
         L = design["selected"].values[h, d] & a["valid"][h]

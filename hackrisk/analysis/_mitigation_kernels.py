@@ -119,45 +119,83 @@ def _normalise(w, mask):
     return wm * _div(mask.sum(-1), wm.sum(-1))[..., None]
 
 
-def ppi_mean(Y, Yh, lab, unl, w=1.0, wu=1.0, *, lam=None):
-    """PPI++ mean (Angelopoulos, Duchi & Zrnic 2023) on labelled / unlabelled masks.
-
-    Point estimate ``mean_u(wu λ Ŷ) + mean_l(w (Y − λ Ŷ))`` with weights normalised to mean 1 in
-    each set; λ tuned as in ``ppi_py.ppi_mean_ci`` (clipped to [0, 1]) unless given. Variance of
-    the M-estimator: labelled gradients ``w(θ − Y) − λ w(θ − Ŷ)`` and unlabelled ``λ wu(θ − Ŷ)``,
-    population (ddof 0) variances; with equal weights this is exactly ppi-python's interval.
-
-    Returns
-    -------
-    est, se, lam, n, N
-    """
-    Y, Yh, lab, unl, n, N, wl, wn = _ppi_inputs(Y, Yh, lab, unl, w, wu)
-    m_u_yh = _div((wn * Yh).sum(-1), N)
+def _ppi_mean_at(Y, Yh, lab, unl, n, N, wl, wn, lam):
+    """PPI++ mean, labelled and unlabelled variance parts (SE² scale) at a given λ."""
+    lam = np.asarray(lam, dtype=float)
+    has_u = N > 0
+    lam = np.where(has_u, lam, 0.0)
+    m_u_yh = np.where(has_u, _div((wn * Yh).sum(-1), N), 0.0)
     m_l_y = _div((wl * Y).sum(-1), n)
     m_l_yh = _div((wl * Yh).sum(-1), n)
-    if lam is None:
-        # gradients at the λ = 1 estimate; centring makes θ₁ drop out of the covariance
-        g = wl * Y
-        gh = wl * Yh
-        gc = (g - _div(g.sum(-1), n)[..., None]) * lab
-        ghc = (gh - _div(gh.sum(-1), n)[..., None]) * lab
-        cov = 2 * _div((gc * ghc).sum(-1), n)
-        allh = gh + wn * Yh  # disjoint supports; θ₁ shift cancels in the variance
-        mall = lab + unl
-        mean_all = _div(allh.sum(-1), n + N)
-        var_hat = _div((((allh - mean_all[..., None]) * mall) ** 2).sum(-1), n + N - 1)
-        lam = np.clip(_div(cov, 2 * (1 + _div(n, N)) * var_hat), 0.0, 1.0)
-        lam = np.where(np.isfinite(lam), lam, 0.0)
-    lam = np.broadcast_to(np.asarray(lam, dtype=float), n.shape)
     est = lam * m_u_yh + m_l_y - lam * m_l_yh
     # gradients of the rectified loss at θ
     gl = (wl * (est[..., None] - Y) - lam[..., None] * wl * (est[..., None] - Yh)) * lab
     gu = lam[..., None] * wn * (est[..., None] - Yh) * unl
     var_l = _div((((gl - _div(gl.sum(-1), n)[..., None]) * lab) ** 2).sum(-1), n)
     var_u = _div((((gu - _div(gu.sum(-1), N)[..., None]) * unl) ** 2).sum(-1), N)
-    var_u = np.where(N > 0, var_u, 0.0)
-    se = np.sqrt(_div(var_l, n) + np.where(N > 0, _div(var_u, N), 0.0))
-    return est, se, lam, n, N
+    return est, _div(var_l, n), np.where(has_u, _div(var_u, N), 0.0), lam
+
+
+def ppi_mean(Y, Yh, lab, unl, w=1.0, wu=1.0, *, lam=None, parts=False):
+    """PPI++ mean (Angelopoulos, Duchi & Zrnic 2023) on labelled / unlabelled masks.
+
+    Point estimate ``mean_u(wu λ Ŷ) + mean_l(w (Y − λ Ŷ))`` with weights normalised to mean 1 in
+    each set. Variance of the M-estimator: labelled gradients ``w(θ − Y) − λ w(θ − Ŷ)`` and
+    unlabelled ``λ wu(θ − Ŷ)``, population (ddof 0) variances; with equal weights this is exactly
+    ppi-python's interval. Without unlabelled items (``N = 0``) λ is 0 and the result is the
+    human-only (Hájek) mean.
+
+    λ, unless given: with equal weights, ppi-python's rule (``ppi_py.ppi_mean_ci``,
+    ``cov_l(Y, Ŷ) / ((1 + n/N) var(Ŷ))``, clipped to [0, 1]). With unequal weights the
+    minimiser of this function's own variance, ``cov_l(u, v) / (var_l(v) + n/N var_u(wu Ŷ))``
+    with ``u = w(θ₀ − Y)``, ``v = w(θ₀ − Ŷ)`` at the human-only θ₀ (ppi-python's pooled
+    ``var(Ŷ)`` ignores the weights, which sent λ to 1 where 0.3 minimised the variance). In both
+    cases the tuned λ is then compared with λ = 0 and λ = 1 and the one with the smallest SE is
+    kept, so the tuned SE never exceeds either end point's.
+
+    Returns
+    -------
+    est, se, lam, n, N
+        With ``parts=True`` also the labelled and unlabelled parts of ``se²``.
+    """
+    Y, Yh, lab, unl, n, N, wl, wn = _ppi_inputs(Y, Yh, lab, unl, w, wu)
+    if lam is None:
+        eq = (np.abs(wl - lab).max(-1) < 1e-12) & (np.abs(wn - unl).max(-1) < 1e-12)
+        # ppi-python's rule (gradients at the λ = 1 estimate; centring drops θ₁)
+        g = wl * Y
+        gh = wl * Yh
+        gc = (g - _div(g.sum(-1), n)[..., None]) * lab
+        ghc = (gh - _div(gh.sum(-1), n)[..., None]) * lab
+        cov = 2 * _div((gc * ghc).sum(-1), n)
+        allh = gh + wn * Yh  # disjoint supports
+        mall = lab + unl
+        mean_all = _div(allh.sum(-1), n + N)
+        var_hat = _div((((allh - mean_all[..., None]) * mall) ** 2).sum(-1), n + N - 1)
+        lam_pp = _div(cov, 2 * (1 + _div(n, N)) * var_hat)
+        # variance minimiser for unequal weights (θ fixed at the human-only mean)
+        th0 = _div((wl * Y).sum(-1), n)[..., None]
+        u = wl * (th0 - Y) * lab
+        v = wl * (th0 - Yh) * lab
+        uc = (u - _div(u.sum(-1), n)[..., None]) * lab
+        vc = (v - _div(v.sum(-1), n)[..., None]) * lab
+        gu = wn * (th0 - Yh) * unl
+        guc = (gu - _div(gu.sum(-1), N)[..., None]) * unl
+        num = _div((uc * vc).sum(-1), n)
+        den = _div((vc * vc).sum(-1), n) + _div(n, N) * _div((guc * guc).sum(-1), N)
+        lam_w = _div(num, den)
+        lam = np.where(eq, lam_pp, lam_w)
+        lam = np.clip(np.where(np.isfinite(lam), lam, 0.0), 0.0, 1.0)
+        res = _ppi_mean_at(Y, Yh, lab, unl, n, N, wl, wn, lam)
+        for end in (0.0, 1.0):
+            alt = _ppi_mean_at(Y, Yh, lab, unl, n, N, wl, wn, np.full(n.shape, end))
+            better = (alt[1] + alt[2]) < (res[1] + res[2]) * (1 - 1e-12)
+            res = tuple(np.where(better, a, r) for a, r in zip(alt, res, strict=True))
+    else:
+        res = _ppi_mean_at(Y, Yh, lab, unl, n, N, wl, wn,
+                           np.broadcast_to(np.asarray(lam, dtype=float), n.shape))
+    est, v_l, v_u, lam = res
+    se = np.sqrt(v_l + v_u)
+    return (est, se, lam, n, N, v_l, v_u) if parts else (est, se, lam, n, N)
 
 
 def hajek_mean(Y, lab, w=1.0):
@@ -362,3 +400,49 @@ def sandwich_logistic(X, T, valid):
     cov = inv @ meat @ inv
     se = np.sqrt(np.diagonal(cov, axis1=-2, axis2=-1))
     return theta, np.where(ok[..., None], se, np.nan)
+
+
+# ---------------------------------------------------------------------------------------------
+# small-sample inference
+# ---------------------------------------------------------------------------------------------
+
+
+def var_floor(n):
+    """Smallest variance (SE² scale) allowed for a group mean resting on ``n`` labelled items.
+
+    ``q (1 − q) / n`` with the Laplace rate ``q = 1 / (n + 2)``: had the next labelled item
+    disagreed with the ``n`` seen, the share of such items is plausibly ``1/(n + 2)``. It binds
+    only when the observed variance is (near) zero — a handful of labelled items that all agree
+    — and is negligible beside a binomial variance from ~25 labels on (n = 25: SE 0.038).
+    """
+    n = np.asarray(n, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(n > 0, (n + 1) / ((n + 2) ** 2 * n), np.inf)
+
+
+def t_test(est, se, df, alpha: float):
+    """Two-sided Student-t CI, p-value and conclusion (sign of ``est`` if ``p < alpha``).
+
+    ``df`` = ∞ gives the normal (Wald) interval. Undefined estimates (NaN) conclude 0.
+    """
+    from scipy.stats import t as student
+
+    df = np.broadcast_to(np.asarray(df, dtype=float), np.shape(est))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dfc = np.where(np.isfinite(df) & (df > 0), df, np.inf)
+        crit = np.where(np.isinf(dfc), norm.ppf(1 - alpha / 2), student.ppf(1 - alpha / 2, np.minimum(dfc, 1e12)))
+        stat = est / se
+        p = np.where(np.isinf(dfc), 2 * norm.sf(np.abs(stat)), 2 * student.sf(np.abs(stat), np.minimum(dfc, 1e12)))
+        bad = ~np.isfinite(df) & (np.asarray(df) != np.inf)
+        p = np.where(bad | (df <= 0), np.nan, p)
+    lower, upper = est - crit * se, est + crit * se
+    ok = np.isfinite(p)
+    conclusion = np.where(ok & (p < alpha), np.sign(np.nan_to_num(est)), 0).astype(np.int8)
+    return lower, upper, p, conclusion
+
+
+def welch_df(v_a, v_b, df_a, df_b):
+    """Welch–Satterthwaite degrees of freedom of ``v_a + v_b`` (∞ where both parts are exact)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        den = np.where(df_a > 0, v_a**2 / df_a, np.inf) + np.where(df_b > 0, v_b**2 / df_b, np.inf)
+        return np.where(den > 0, (v_a + v_b) ** 2 / den, np.inf)

@@ -55,6 +55,8 @@ __all__ = [
     "evaluate_mitigation",
     "select_model",
     "item_confidence",
+    "correct",
+    "suggest_items",
 ]
 
 METHODS = ("human", "substitution", "ppi", "dsl", "cdi")
@@ -244,7 +246,7 @@ def draw_human_sample(
         if scheme == "confidence":
             vb = vf if u.ndim == 2 else vf[:, None, None, None, :]
             Nb = vb.sum(-1)
-            pi1 = K.bounded_scale(u, vb, np.minimum(n, Nb), floor * n / np.maximum(Nb, 1), max_prob)
+            pi1 = _cumulative_pi(u, vb, np.minimum(n, Nb), floor, max_prob)
             pi = np.broadcast_to(pi1[..., None, :], (*pi1.shape[:-1], D, NI))
             sel = (gen.random(pi.shape) < pi) & vb[..., None, :]
             if u.ndim > 2:
@@ -262,6 +264,9 @@ def draw_human_sample(
         coords=coords,
     )
     ds["n_labelled"] = ds["selected"].sum("item")
+    # items are matched to the cube by id, never by position (see _design_arrays)
+    ds = ds.assign_coords(item_id=(("hypothesis", "item"),
+                                   np.asarray(cube["item_id"].values)[a["t_idx"]].astype(str)))
     ds.attrs.update({"scheme": scheme, "n": int(n), "floor": floor, "max_prob": max_prob,
                      "max_share": max_share})
     return ds
@@ -291,10 +296,7 @@ def _active(a, u, vf, n, D, floor, max_prob, n_rounds, gen, n_class):
     nv = valid.sum(-1)
     for t in range(n_rounds):
         if t > 0:
-            lab = sel.astype(float)
-            theta, _ = K.logistic_newton(X, lab, lab * dis[:, None, :], ridge=1.0)
-            eta = np.einsum("hdik,hdk->hdi", np.broadcast_to(X, (H, D, NI, 3)), np.nan_to_num(theta))
-            score = 1 / (1 + np.exp(-eta))
+            score = _disagreement_score(X, sel.astype(float), dis[:, None, :])
         remaining = valid & ~sel
         n_rem = remaining.sum(-1)
         lo = floor * b / np.maximum(n_rem, 1)
@@ -314,24 +316,131 @@ def _active(a, u, vf, n, D, floor, max_prob, n_rounds, gen, n_class):
     return sel, pi
 
 
+def _disagreement_score(X, lab, dis):
+    """Predicted P(human ≠ majority LLM label) from a ridge logistic fit to the labelled items.
+
+    ``X`` (..., item, 3) = ``[1, uncertainty, group]``; ``lab`` 0/1 labelled; ``dis`` 0/1
+    disagreement (read on labelled items). Shared by the active scheme of
+    :func:`draw_human_sample` and :func:`suggest_items`.
+    """
+    theta, _ = K.logistic_newton(X, lab, lab * dis, ridge=1.0)
+    eta = (X @ np.nan_to_num(theta)[..., None])[..., 0]
+    return 1 / (1 + np.exp(-eta))
+
+
 # ---------------------------------------------------------------------------------------------
 # estimators
 # ---------------------------------------------------------------------------------------------
 
 
-def _design_arrays(design: xr.Dataset, hypotheses: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+def _design_arrays(design: xr.Dataset, hypotheses: xr.Dataset,
+                   cube: xr.Dataset | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``selected`` and ``pi`` of a design as (hypothesis, model, prompt, temperature, draw, item).
+
+    Hypotheses are matched by their coordinate and items by ``item_id`` (a coordinate over
+    (hypothesis, item) that :func:`draw_human_sample` attaches) or, without it, by the ``item``
+    coordinate's labels — never by position.
+    """
+    if not isinstance(design, xr.Dataset):
+        raise ValueError(f"design is a {type(design).__name__}, not an xarray.Dataset. Fix: pass "
+                         "the result of draw_human_sample (or use correct() for the labels you have).")
     for v in ("selected", "pi"):
         if v not in design:
-            raise ValueError(f"design has no {v!r}. Fix: pass the result of draw_human_sample.")
-    if not np.array_equal(design["hypothesis"].values, hypotheses["hypothesis"].values):
-        raise ValueError("design and hypotheses have different 'hypothesis' coordinates. Fix: draw "
-                         "the design from these hypotheses.")
+            raise ValueError(f"design has no {v!r} variable. Fix: pass the result of "
+                             "draw_human_sample, or a Dataset with 'selected' (bool) and 'pi' over "
+                             "(hypothesis, draw, item).")
+    for d in ("hypothesis", "draw", "item"):
+        if d not in design["selected"].dims or d not in design["pi"].dims:
+            raise ValueError(f"design['selected'] / design['pi'] lack the {d!r} dimension "
+                             f"(dims {design['selected'].dims}). Fix: give both over (hypothesis, "
+                             "draw, item), as draw_human_sample does.")
+    hv, dv = hypotheses["hypothesis"].values, design["hypothesis"].values
+    if len(dv) != len(hv) or set(dv.tolist()) != set(hv.tolist()):
+        missing = sorted(set(hv.tolist()) - set(dv.tolist()), key=str)[:10]
+        raise ValueError(f"design and hypotheses have different 'hypothesis' coordinates (missing "
+                         f"from the design: {missing}). Fix: draw the design from these hypotheses.")
+    if not np.array_equal(dv, hv):
+        design = design.sel(hypothesis=hv)
+    if cube is not None:
+        design = _align_design_items(design, hypotheses, cube)
     order = [d for d in ("hypothesis", *CONFIG_DIMS, "draw", "item") if d in design["selected"].dims]
+    extra = set(design["selected"].dims) - set(order)
+    if extra:
+        raise ValueError(f"design['selected'] has unexpected dims {sorted(extra)}. Fix: use "
+                         "(hypothesis, [model, prompt, temperature,] draw, item).")
     S = design["selected"].transpose(*order).values.astype(float)
     pi = design["pi"].transpose(*order).values.astype(float)
     if S.ndim == 3:  # (H, D, NI) -> (H, 1, 1, 1, D, NI)
         S, pi = S[:, None, None, None], pi[:, None, None, None]
+    bad = (S > 0) & ~((pi > 0) & (pi <= 1))
+    if bad.any():
+        raise ValueError(f"design['pi'] is outside (0, 1] on {int(bad.sum())} selected items. Fix: "
+                         "give every selected item its inclusion probability.")
     return S, pi
+
+
+def _align_design_items(design: xr.Dataset, hypotheses: xr.Dataset, cube: xr.Dataset) -> xr.Dataset:
+    """Reorder the design's item axis to the cube's, by item id (or by the item coordinate)."""
+    NI = cube.sizes["item"]
+    if "item_id" not in design.coords:
+        if "item" not in design.coords:
+            raise ValueError("design has neither an 'item_id' nor an 'item' coordinate, so its "
+                             "items cannot be matched to the cube's. Fix: pass the result of "
+                             "draw_human_sample (it carries item_id).")
+        ci, di = cube["item"].values, design["item"].values
+        unknown = sorted(set(di.tolist()) - set(ci.tolist()), key=str)
+        if unknown:
+            raise ValueError(f"design items {unknown[:10]} are not in the cube. Fix: draw the "
+                             "design from this cube.")
+        if not np.array_equal(ci, di):
+            design = design.reindex(item=ci)
+            design["selected"] = design["selected"].fillna(False).astype(bool)
+            design["pi"] = design["pi"].fillna(0.0)
+        return design
+    tasks = [str(t) for t in cube["task"].values]
+    ids = design["item_id"].transpose("hypothesis", "item").values.astype(str)
+    cube_ids = cube["item_id"].values.astype(str)
+    if ids.shape[1] == NI and all(
+            np.array_equal(ids[h], cube_ids[tasks.index(str(t))])
+            for h, t in enumerate(hypotheses["task"].values)):
+        return design  # already in the cube's order
+    perm = np.zeros((ids.shape[0], NI), dtype=np.int64)
+    keep = np.zeros((ids.shape[0], NI), dtype=bool)
+    for h, t in enumerate(hypotheses["task"].values):
+        cid = cube_ids[tasks.index(str(t))]
+        real = np.flatnonzero(cid != "")
+        real_d = np.flatnonzero(ids[h] != "")
+        index = pd.Index(ids[h][real_d])
+        if index.has_duplicates:
+            raise ValueError(f"design item_id repeats ids for hypothesis "
+                             f"{hypotheses['hypothesis'].values[h]!r}. Fix: one entry per item.")
+        p_real = index.get_indexer(cid[real])
+        pos = np.where(p_real >= 0, real_d[np.maximum(p_real, 0)], -1)
+        unknown = sorted(set(ids[h][ids[h] != ""].tolist()) - set(cid[real].tolist()))
+        if unknown:
+            raise ValueError(f"design item ids {unknown[:10]} are not items of task {t!r} in the "
+                             "cube. Fix: draw the design from this cube.")
+        ok = pos >= 0
+        perm[h, real[ok]] = pos[ok]
+        keep[h, real[ok]] = True
+    out = {}
+    for v in ("selected", "pi"):
+        da = design[v]
+        other = [d for d in da.dims if d not in ("hypothesis", "item")]
+        arr = da.transpose("hypothesis", *other, "item").values
+        idx = perm.reshape(perm.shape[0], *([1] * len(other)), NI)
+        taken = np.take_along_axis(arr, np.broadcast_to(idx, (*arr.shape[:-1], NI)), axis=-1)
+        fill = False if v == "selected" else 0.0
+        taken = np.where(keep.reshape(idx.shape), taken, fill)
+        out[v] = (("hypothesis", *other, "item"), taken)
+    new = xr.Dataset(out, coords={d: design[d] for d in design["selected"].dims
+                                  if d not in ("item",) and d in design.coords})
+    new = new.assign_coords(item=cube["item"].values)
+    for v in design.data_vars:
+        if v not in out and "item" not in design[v].dims:
+            new[v] = design[v]
+    new.attrs = dict(design.attrs)
+    return new
 
 
 def _by_chunks(H: int, per_h: int):
@@ -339,102 +448,212 @@ def _by_chunks(H: int, per_h: int):
     return [slice(i, min(i + step, H)) for i in range(0, H, step)]
 
 
-def _cross_fit(Y, Yh, g, lab, fold, n_folds):
-    """Cross-fitted prediction of Y from (Ŷ, group) cell means (pseudo-count 1 towards Ŷ)."""
-    cell = (2 * Yh + g).astype(int)
-    cell_oh = (cell[..., None] == np.arange(4)).astype(float)
-    fold_oh = (fold[..., None] == np.arange(n_folds)).astype(float)
-    lw = lab[..., None] * cell_oh  # (..., NI, 4)
-    tot_n = lw.sum(-2)  # (..., 4)
-    tot_s = (lw * Y[..., None]).sum(-2)
-    f_n = np.einsum("...ik,...ic->...kc", np.broadcast_to(fold_oh, (*lw.shape[:-1], n_folds)), lw)
-    f_s = np.einsum("...ik,...ic->...kc", np.broadcast_to(fold_oh, (*lw.shape[:-1], n_folds)),
-                    lw * Y[..., None])
-    tr_n = tot_n[..., None, :] - f_n  # (..., K, 4)
-    tr_s = tot_s[..., None, :] - f_s
-    n_i = np.einsum("...ik,...ic,...kc->...i", np.broadcast_to(fold_oh, (*lw.shape[:-1], n_folds)),
-                    np.broadcast_to(cell_oh, lw.shape), tr_n)
-    s_i = np.einsum("...ik,...ic,...kc->...i", np.broadcast_to(fold_oh, (*lw.shape[:-1], n_folds)),
-                    np.broadcast_to(cell_oh, lw.shape), tr_s)
-    return (s_i + Yh) / (n_i + 1)
+def _cross_fit(Y, Yh, g, lab, fold, n_folds, features=("llm", "group"), extra=None):
+    """Cross-fitted outcome model ĝ(x) = share of human class among labelled items in x's cell.
+
+    Cells are the combinations of the discrete ``features`` ("llm": LLM label indicator,
+    "group": group indicator, and the integer-coded covariates in ``extra``, one array per
+    covariate). Each item's prediction uses the labelled items of the *other* folds, shrunk by
+    one pseudo-count towards the LLM label (or towards 1/2 without "llm").
+    """
+    parts, sizes = [], []
+    if "llm" in features:
+        parts.append(Yh.astype(int))
+        sizes.append(2)
+    if "group" in features:
+        parts.append(np.broadcast_to(g, Yh.shape).astype(int))
+        sizes.append(2)
+    for codes, k in extra or ():
+        parts.append(np.broadcast_to(codes, Yh.shape))
+        sizes.append(k)
+    shape = np.broadcast_shapes(Y.shape, Yh.shape, lab.shape, np.shape(fold))
+    cell = np.zeros(shape, dtype=np.int64)
+    for p, k in zip(parts, sizes, strict=True):
+        cell = cell * k + p
+    n_cells = int(np.prod(sizes)) if sizes else 1
+    fold = np.broadcast_to(fold, shape)
+    key = fold * n_cells + cell  # (..., NI)
+    nk = n_folds * n_cells
+    labb = np.broadcast_to(lab, shape)
+    Yb = np.broadcast_to(np.nan_to_num(Y), shape)
+    lead = shape[:-1]
+    flat_key = key.reshape(-1, shape[-1])
+    off = (np.arange(flat_key.shape[0]) * nk)[:, None]
+    idx = (flat_key + off).ravel()
+    cnt = np.bincount(idx, weights=labb.reshape(-1), minlength=flat_key.shape[0] * nk)
+    sm = np.bincount(idx, weights=(labb * Yb).reshape(-1), minlength=flat_key.shape[0] * nk)
+    cnt = cnt.reshape(*lead, n_folds, n_cells)
+    sm = sm.reshape(*lead, n_folds, n_cells)
+    tr_n = cnt.sum(-2, keepdims=True) - cnt  # training = the other folds
+    tr_s = sm.sum(-2, keepdims=True) - sm
+    n_i = np.take_along_axis(tr_n.reshape(*lead, nk), key, -1)
+    s_i = np.take_along_axis(tr_s.reshape(*lead, nk), key, -1)
+    prior = np.broadcast_to(Yh, shape) if "llm" in features else 0.5
+    return (s_i + prior) / (n_i + 1)
 
 
-def _estimate_chunk(method, estimand, Y, Yh, S, pi, valid, g, lam, fold, n_folds):
-    """Estimate, SE and λ (NaN where not used) for one chunk; arrays (h, M, P, T, D, I)."""
-    A = valid * g
-    B = valid * (1 - g)
-    lab = S * valid
-    unl = (1 - S) * valid
-    with np.errstate(divide="ignore", invalid="ignore"):
-        w = np.where(lab > 0, 1 / np.where(pi > 0, pi, 1), 0.0)
-        wu = np.where(unl > 0, 1 / np.where(pi < 1, 1 - pi, 1), 0.0)
-    nan = np.full(np.broadcast_shapes(Y.shape, Yh.shape, S.shape)[:-1], np.nan)
-    lam_out = nan.copy()
+def _kish(w, mask):
+    """Kish effective sample size ``(Σw)² / Σw²`` over ``mask``."""
+    wm = w * mask
+    return K._div(wm.sum(-1) ** 2, (wm**2).sum(-1))
+
+
+def _estimate_groups(method, estimand, Y, Yh, lab, unl, g, w, wu, pi, lam, fold, n_folds,
+                     features=("llm", "group"), extra=None):
+    """Group estimates and variance parts of one method; arrays broadcast with items last.
+
+    ``lab`` / ``unl``: labelled / unlabelled items of the hypothesis' groups (0/1 floats);
+    ``g`` = 1 in group A; ``w`` = 1/π on labelled items (1 under simple random sampling);
+    ``wu`` = 1/(1 − π) on unlabelled items; ``pi`` = the inclusion probabilities CDI and DSL
+    divide by (known on labelled items). Returns a dict of arrays over the leading axes:
+    ``estimate, estimate_a, estimate_b, lam_a, lam_b``, the labelled / unlabelled variance parts
+    ``va_l, va_u, vb_l, vb_u`` (SE² scale; the unlabelled parts are NaN for the logistic
+    estimand, whose ``se`` comes whole), ``se``, labelled counts ``n_a, n_b`` and Kish
+    effective counts ``ne_a, ne_b``.
+    """
+    A, B = g, 1 - g
+    lab_a, lab_b, unl_a, unl_b = lab * A, lab * B, unl * A, unl * B
+    shape = np.broadcast_shapes(Y.shape, Yh.shape, lab.shape, unl.shape, np.shape(g),
+                                np.shape(w), np.shape(pi))[:-1]
+    nan = np.full(shape, np.nan)
+    out = {"lam_a": nan, "lam_b": nan, "va_u": np.zeros(shape), "vb_u": np.zeros(shape)}
+    n_a, n_b = np.broadcast_to(lab_a.sum(-1), shape), np.broadcast_to(lab_b.sum(-1), shape)
+    wl = np.where(lab > 0, w, 0.0)
+    out.update(n_a=n_a, n_b=n_b,
+               ne_a=np.broadcast_to(_kish(wl, lab_a), shape), ne_b=np.broadcast_to(_kish(wl, lab_b), shape))
+    Yc = np.nan_to_num(Y) * lab
     X = None
     if estimand == "logistic":
-        X = np.stack(np.broadcast_arrays(np.ones_like(g), g), axis=-1)
+        X = np.stack(np.broadcast_arrays(np.ones_like(g, dtype=float), g.astype(float)), axis=-1)
+
+    def _logit_out(th, s, lam_=None):
+        out.update(estimate=th[..., 1], se=s[..., 1], estimate_a=th[..., 0] + th[..., 1],
+                   estimate_b=th[..., 0], va_l=nan, vb_l=nan, va_u=nan, vb_u=nan)
+        if lam_ is not None:
+            out["lam_a"] = out["lam_b"] = np.broadcast_to(lam_, shape)
+
     if method == "human":
         if estimand == "difference":
-            pa, sa = K.hajek_mean(Y, lab * A, w)
-            pb, sb = K.hajek_mean(Y, lab * B, w)
-            est, se = pa - pb, np.hypot(sa, sb)
+            pa, sa = K.hajek_mean(Yc, lab_a, w)
+            pb, sb = K.hajek_mean(Yc, lab_b, w)
+            out.update(estimate_a=pa, estimate_b=pb, va_l=sa**2, vb_l=sb**2)
         else:
-            th, s, _, _, _ = K.ppi_logistic(X, Y, Y * 0, lab, unl, w, wu, lam=0.0)
-            est, se = th[..., 1], s[..., 1]
-        lam_out = nan * 0
+            th, s, _, _, _ = K.ppi_logistic(X, Yc, Yc * 0, lab, unl, w, wu, lam=0.0)
+            _logit_out(th, s)
     elif method == "substitution":
-        Z = S * Y + (1 - S) * Yh
-        na, nb = A.sum(-1), B.sum(-1)
+        Z = lab * Yc + unl * Yh
+        na, nb = (lab_a + unl_a).sum(-1), (lab_b + unl_b).sum(-1)
         ka, kb = (Z * A).sum(-1), (Z * B).sum(-1)
         with np.errstate(divide="ignore", invalid="ignore"):
             pa, pb = ka / na, kb / nb
             if estimand == "difference":
-                est = pa - pb
-                se = np.sqrt(pa * (1 - pa) / na + pb * (1 - pb) / nb)
+                out.update(estimate_a=pa, estimate_b=pb, va_l=pa * (1 - pa) / na,
+                           vb_l=pb * (1 - pb) / nb)
             else:
-                est = np.log(ka / (na - ka)) - np.log(kb / (nb - kb))
+                la, lb = np.log(ka / (na - ka)), np.log(kb / (nb - kb))
                 se = np.sqrt(1 / ka + 1 / (na - ka) + 1 / kb + 1 / (nb - kb))
-                bad = ~np.isfinite(est) | ~np.isfinite(se)
-                est, se = np.where(bad, np.nan, est), np.where(bad, np.nan, se)
+                bad = ~np.isfinite(la - lb) | ~np.isfinite(se)
+                out.update(estimate=np.where(bad, np.nan, la - lb), se=np.where(bad, np.nan, se),
+                           estimate_a=la, estimate_b=lb, va_l=nan, vb_l=nan, va_u=nan, vb_u=nan)
     elif method == "ppi":
         if estimand == "difference":
-            ea, sa, la, _, _ = K.ppi_mean(Y, Yh, lab * A, unl * A, w, wu, lam=lam)
-            eb, sb, lb, _, _ = K.ppi_mean(Y, Yh, lab * B, unl * B, w, wu, lam=lam)
-            est, se, lam_out = ea - eb, np.hypot(sa, sb), (la + lb) / 2
+            ea, _, la, _, _, val, vau = K.ppi_mean(Yc, Yh, lab_a, unl_a, w, wu, lam=lam, parts=True)
+            eb, _, lb, _, _, vbl, vbu = K.ppi_mean(Yc, Yh, lab_b, unl_b, w, wu, lam=lam, parts=True)
+            out.update(estimate_a=ea, estimate_b=eb, lam_a=la, lam_b=lb, va_l=val, va_u=vau,
+                       vb_l=vbl, vb_u=vbu)
         else:
-            th, s, lam_out, _, _ = K.ppi_logistic(X, Y, Yh, lab, unl, w, wu, lam=lam)
-            est, se = th[..., 1], s[..., 1]
+            th, s, lm, _, _ = K.ppi_logistic(X, Yc, Yh, lab, unl, w, wu, lam=lam)
+            _logit_out(th, s, lm)
     elif method == "cdi":
-        ea, sa, la = K.cdi_mean(Y, Yh, S, A, pi, lam=lam, fold=fold % 2)
-        eb, sb, lb = K.cdi_mean(Y, Yh, S, B, pi, lam=lam, fold=fold % 2)
-        lam_out = (la + lb) / 2
+        valid = lab + unl
+        ea, sa, la = K.cdi_mean(Yc, Yh, lab, valid * A, pi, lam=lam, fold=fold % 2)
+        eb, sb, lb = K.cdi_mean(Yc, Yh, lab, valid * B, pi, lam=lam, fold=fold % 2)
+        out.update(lam_a=la, lam_b=lb)
         if estimand == "difference":
-            est, se = ea - eb, np.hypot(sa, sb)
+            out.update(estimate_a=ea, estimate_b=eb, va_l=sa**2, vb_l=sb**2)
         else:
             with np.errstate(divide="ignore", invalid="ignore"):
                 ok = (ea > 0) & (ea < 1) & (eb > 0) & (eb < 1)
-                est = np.where(ok, np.log(ea / (1 - ea)) - np.log(eb / (1 - eb)), np.nan)
-                se = np.where(ok, np.hypot(sa / (ea * (1 - ea)), sb / (eb * (1 - eb))), np.nan)
+                la_, lb_ = np.log(ea / (1 - ea)), np.log(eb / (1 - eb))
+                se = np.hypot(sa / (ea * (1 - ea)), sb / (eb * (1 - eb)))
+            out.update(estimate=np.where(ok, la_ - lb_, np.nan), se=np.where(ok, se, np.nan),
+                       estimate_a=np.where(ok, la_, np.nan), estimate_b=np.where(ok, lb_, np.nan),
+                       va_l=nan, vb_l=nan, va_u=nan, vb_u=nan)
     elif method == "dsl":
-        ghat = _cross_fit(Y, Yh, g, lab, fold, n_folds)
+        valid = lab + unl
+        ghat = _cross_fit(Yc, Yh, g, lab, fold, n_folds, features, extra)
         with np.errstate(divide="ignore", invalid="ignore"):
             ipw = np.where(lab > 0, 1 / np.where(pi > 0, pi, 1), 0.0)
-        T = ghat + ipw * (np.nan_to_num(Y) - ghat) * lab
+        T = ghat + ipw * (Yc - ghat) * lab
         if estimand == "difference":
-            na, nb = A.sum(-1), B.sum(-1)
+            va_, vb_ = valid * A, valid * B
+            na, nb = va_.sum(-1), vb_.sum(-1)
             with np.errstate(divide="ignore", invalid="ignore"):
-                ma, mb = (T * A).sum(-1) / na, (T * B).sum(-1) / nb
-                va = (((T - ma[..., None]) * A) ** 2).sum(-1) / (na - 1) / na
-                vb = (((T - mb[..., None]) * B) ** 2).sum(-1) / (nb - 1) / nb
-            est, se = ma - mb, np.sqrt(va + vb)
+                ma, mb = (T * va_).sum(-1) / na, (T * vb_).sum(-1) / nb
+                sa2 = (((T - ma[..., None]) * va_) ** 2).sum(-1) / (na - 1) / na
+                sb2 = (((T - mb[..., None]) * vb_) ** 2).sum(-1) / (nb - 1) / nb
+            out.update(estimate_a=ma, estimate_b=mb, va_l=sa2, vb_l=sb2)
         else:
-            th, s = K.sandwich_logistic(X, T, valid)
-            est, se = th[..., 1], s[..., 1]
+            th, s = K.sandwich_logistic(X, T, np.broadcast_to(valid, T.shape))
+            _logit_out(th, s)
     else:
         raise ValueError(f"method={method!r} is not one of {METHODS}. Fix: pick one of them.")
-    shape = nan.shape
-    return (np.broadcast_to(est, shape), np.broadcast_to(se, shape),
-            np.broadcast_to(lam_out, shape))
+    if "estimate" not in out:
+        out["estimate"] = out["estimate_a"] - out["estimate_b"]
+        out["se"] = np.sqrt(out["va_l"] + out["va_u"] + out["vb_l"] + out["vb_u"])
+    for k, v in out.items():
+        out[k] = np.broadcast_to(v, shape)
+    out["ddof0"] = method in ("human", "ppi")
+    return out
+
+
+def _inference(r: dict, estimand: str, alpha: float, *, small_sample: bool, valid: bool = True,
+               labelled_y: tuple | None = None) -> dict:
+    """CI, p-value, conclusion and ``decided`` from :func:`_estimate_groups` output.
+
+    ``small_sample`` (valid methods): each group's SE² is at least :func:`K.var_floor` of its
+    (Kish effective) labelled count, and the interval is Student-t with Welch–Satterthwaite
+    degrees of freedom (labelled parts: ``n_g − 1``); for the logistic coefficient the floor is
+    carried to the logit scale by the delta method at the Laplace share ``(k_g + 1)/(n_g + 2)``
+    and ``df = min(n_a, n_b) − 1``. Otherwise: the plain normal (Wald) interval, as ppi-python.
+    A group with fewer than 2 labelled items, or an undefined estimate / SE, is undecided:
+    conclusion 0, NaN interval and p-value.
+    """
+    est, se = r["estimate"], r["se"]
+    n_min = np.minimum(r["n_a"], r["n_b"])
+    if small_sample and valid:
+        ne_a, ne_b = r["ne_a"], r["ne_b"]
+        if estimand == "difference":
+            fa, fb = K.var_floor(ne_a), K.var_floor(ne_b)
+            va_l, vb_l = r["va_l"], r["vb_l"]
+            if r.get("ddof0"):  # population variances → unbiased (ddof 1)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    va_l = va_l * np.where(ne_a > 1, ne_a / (ne_a - 1), np.nan)
+                    vb_l = vb_l * np.where(ne_b > 1, ne_b / (ne_b - 1), np.nan)
+            va_l = np.maximum(va_l, fa - r["va_u"])
+            vb_l = np.maximum(vb_l, fb - r["vb_u"])
+            se = np.sqrt(va_l + r["va_u"] + vb_l + r["vb_u"])
+            with np.errstate(invalid="ignore", divide="ignore"):
+                den = va_l**2 / (ne_a - 1) + vb_l**2 / (ne_b - 1)
+                df = np.where(den > 0, (va_l + vb_l) ** 2 / den, np.maximum(ne_a + ne_b - 2, 1))
+            # the unlabelled parts (thousands of items) are treated as exact
+        else:
+            k_a, k_b = labelled_y
+            qa = (k_a + 1) / (r["n_a"] + 2)
+            qb = (k_b + 1) / (r["n_b"] + 2)
+            floor = K.var_floor(ne_a) / (qa * (1 - qa)) ** 2 + K.var_floor(ne_b) / (qb * (1 - qb)) ** 2
+            se = np.sqrt(np.maximum(se**2, floor))
+            df = np.minimum(ne_a, ne_b) - 1
+    else:
+        df = np.full(np.shape(est), np.inf)
+    decided = (n_min >= 2) & np.isfinite(est) & np.isfinite(se) & (se > 0)
+    if small_sample and valid:
+        decided &= np.isfinite(df) & (df > 0)
+    lower, upper, p, concl = K.t_test(est, se, np.where(decided, df, np.inf), alpha)
+    nanif = lambda x: np.where(decided, x, np.nan)  # noqa: E731
+    return {"se": se, "ci_lower": nanif(lower), "ci_upper": nanif(upper), "p_value": nanif(p),
+            "conclusion": np.where(decided, concl, 0).astype(np.int8), "decided": decided,
+            "df": np.where(decided, df, np.nan)}
 
 
 def mitigate(
@@ -446,17 +665,23 @@ def mitigate(
     estimand: str = "difference",
     alpha: float = 0.05,
     lam: float | None = None,
-    n_folds: int = 2,
+    n_folds: int = 5,
+    small_sample: bool = True,
     rng: int | np.random.Generator | None = None,
 ) -> xr.Dataset:
     """Estimate every hypothesis' group effect from human labels plus each configuration's LLM labels.
+
+    The methodologist's question — "had I labelled these items by hand…": the design says which
+    items are human-labelled in each draw, and every item of a group must have a human label.
+    For a real study with the labels you have, use :func:`correct`.
 
     Parameters
     ----------
     cube, hypotheses
         Label cube and hypotheses (``group`` over items, coords ``task``, ``class_code``).
     design
-        Human-labelled subsets from :func:`draw_human_sample`.
+        Human-labelled subsets from :func:`draw_human_sample`; matched to the hypotheses by the
+        ``hypothesis`` coordinate and to the cube's items by ``item_id`` (never by position).
     method
         One of :data:`METHODS` (see the module docstring).
     estimand
@@ -468,48 +693,65 @@ def mitigate(
         Power-tuning parameter of PPI++ / CDI; ``None`` tunes it (clipped to [0, 1]); ``0``
         gives the human-only estimate.
     n_folds
-        Cross-fitting folds of DSL.
+        Cross-fitting folds of DSL (5, as R ``dsl``).
+    small_sample
+        Small-sample-sound inference for the valid methods (variance floor, Student-t with
+        Welch degrees of freedom; see :func:`correct`); ``False`` gives the plain normal
+        interval (ppi-python's).
     rng
-        Seed or generator (DSL fold assignment).
+        Seed or generator (DSL / CDI fold assignment).
 
     Returns
     -------
     xarray.Dataset
         Dims ``(hypothesis, model, prompt, temperature, draw)``: ``estimate``, ``se``,
-        ``lower``, ``upper``, ``p_value``, ``conclusion`` (int8 −1/0/+1; 0 where the estimate is
-        undefined), ``lam`` (tuned λ, mean of the two groups for per-group methods),
-        ``n_labelled``, ``annotated``; attrs ``method``, ``estimand``, ``alpha``, ``scheme``, ``n``.
+        ``lower``, ``upper``, ``p_value``, ``conclusion`` (int8 −1/0/+1; 0 where undecided),
+        ``decided``, ``estimate_a``, ``estimate_b``, ``lam`` (tuned λ, mean of the two groups
+        for per-group methods), ``lam_a``, ``lam_b``, ``n_labelled``, ``annotated``; attrs
+        ``method``, ``estimand``, ``alpha``, ``scheme``, ``n``.
     """
-    if estimand not in ("difference", "logistic"):
-        raise ValueError(f"estimand={estimand!r}: use 'difference' or 'logistic'.")
-    if method not in METHODS:
-        raise ValueError(f"method={method!r} is not one of {METHODS}. Fix: pick one of them.")
-    if int(n_folds) < 2:
-        raise ValueError(f"n_folds={n_folds}: cross-fitting needs at least 2 folds.")
+    _check_options(method, estimand, n_folds)
     a = _arrays(cube, hypotheses)
-    S_all, pi_all = _design_arrays(design, hypotheses)
+    S_all, pi_all = _design_arrays(design, hypotheses, cube)
     H, M, P, T, NI = a["Yh"].shape
     D = S_all.shape[-2]
     gen = np.random.default_rng(rng)
     fold_all = gen.integers(0, n_folds, size=(H, 1, 1, 1, D, NI))
-    out = {k: np.full((H, M, P, T, D), np.nan) for k in ("estimate", "se", "lam")}
+    keys = ("estimate", "se", "ci_lower", "ci_upper", "p_value", "conclusion", "decided",
+            "estimate_a", "estimate_b", "lam_a", "lam_b")
+    out = {k: np.full((H, M, P, T, D), np.nan) for k in keys}
     uses_llm = method != "human"
     per_h = (M * P * T if uses_llm else 1) * D * NI
+    valid_m = method != "substitution"
     for sl in _by_chunks(H, per_h):
         Y = a["Y"][sl, None, None, None, None, :]
         Yh = a["Yh"][sl][..., None, :] if uses_llm else np.zeros_like(Y)
         valid = a["valid"][sl, None, None, None, None, :].astype(float)
         g = (a["group"][sl] == 1).astype(float)[:, None, None, None, None, :]
-        est, se, lm = _estimate_chunk(method, estimand, Y, Yh, S_all[sl], pi_all[sl], valid, g,
-                                      lam, fold_all[sl], int(n_folds))
-        out["estimate"][sl], out["se"][sl], out["lam"][sl] = est, se, lm
+        S, pi = S_all[sl], pi_all[sl]
+        lab, unl = S * valid, (1 - S) * valid
+        with np.errstate(divide="ignore", invalid="ignore"):
+            w = np.where(lab > 0, 1 / np.where(pi > 0, pi, 1), 0.0)
+            wu = np.where(unl > 0, 1 / np.where(pi < 1, 1 - pi, 1), 0.0)
+        r = _estimate_groups(method, estimand, Y, Yh, lab, unl, g, w, wu, pi, lam,
+                             fold_all[sl], int(n_folds))
+        ky = ((Y * lab * g).sum(-1), (Y * lab * (1 - g)).sum(-1))
+        inf = _inference(r, estimand, alpha, small_sample=small_sample, valid=valid_m,
+                         labelled_y=ky)
+        for k in keys:
+            src = inf.get(k, r.get(k))
+            out[k][sl] = np.broadcast_to(src, out[k][sl].shape)
     ann = a["annotated"][..., None] if uses_llm else np.ones((H, M, P, T, 1), dtype=bool)
     feas = design["feasible"].values[:, None, None, None, None] if "feasible" in design else True
     keep = ann & feas
-    for k in out:
-        out[k] = np.where(keep, out[k], np.nan)
-    lower, upper, p, concl = K.wald(out["estimate"], out["se"], alpha)
-    nl = design["n_labelled"]
+    for k in keys:
+        if k == "conclusion":
+            out[k] = np.where(keep, out[k], 0).astype(np.int8)
+        elif k == "decided":
+            out[k] = keep & (out[k] > 0)
+        else:
+            out[k] = np.where(keep, out[k], np.nan)
+    nl = design["n_labelled"] if "n_labelled" in design else design["selected"].sum("item")
     nl = nl.transpose(*[d for d in _OUT_DIMS if d in nl.dims]).values
     if nl.ndim == 2:
         nl = nl[:, None, None, None, :]
@@ -518,23 +760,428 @@ def mitigate(
     for c in ("task", "class_code", "grouping"):
         if c in hypotheses.coords:
             coords[c] = ("hypothesis", hypotheses[c].values)
-    ds = xr.Dataset(
-        {
-            "estimate": (_OUT_DIMS, out["estimate"]),
-            "se": (_OUT_DIMS, out["se"]),
-            "lower": (_OUT_DIMS, lower),
-            "upper": (_OUT_DIMS, upper),
-            "p_value": (_OUT_DIMS, p),
-            "conclusion": (_OUT_DIMS, concl),
-            "lam": (_OUT_DIMS, out["lam"]),
-            "n_labelled": (_OUT_DIMS, np.broadcast_to(nl, (H, M, P, T, D)).astype(np.int64)),
-            "annotated": (_OUT_DIMS[:-1], a["annotated"]),
-        },
-        coords=coords,
-    )
+    lam_mean = (out["lam_a"] + out["lam_b"]) / 2
+    data = {
+        "estimate": out["estimate"], "se": out["se"],
+        "lower": out["ci_lower"], "upper": out["ci_upper"],
+        "p_value": out["p_value"], "conclusion": out["conclusion"], "decided": out["decided"],
+        "estimate_a": out["estimate_a"], "estimate_b": out["estimate_b"],
+        "lam": lam_mean, "lam_a": out["lam_a"], "lam_b": out["lam_b"],
+        "n_labelled": np.broadcast_to(nl, (H, M, P, T, D)).astype(np.int64),
+    }
+    ds = xr.Dataset({k: (_OUT_DIMS, v) for k, v in data.items()}, coords=coords)
+    ds["annotated"] = (_OUT_DIMS[:-1], a["annotated"])
     ds.attrs.update({"method": method, "estimand": estimand, "alpha": alpha,
+                     "valid": method != "substitution", "small_sample": bool(small_sample),
                      "scheme": design.attrs.get("scheme", ""), "n": design.attrs.get("n", -1)})
     return ds
+
+
+def _check_options(method: str, estimand: str, n_folds: int) -> None:
+    if estimand not in ("difference", "logistic"):
+        raise ValueError(f"estimand={estimand!r}: use 'difference' or 'logistic'.")
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is not one of {METHODS}. Fix: pick one of them.")
+    if int(n_folds) < 2:
+        raise ValueError(f"n_folds={n_folds}: cross-fitting needs at least 2 folds.")
+
+
+# ---------------------------------------------------------------------------------------------
+# your own study: the human labels you have
+# ---------------------------------------------------------------------------------------------
+
+_RESULT_DIMS = ("hypothesis", *CONFIG_DIMS)
+
+
+def _study_arrays(cube: xr.Dataset, hypotheses: xr.Dataset) -> dict:
+    """Per-hypothesis arrays of a real study: labelled = truth known, LLM labels per configuration."""
+    _check(cube, hypotheses)
+    tasks = list(map(str, cube["task"].values))
+    t_idx = np.array([tasks.index(str(t)) for t in hypotheses["task"].values], dtype=int)
+    cls = np.asarray(hypotheses["class_code"].values, dtype=int)
+    group = np.asarray(hypotheses["group"].transpose("hypothesis", "item").values, dtype=int)
+    real = np.asarray(cube["item_id"].values != "")[t_idx]
+    truth = np.asarray(cube["truth"].values)[t_idx]
+    in_group = (group >= 0) & real
+    labelled = in_group & (truth >= 0)
+    lab = cube["label"]
+    if "sample" in lab.dims:
+        lab = lab.isel(sample=0)
+    lab = np.asarray(lab.transpose("task", *CONFIG_DIMS, "item").values)[t_idx]  # (H,M,P,T,NI)
+    # -1 = not annotated: the configuration is left out (NaN) for this hypothesis;
+    # -2 = an answer outside the label set: not the hypothesis' class
+    annotated = ~((lab == -1) & in_group[:, None, None, None, :]).any(-1)
+    return {"t_idx": t_idx, "cls": cls, "group": group, "in_group": in_group,
+            "labelled": labelled, "Y": (truth == cls[:, None]).astype(float),
+            "labels": lab, "annotated": annotated}
+
+
+def _resolve_pi(cube: xr.Dataset, pi, s: dict) -> np.ndarray | None:
+    """Inclusion probabilities (hypothesis, item), NaN where unknown; None = simple random sample."""
+    if pi is None:
+        return None
+    if isinstance(pi, str):
+        name = pi if pi in cube else f"cov_{pi}" if f"cov_{pi}" in cube else None
+        if name is None:
+            raise ValueError(f"pi={pi!r} names no variable of the cube (looked for {pi!r} and "
+                             f"'cov_{pi}'). Fix: add it (e.g. human_pi from add_human_labels) or "
+                             "pass a pandas Series indexed by item id.")
+        if set(cube[name].dims) != {"task", "item"}:
+            raise ValueError(f"cube[{name!r}] has dims {cube[name].dims}, not (task, item). Fix: "
+                             "give one inclusion probability per item.")
+        arr = np.asarray(cube[name].transpose("task", "item").values, dtype=float)
+    else:
+        if isinstance(pi, xr.DataArray):
+            if pi.ndim != 1:
+                raise ValueError(f"pi has dims {pi.dims}; give a 1-D DataArray indexed by item id.")
+            pi = pi.to_series()
+        if not isinstance(pi, pd.Series):
+            raise ValueError(f"pi is a {type(pi).__name__}. Fix: pass None (simple random "
+                             "sample), a cube variable / covariate name, or a pandas Series (or "
+                             "DataArray) of inclusion probabilities indexed by item id — positions "
+                             "are never used.")
+        idx = pi.index.astype(str)
+        if idx.has_duplicates:
+            dup = sorted(set(idx[idx.duplicated()]))[:10]
+            raise ValueError(f"pi lists item ids more than once: {dup}. Fix: one value per item.")
+        ids = np.asarray(cube["item_id"].values).astype(str)
+        known = set(ids[ids != ""].tolist())
+        unknown = sorted(set(idx) - known)
+        if unknown:
+            raise ValueError(f"pi has item ids not in the cube: {unknown[:10]}"
+                             f"{' …' if len(unknown) > 10 else ''} ({len(unknown)} in all). Fix: "
+                             "index pi by the cube's item_id values.")
+        ser = pd.Series(np.asarray(pi.values, dtype=float), index=idx)
+        arr = ser.reindex(ids.ravel()).to_numpy().reshape(ids.shape)
+        arr[ids == ""] = np.nan
+    arr = arr[s["t_idx"]]
+    lab = s["labelled"]
+    miss = lab & ~np.isfinite(arr)
+    if miss.any():
+        ids = np.asarray(cube["item_id"].values)[s["t_idx"]][miss]
+        raise ValueError(f"pi is missing for {int(miss.sum())} human-labelled items, e.g. "
+                         f"{sorted(set(map(str, ids)))[:10]}. Fix: give the inclusion probability "
+                         "of every labelled item (or pi=None for a simple random sample).")
+    bad = np.isfinite(arr) & ((arr <= 0) | (arr > 1)) & s["in_group"]
+    if bad.any():
+        ids = np.asarray(cube["item_id"].values)[s["t_idx"]][bad]
+        raise ValueError(f"pi lies outside (0, 1] for items {sorted(set(map(str, ids)))[:10]}. "
+                         "Fix: inclusion probabilities are in (0, 1].")
+    return arr
+
+
+def correct(
+    cube: xr.Dataset,
+    hypotheses: xr.Dataset,
+    *,
+    method: str = "ppi",
+    estimand: str = "difference",
+    pi=None,
+    alpha: float = 0.05,
+    lam: float | None = None,
+    n_folds: int = 5,
+    features: Sequence[str] | None = None,
+    small_sample: bool = True,
+    rng: int | np.random.Generator | None = None,
+) -> xr.Dataset:
+    """Corrected estimates and tests of every hypothesis from the human labels you have.
+
+    The human-labelled subset is every item with a human label (``truth >= 0``); the other
+    items of the hypothesis' groups are the unlabelled part. Each configuration's LLM labels are
+    combined with the human labels by ``method``; nothing needs a placeholder label.
+
+    Parameters
+    ----------
+    cube, hypotheses
+        Label cube (truth on a subset) and hypotheses (``group`` 1 = A, 0 = B, -1 = neither).
+    method
+        ``"ppi"`` (PPI++), ``"dsl"``, ``"cdi"``, ``"human"`` (labelled items only) or
+        ``"substitution"`` (human label where known, LLM label elsewhere, analysed as if true:
+        **not valid**, ``attrs["valid"] = False``).
+    estimand
+        ``"difference"``: share of the hypothesis' class in group A minus group B;
+        ``"logistic"``: group coefficient of a logistic regression (log odds ratio).
+    pi
+        Inclusion probabilities of the labelled items. ``None``: a simple random sample (within
+        each group: CDI / DSL use ``n_g / N_g``; PPI++ and human-only weight equally). A string:
+        a cube variable over (task, item) (``human_pi`` from
+        :func:`hackrisk.human.add_human_labels`) or a covariate (``name`` or ``cov_name``). A
+        ``pandas.Series`` / 1-D ``DataArray`` indexed by item id (unknown ids are an error;
+        positions are never used). Every labelled item needs a value in (0, 1]; unlabelled items
+        may be NaN (PPI++ then weights them equally — exact when their ``π`` is small, and the
+        unlabelled ``π`` is used only there). Labelled items get weight ``1/π``, unlabelled
+        ``1/(1 − π)`` (PPI++).
+    alpha
+        Level of the two-sided tests and of the ``1 − alpha`` intervals.
+    lam
+        PPI++ / CDI power tuning; ``None`` tunes per group (see
+        :func:`hackrisk.analysis._mitigation_kernels.ppi_mean`); ``0`` = human only.
+    n_folds
+        DSL cross-fitting folds (5, R ``dsl``'s default). Items are assigned to folds at random
+        (``rng``), the labelled ones balanced across folds.
+    features
+        DSL outcome-model features: any of ``"llm"`` (the configuration's LLM label), ``"group"``
+        and names of discrete covariates (``name`` or ``cov_name``, at most 16 levels). The model
+        is the cross-fitted share of the human class in each cell of the features, shrunk by one
+        pseudo-count towards the LLM label. Default ``("llm", "group")``.
+    small_sample
+        ``True`` (default): small-sample-sound inference for the valid methods — each group's
+        SE² is at least ``q(1 − q)/n`` with ``q = 1/(n + 2)`` (binds only for groups whose
+        labelled items (nearly) all agree), sample variances use ``n − 1``, and the interval is
+        Student-t with Welch–Satterthwaite degrees of freedom from the labelled counts (logistic:
+        ``min(n_a, n_b) − 1``). ``False``: the plain normal interval (ppi-python's).
+    rng
+        Seed or generator (folds of DSL and CDI).
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``(hypothesis, model, prompt, temperature)``: ``estimate``, ``se``, ``ci_lower``,
+        ``ci_upper``, ``p_value``, ``conclusion`` (int8 −1/0/+1), ``estimate_a``,
+        ``estimate_b`` (group shares; log odds for the logistic estimand), ``lam_a``, ``lam_b``
+        (NaN where not tuned), ``n_labelled_a``, ``n_labelled_b``, ``df``, ``decided`` (False
+        when a group has fewer than 2 labelled items or the estimate is undefined — then the
+        conclusion is 0 and the interval NaN), ``annotated`` (False where the configuration
+        left an item of the hypothesis' groups unannotated (-1): its estimate is NaN; the
+        human-only estimate does not use LLM labels and is given for every configuration);
+        hypothesis coords ``task``, ``class_code``, ``grouping``; attrs ``method``,
+        ``estimand``, ``alpha``, ``valid``, ``pi``, ``small_sample``.
+    """
+    _check_options(method, estimand, n_folds)
+    feats = tuple(features) if features is not None else ("llm", "group")
+    s = _study_arrays(cube, hypotheses)
+    extra_cov = _feature_codes(cube, feats, s) if method == "dsl" else None
+    pi_arr = _resolve_pi(cube, pi, s)
+    H, M, P, T, NI = s["labels"].shape
+    C = M * P * T
+    gen = np.random.default_rng(rng)
+    fold = _folds(s["labelled"], int(n_folds), gen)  # (H, NI)
+    keys = ("estimate", "se", "ci_lower", "ci_upper", "p_value", "conclusion", "decided", "df",
+            "estimate_a", "estimate_b", "lam_a", "lam_b")
+    out = {k: np.full((H, C), np.nan) for k in keys}
+    n_ab = np.zeros((H, 2), dtype=np.int64)
+    uses_llm = method != "human"
+    per_h = (C if uses_llm else 1) * NI
+    labels = s["labels"].reshape(H, C, NI)
+    for sl in _by_chunks(H, per_h):
+        lab = s["labelled"][sl].astype(float)[:, None, :]
+        ing = s["in_group"][sl].astype(float)[:, None, :]
+        unl = ing - lab
+        g = (s["group"][sl] == 1).astype(float)[:, None, :]
+        Y = s["Y"][sl][:, None, :] * lab
+        Yh = (labels[sl] == s["cls"][sl, None, None]).astype(float) if uses_llm else np.zeros_like(Y)
+        if pi_arr is None:
+            w = lab
+            wu = unl
+            na, nb = (lab * g).sum(-1, keepdims=True), (lab * (1 - g)).sum(-1, keepdims=True)
+            Na, Nb = (ing * g).sum(-1, keepdims=True), (ing * (1 - g)).sum(-1, keepdims=True)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                pig = np.where(g > 0, na / Na, nb / Nb)
+        else:
+            p = pi_arr[sl][:, None, :]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                w = np.where(lab > 0, 1 / np.where(lab > 0, p, 1), 0.0)
+                pu = np.where(np.isfinite(p) & (p < 1), p, 0.0)
+                wu = np.where(unl > 0, 1 / (1 - pu), 0.0)
+            pig = np.where(lab > 0, p, 1.0)
+        extra = None
+        if extra_cov is not None:
+            extra = [(codes[sl][:, None, :], k) for codes, k in extra_cov]
+        r = _estimate_groups(method, estimand, Y, Yh, lab, unl, g, w, wu, pig, lam,
+                             fold[sl][:, None, :], int(n_folds), feats, extra)
+        ky = ((Y * g).sum(-1), (Y * (1 - g)).sum(-1))
+        inf = _inference(r, estimand, alpha, small_sample=small_sample,
+                         valid=method != "substitution", labelled_y=ky)
+        for k in keys:
+            src = inf.get(k, r.get(k))
+            out[k][sl] = np.broadcast_to(src, out[k][sl].shape)
+        n_ab[sl, 0] = (lab * g).sum(-1)[:, 0]
+        n_ab[sl, 1] = (lab * (1 - g)).sum(-1)[:, 0]
+    ann = s["annotated"].reshape(H, C)
+    keep = ann if uses_llm else np.ones_like(ann)
+    for k in keys:
+        if k == "conclusion":
+            out[k] = np.where(keep, out[k], 0).astype(np.int8)
+        elif k == "decided":
+            out[k] = keep & (out[k] > 0)
+        else:
+            out[k] = np.where(keep, out[k], np.nan)
+    shape = (H, M, P, T)
+    coords = {"hypothesis": hypotheses["hypothesis"].values,
+              **{d: cube[d].values for d in CONFIG_DIMS}}
+    for c in ("task", "class_code", "grouping"):
+        if c in hypotheses.coords:
+            coords[c] = ("hypothesis", hypotheses[c].values)
+    data = {k: (_RESULT_DIMS, out[k].reshape(shape)) for k in keys}
+    data["n_labelled_a"] = (_RESULT_DIMS, np.broadcast_to(n_ab[:, 0, None, None, None], shape).copy())
+    data["n_labelled_b"] = (_RESULT_DIMS, np.broadcast_to(n_ab[:, 1, None, None, None], shape).copy())
+    data["annotated"] = (_RESULT_DIMS, s["annotated"])
+    ds = xr.Dataset(data, coords=coords)
+    ds.attrs.update({"method": method, "estimand": estimand, "alpha": alpha,
+                     "valid": method != "substitution", "small_sample": bool(small_sample),
+                     "pi": "simple random sample" if pi is None else
+                     (pi if isinstance(pi, str) else "given per item")})
+    if method == "dsl":
+        ds.attrs.update({"features": list(feats), "n_folds": int(n_folds)})
+    return ds
+
+
+def _cumulative_pi(u, valid, total, floor, max_prob):
+    """Inclusion probabilities ∝ ``u`` on ``valid`` items summing to ``total`` (bounded).
+
+    The probability of each item of being labelled by the time ``total`` labels are collected
+    (lower bound ``floor · total / N``, upper ``max_prob``); non-decreasing in ``total``, which
+    is what makes the multi-round rule of :func:`suggest_items` exact. Shared with the
+    confidence scheme of :func:`draw_human_sample`.
+    """
+    N = valid.sum(-1)
+    total = np.minimum(total, N * max_prob)
+    return K.bounded_scale(u, valid, total, floor * total / np.maximum(N, 1), max_prob)
+
+
+def suggest_items(
+    cube: xr.Dataset,
+    hypotheses: xr.Dataset,
+    n: int,
+    *,
+    scheme: str = "random",
+    rng: int | np.random.Generator | None = None,
+    floor: float = 0.5,
+    max_prob: float = 0.9,
+) -> pd.DataFrame:
+    """Which items to send to annotators next, with their inclusion probabilities.
+
+    Items eligible in a task are those in group A or B of any of its hypotheses; items that
+    already have a human label (``truth >= 0``) are never suggested again. ``n`` new labels are
+    suggested per task (the expected number for the Poisson schemes).
+
+    Multi-round collection (the design). Each scheme defines, for every eligible item, the
+    probability ``Q_i(m)`` of being labelled once ``m`` labels have been collected in all;
+    ``Q_i`` never decreases in ``m``. A round that takes the task from ``m₀`` labels to
+    ``m₀ + n`` selects each not-yet-labelled item with the conditional probability
+    ``(Q_i(m₀ + n) − Q_i(m₀)) / (1 − Q_i(m₀))``, so that ``1 − Π_rounds (1 − π_round) =
+    Q_i(m₀ + n)`` — the overall inclusion probability is exactly ``Q_i`` of the new total,
+    for the new items **and** for the ones labelled earlier. Hence ``pi`` is the overall
+    probability and, after a round, the earlier labels' probabilities must be updated too:
+    ``df.attrs["labelled_pi"]`` holds them (task, item_id, pi). Pass ``pi`` to :func:`correct`
+    as the cube variable that stores these values.
+
+    * ``"random"``: a simple random sample of ``n`` of the unlabelled eligible items;
+      ``Q = m / N`` for every item, so ``correct(..., pi=None)`` is exact as well.
+    * ``"confidence"``: Poisson sampling with ``Q`` ∝ the annotators' uncertainty
+      (``1 −`` agreement of the task's configurations, :func:`item_confidence`), bounded below by
+      ``floor · m / N`` and above by ``max_prob`` (the same bounded scaling as
+      :func:`draw_human_sample`). Exact across rounds: the scores do not depend on the labels.
+    * ``"active"``: ``Q`` ∝ the human–LLM disagreement predicted from the labels collected so
+      far (ridge logistic regression on ``[1, uncertainty, group]``, the active scheme of
+      :func:`draw_human_sample`); the first round (no labels) uses uncertainty. The scores
+      change with the labels, so ``Q(m₀)`` is recomputed with the current scores and the
+      multi-round probability is approximate (adaptive designs; see docs/mitigation.md).
+
+    Parameters
+    ----------
+    cube, hypotheses
+        Label cube (truth on the items labelled so far) and hypotheses.
+    n
+        New labels per task.
+    scheme
+        ``"random"``, ``"confidence"`` or ``"active"``.
+    rng
+        Seed or generator.
+    floor, max_prob
+        Bounds of the Poisson probabilities (``floor`` relative to ``m / N``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per suggested item: ``task``, ``item_id``, ``pi`` (overall inclusion
+        probability after this round), ``round_pi`` (probability of selection in this round);
+        attrs ``labelled_pi`` (updated ``pi`` of the items labelled before), ``scheme``.
+    """
+    if scheme not in SCHEMES:
+        raise ValueError(f"scheme={scheme!r} is not one of {SCHEMES}. Fix: pick one of them.")
+    if int(n) < 1:
+        raise ValueError(f"n={n}: suggest at least one item.")
+    if not 0 < floor <= 1 or not 0 < max_prob <= 1:
+        raise ValueError(f"floor={floor} and max_prob={max_prob} must lie in (0, 1].")
+    gen = np.random.default_rng(rng)
+    s = _study_arrays(cube, hypotheses)
+    tasks = list(map(str, cube["task"].values))
+    ids = np.asarray(cube["item_id"].values).astype(str)
+    rows, old_rows = [], []
+    need_u = scheme != "random"
+    if need_u:
+        a = _arrays(cube, hypotheses)
+        conf, modal = _agreement(a, cube.sizes["class"])
+        u_all = np.clip(1.0 - conf, 0.0, 1.0)
+    for t_name in dict.fromkeys(str(t) for t in hypotheses["task"].values):
+        hs = np.flatnonzero(np.asarray([str(t) == t_name for t in hypotheses["task"].values]))
+        ti = tasks.index(t_name)
+        elig = s["in_group"][hs].any(0)
+        labelled = elig & (np.asarray(cube["truth"].values)[ti] >= 0)
+        N, m0 = int(elig.sum()), int(labelled.sum())
+        free = elig & ~labelled
+        if not free.any():
+            continue
+        if scheme == "random":
+            k = min(int(n), int(free.sum()))
+            pick = np.zeros_like(free)
+            pick[gen.choice(np.flatnonzero(free), size=k, replace=False)] = True
+            q_new = np.where(elig, (m0 + k) / N, 0.0)
+            round_pi = np.where(free, k / free.sum(), 0.0)
+        else:
+            h0 = hs[0]
+            u = u_all[h0]
+            if scheme == "active" and m0 > 0:
+                cls = s["cls"][h0]
+                truth = np.asarray(cube["truth"].values)[ti]
+                dis = ((truth == cls) != (modal[h0] == cls)).astype(float)
+                X = np.stack([np.ones_like(u), u, (s["group"][h0] == 1).astype(float)], -1)
+                u = _disagreement_score(X, labelled.astype(float), dis)
+            q0 = _cumulative_pi(u, elig, float(m0), floor, max_prob) if m0 > 0 else np.zeros(elig.shape)
+            q_new = np.maximum(_cumulative_pi(u, elig, float(m0 + n), floor, max_prob), q0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                round_pi = np.where(free, np.clip((q_new - q0) / (1 - q0), 0, 1), 0.0)
+            pick = free & (gen.random(free.shape) < round_pi)
+        for i in np.flatnonzero(pick):
+            rows.append((t_name, ids[ti, i], float(q_new[i]), float(round_pi[i])))
+        for i in np.flatnonzero(labelled):
+            old_rows.append((t_name, ids[ti, i], float(q_new[i])))
+    df = pd.DataFrame(rows, columns=["task", "item_id", "pi", "round_pi"])
+    df.attrs["labelled_pi"] = pd.DataFrame(old_rows, columns=["task", "item_id", "pi"])
+    df.attrs["scheme"] = scheme
+    return df
+
+
+def _folds(labelled: np.ndarray, n_folds: int, gen: np.random.Generator) -> np.ndarray:
+    """Random fold of every item (hypothesis, item); the labelled items balanced across folds."""
+    H, NI = labelled.shape
+    keys = gen.random((H, NI))
+    # labelled first (in random order), then the others: rank mod n_folds balances both sets
+    rank = np.argsort(np.argsort(np.where(labelled, keys, keys + 2), axis=-1), axis=-1)
+    return rank % n_folds
+
+
+def _feature_codes(cube: xr.Dataset, feats: tuple, s: dict) -> list:
+    """Integer codes (hypothesis, item) and level counts of the covariate features of DSL."""
+    out = []
+    for f in feats:
+        if f in ("llm", "group"):
+            continue
+        name = f if f in cube else f"cov_{f}" if f"cov_{f}" in cube else None
+        if name is None:
+            raise ValueError(f"features: {f!r} is neither 'llm', 'group' nor a covariate of the "
+                             "cube. Fix: use covariate names (see hackrisk.cube.covariate_names).")
+        vals = np.asarray(cube[name].transpose("task", "item").values)[s["t_idx"]]
+        ok = s["in_group"]
+        codes, uniques = pd.factorize(pd.Series(vals[ok].ravel()), use_na_sentinel=True)
+        if len(uniques) > 16:
+            raise ValueError(f"features: covariate {f!r} has {len(uniques)} levels; DSL's cell "
+                             "model takes discrete covariates (at most 16 levels). Fix: bin it.")
+        full = np.zeros(vals.shape, dtype=np.int64)
+        full[ok] = np.where(codes >= 0, codes, len(uniques))
+        out.append((full, len(uniques) + 1))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
