@@ -30,6 +30,7 @@ The two tidy tables are
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -112,39 +113,115 @@ def _normalise_prompts(
     return out
 
 
-def _codes_for(
-    values: pd.Series, names: list[str], table: str, column: str, allow: tuple[int, ...]
-) -> np.ndarray:
-    """Map class names or integer codes to int16 codes, raising on anything outside the set."""
-    if values.isna().any():
-        bad = values[values.isna()].index[0]
-        _fail(table, column, f"row {bad}", "missing (NaN) label", "drop the row or give a label")
-    if pd.api.types.is_integer_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
-        codes = values.to_numpy().astype(np.int64)
-        ok = ((codes >= 0) & (codes < len(names))) | np.isin(codes, allow)
-    elif pd.api.types.is_float_dtype(values.dtype):
-        raw = values.to_numpy()
+_INT_NAME = re.compile(r"^[+-]?\d+$")
+OUTSIDE_NAME = "<outside>"
+
+
+def _values_kind(values: pd.Series, table: str, column: str) -> tuple[str, np.ndarray, np.ndarray]:
+    """Classify a label column: ``("int", codes, uniques)`` or ``("str", codes, uniques)``.
+
+    ``codes`` index ``uniques``; integers come from integer / bool columns, whole-number floats
+    and object columns of Python ints; text from string, object and categorical columns.
+    Missing values are an error.
+    """
+    dtype = values.dtype
+    if (pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)) and not values.hasnans:
+        raw = values.to_numpy().astype(np.int64)
+        uni, inv = np.unique(raw, return_inverse=True)
+        return "int", inv.ravel(), uni
+    if pd.api.types.is_numeric_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype):
+        raw = values.to_numpy(np.float64, na_value=np.nan)
+        if np.isnan(raw).any():
+            _fail(table, column, f"row {int(np.flatnonzero(np.isnan(raw))[0])}", "missing (NaN) label",
+                  "drop the row or give a label")
         if not np.all(raw == np.round(raw)):
-            i = int(np.flatnonzero(raw != np.round(raw))[0])
-            _fail(table, column, raw[i], "non-integer label code", "use class names or integer codes")
-        codes = raw.astype(np.int64)
-        ok = ((codes >= 0) & (codes < len(names))) | np.isin(codes, allow)
-    else:
-        lookup = {n: i for i, n in enumerate(names)}
-        strs = values.astype(object).map(str)
-        codes = strs.map(lookup).to_numpy()
-        ok = ~pd.isna(codes)
-        codes = np.where(ok, codes, -99).astype(np.int64)
-    if not ok.all():
-        i = int(np.flatnonzero(~ok)[0])
-        _fail(
-            table,
-            column,
-            values.iloc[i],
-            f"label outside the class set {names}",
-            "map it to a class name, or to code -2 for 'answered outside the set'",
-        )
-    return codes.astype(np.int16)
+            j = int(np.flatnonzero(raw != np.round(raw))[0])
+            _fail(table, column, raw[j], "non-integer number as a label",
+                  "use class names (text) or integer codes")
+        uni, inv = np.unique(raw.astype(np.int64), return_inverse=True)
+        return "int", inv.ravel(), uni
+    fac, uni = pd.factorize(values)
+    if (fac < 0).any():
+        _fail(table, column, f"row {int(np.flatnonzero(fac < 0)[0])}", "missing (NaN) label",
+              "drop the row or give a label")
+    uni = np.asarray(uni, dtype=object)
+    is_str = np.array([isinstance(u, str) for u in uni], dtype=bool)
+    if is_str.all():
+        return "str", fac, uni
+    is_int = np.array([isinstance(u, (int, np.integer)) or (isinstance(u, (float, np.floating))
+                       and float(u).is_integer()) for u in uni], dtype=bool)
+    if is_int.all():
+        return "int", fac, np.array([int(u) for u in uni], dtype=np.int64)
+    _fail(table, column, uni[~is_str][0], "a mix of class names and other values",
+          "give class names (text) throughout, or integer codes throughout")
+    raise AssertionError  # unreachable
+
+
+def _use_codes(kind: str, names: Sequence[Sequence[str]], codes: bool | None, table: str, column: str,
+               example: Any) -> bool:
+    """Whether integers in a label column are class codes (True) or class names (False)."""
+    if kind == "str":  # text is always a class name
+        return False
+    if codes is not None:
+        return bool(codes)
+    digit_named = sorted({str(n) for ns in names for n in ns if _INT_NAME.match(str(n).strip())})
+    if digit_named:
+        _fail(table, column, example,
+              f"integer labels, and classes named like integers ({digit_named[:5]}): are they class codes "
+              "or class names?",
+              "pass codes=False to match them to class names, or codes=True if they are codes 0..K-1 "
+              "(-2 = outside the set)")
+    return True
+
+
+def _map_labels(values: pd.Series, t_code: np.ndarray, class_lists: Sequence[Sequence[str]],
+                codes: bool | None, table: str, column: str, allow_outside: bool) -> np.ndarray:
+    """int16 class codes of ``values`` (row ``j`` belongs to task ``t_code[j]``).
+
+    Text is matched to class names (``"<outside>"``: -2 where allowed); integers are codes when
+    ``codes`` is True (or, with ``codes=None``, when no class is named like an integer) and names
+    otherwise. Anything outside a task's classes raises.
+    """
+    used = np.flatnonzero(np.bincount(t_code, minlength=len(class_lists)))
+    dtype = values.dtype
+    if (pd.api.types.is_integer_dtype(dtype) and not values.hasnans
+            and _use_codes("int", [class_lists[t] for t in used], codes, table, column,
+                           values.iloc[0] if len(values) else None)):
+        # fast path for integer codes (millions of labels): range checks, no hashing
+        raw = values.to_numpy()
+        limits = np.array([len(c) for c in class_lists], dtype=np.int64)
+        bad = ((raw < 0) | (raw >= limits[t_code])) & ((raw != OUTSIDE) | (not allow_outside))
+        if bad.any():
+            j = int(np.flatnonzero(bad)[0])
+            _fail(table, column, int(values.iloc[j]),
+                  f"label outside the class set {[str(c) for c in class_lists[t_code[j]]]} (read as a code)",
+                  "use codes 0..K-1 (-2 = answered outside the set)")
+        return raw.astype(np.int16)
+    kind, fac, uni = _values_kind(values, table, column)
+    as_codes = _use_codes(kind, [class_lists[t] for t in used], codes, table, column,
+                          uni[0] if len(uni) else None)
+    table_ = np.full((len(class_lists), len(uni)), -99, dtype=np.int64)
+    for t in used:
+        names = [str(c) for c in class_lists[t]]
+        if as_codes:
+            u = np.asarray(uni, dtype=np.int64)
+            ok = ((u >= 0) & (u < len(names))) | ((u == OUTSIDE) & allow_outside)
+            table_[t] = np.where(ok, u, -99)
+        else:
+            lookup = {n: k for k, n in enumerate(names)}
+            if allow_outside and OUTSIDE_NAME not in lookup:
+                lookup[OUTSIDE_NAME] = OUTSIDE
+            table_[t] = [lookup.get(str(int(u)) if kind == "int" else str(u), -99) for u in uni]
+    out = table_[t_code, fac]
+    bad = out == -99
+    if bad.any():
+        j = int(np.flatnonzero(bad)[0])
+        fix = ("map it to a class name, or to code -2 / '<outside>' for 'answered outside the set'"
+               if allow_outside else "map it to a class name, or leave it empty for 'no human label'")
+        _fail(table, column, values.iloc[j],
+              f"label outside the class set {[str(c) for c in class_lists[t_code[j]]]}",
+              ("integers were read as codes 0..K-1; " if as_codes else "") + fix)
+    return out.astype(np.int16)
 
 
 def make_cube(
@@ -155,6 +232,7 @@ def make_cube(
     prompts: Mapping[str, Sequence[str] | Mapping[str, str]] | None = None,
     models: pd.DataFrame | None = None,
     attrs: Mapping[str, Any] | None = None,
+    codes: bool | None = None,
 ) -> xr.Dataset:
     """Build the label cube from tidy tables.
 
@@ -178,6 +256,12 @@ def make_cube(
         they become non-index coordinates on ``model``.
     attrs
         Extra provenance stored in the cube's attrs.
+    codes
+        How integers in ``label`` and ``truth`` are read. Text is always matched to class names
+        (``"<outside>"`` in ``label`` = answered outside the set). ``True``: integers are class
+        codes 0..K-1 (-2 = outside). ``False``: integers are class names (label ``1`` is the class
+        named ``"1"``). ``None`` (default): integers are codes when no class is named like an
+        integer, and an error otherwise (ambiguous: say which one you mean).
 
     Returns
     -------
@@ -190,6 +274,17 @@ def make_cube(
         On missing columns, unknown tasks or item ids, labels outside the class set, NaN labels,
         duplicate rows, tasks with fewer than two classes, or templates without ``{text}``.
     """
+    for arg, value in (("labels", labels), ("items", items)):
+        if not isinstance(value, pd.DataFrame):
+            raise TypeError(f"make_cube: {arg} must be a pandas DataFrame (one row per "
+                            f"{'label' if arg == 'labels' else 'item'}), got {type(value).__name__}. "
+                            "Fix: pass pd.DataFrame(...) with the columns listed in the docstring.")
+    if not isinstance(classes, Mapping) or not all(
+            isinstance(v, Sequence) and not isinstance(v, str) for v in classes.values()):
+        raise TypeError(f"make_cube: classes must be a mapping {{task: [class names]}}, got "
+                        f"{type(classes).__name__} {str(classes)[:80]}. Fix: e.g. {{'sentiment': ['neg', 'pos']}}.")
+    if codes not in (None, True, False):
+        raise TypeError(f"make_cube: codes must be True, False or None, got {codes!r}.")
     _require_columns(labels, "labels", ["task", "model", "prompt", "temperature", "item_id", "label"])
     _require_columns(items, "items", ["task", "item_id", "text"])
     tasks = [str(t) for t in classes]
@@ -234,8 +329,9 @@ def make_cube(
             vals = items.loc[sel, "truth"]
             known = vals.notna().to_numpy()
             if known.any():
-                codes = _codes_for(vals[known], [str(c) for c in classes[task]], "items", "truth", ())
-                truth[ti[sel][known], ii[sel][known]] = codes
+                truth[ti[sel][known], ii[sel][known]] = _map_labels(
+                    vals[known], np.zeros(int(known.sum()), dtype=np.int64), [list(classes[task])], codes,
+                    "items", "truth", allow_outside=False)
 
     data_vars: dict[str, Any] = {
         "item_id": (("task", "item"), item_id),
@@ -339,7 +435,8 @@ def make_cube(
     del seen
 
     label = np.full(size, NOT_ANNOTATED, dtype=np.int16)
-    label[flat] = _label_codes(labels["label"], t_code, tasks, classes)
+    label[flat] = _map_labels(labels["label"], t_code, [list(classes[t]) for t in tasks], codes,
+                              "labels", "label", allow_outside=True)
     del t_code
     data_vars["label"] = (tuple(dims), label.reshape(shape))
     prob_cols = [c for c in labels.columns if c.startswith("prob_")]
@@ -412,42 +509,6 @@ def _positions(codes: np.ndarray, uniques: np.ndarray, names: list[str], table: 
     if (where < 0).any():
         _fail(table, column, uniques[where < 0][0], "unknown value", fix)
     return where[codes]
-
-
-def _label_codes(values: pd.Series, t_code: np.ndarray, tasks: list[str],
-                 classes: Mapping[str, Sequence[str]]) -> np.ndarray:
-    """Class codes of the labels column, validated against each row's task."""
-    limits = np.array([len(classes[t]) for t in tasks], dtype=np.int16)
-    if pd.api.types.is_integer_dtype(values.dtype) and not values.hasnans:
-        codes = values.to_numpy()
-        bad = ((codes < 0) | (codes >= limits[t_code])) & (codes != OUTSIDE)
-    elif pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
-        raw = values.to_numpy(np.float64, na_value=np.nan)
-        if np.isnan(raw).any():
-            _fail("labels", "label", f"row {int(np.flatnonzero(np.isnan(raw))[0])}", "missing (NaN) label",
-                  "drop the row or give a label")
-        if not np.all(raw == np.round(raw)):
-            j = int(np.flatnonzero(raw != np.round(raw))[0])
-            _fail("labels", "label", raw[j], "non-integer label code", "use class names or integer codes")
-        codes = raw.astype(np.int64)
-        bad = ((codes < 0) | (codes >= limits[t_code])) & (codes != OUTSIDE)
-    else:
-        fac, uni = pd.factorize(values)
-        if (fac < 0).any():
-            _fail("labels", "label", f"row {int(np.flatnonzero(fac < 0)[0])}", "missing (NaN) label",
-                  "drop the row or give a label")
-        table = np.full((len(tasks), len(uni)), -99, dtype=np.int64)
-        for t, task in enumerate(tasks):
-            lookup = {str(n): k for k, n in enumerate(classes[task])}
-            table[t] = [lookup.get(str(u), -99) for u in uni]
-        codes = table[t_code, fac]
-        bad = codes == -99
-    if bad.any():
-        j = int(np.flatnonzero(bad)[0])
-        _fail("labels", "label", values.iloc[j],
-              f"label outside the class set {[str(c) for c in classes[tasks[t_code[j]]]]}",
-              "map it to a class name, or to code -2 for 'answered outside the set'")
-    return codes.astype(np.int16)
 
 
 def _covariate(col: pd.Series, ti: np.ndarray, ii: np.ndarray, shape: tuple[int, int]):

@@ -670,6 +670,59 @@ def _tidy_covariate(s: pd.Series, max_levels: int) -> pd.Series:
     return s.astype(object)
 
 
+def _read_text_table(p: Path) -> pd.DataFrame:
+    """Every cell of a CSV / TSV as the exact text written (no NA inference, no numbers)."""
+    suffixes = "".join(p.suffixes).lower()
+    if suffixes.endswith(".parquet") or suffixes.endswith(".pq"):
+        try:
+            return pd.read_parquet(p)
+        except Exception as err:  # noqa: BLE001 (pyarrow raises many types)
+            raise ValueError(f"load_table: {str(p)!r} cannot be read as Parquet ({type(err).__name__}: {err}). "
+                             "Fix: check that the file is a complete Parquet file.") from err
+    if ".tsv" in suffixes or ".tab" in suffixes:
+        sep = "\t"
+    elif ".csv" in suffixes:
+        sep = ","
+    else:
+        raise ValueError(f"load_table: cannot read {str(p)!r} (suffix {suffixes!r}). "
+                         "Fix: give a .csv, .csv.gz, .tsv or .parquet file, or a DataFrame.")
+    try:
+        return pd.read_csv(p, sep=sep, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"load_table: {str(p)!r} is not valid UTF-8 text (byte {err.start}: "
+                         f"{err.object[err.start:err.start + 4]!r}). Fix: save the file as UTF-8 "
+                         "(e.g. in a spreadsheet: 'CSV UTF-8').") from err
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, EOFError) as err:
+        raise ValueError(f"load_table: {str(p)!r} cannot be read as a table ({err}). Fix: check the file "
+                         "(one header row, the same number of fields in every row).") from err
+
+
+def _cell_text(value: Any) -> str | None:
+    """A typed cell (Parquet / DataFrame) as text: None when missing, whole-number floats as integers."""
+    if value is None or value is pd.NA or (isinstance(value, (float, np.floating)) and np.isnan(value)):
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8")
+    return str(value)
+
+
+def _numeric_or_text(s: pd.Series) -> pd.Series:
+    """A covariate column read as text: numbers when every non-empty cell is one, empty = missing."""
+    s = s.astype(object)
+    s = s.where(s.map(lambda v: isinstance(v, str) and v.strip() != ""), None)
+    vals = s.dropna()
+    if len(vals):
+        try:
+            return pd.to_numeric(s, errors="raise")
+        except (ValueError, TypeError):
+            pass
+    return s
+
+
 def load_table(
     path: str | Path | pd.DataFrame,
     *,
@@ -683,12 +736,19 @@ def load_table(
 ) -> TaskData:
     """Load your own CSV / Parquet (or a DataFrame) as a task.
 
+    CSV and TSV files are read as text: ids, texts and labels stay exactly as written (``"000"``
+    stays ``"000"``, ``"None"``, ``"NA"`` and ``"null"`` are ordinary values, ``"1"`` never becomes
+    ``"1.0"``). **An empty label cell means "no human label"**; an empty id or text cell is an
+    error. Covariates become numbers when every non-empty cell is a number (empty = missing).
+    Parquet files and DataFrames keep their types; ``None`` / NaN labels are missing, integer
+    (and whole-number float) ids and labels become their decimal text.
+
     Parameters
     ----------
     path
         ``.csv``, ``.csv.gz``, ``.tsv`` or ``.parquet`` file, or a DataFrame.
     text, label, id
-        Column names of the text, the human label (None: no human labels yet; missing values =
+        Column names of the text, the human label (None: no human labels yet; empty cells =
         unlabelled items) and the item id (None: the row number).
     covariates
         Columns to keep as covariates (None: every other column; ``[]``: none). ISO-8601 strings
@@ -703,22 +763,22 @@ def load_table(
     TaskData
     """
     if isinstance(path, pd.DataFrame):
-        df, where, default_task = path.copy(), "<DataFrame>", "task"
-    else:
+        df, where, default_task, as_text = path.copy(), "<DataFrame>", "task", False
+    elif isinstance(path, (str, os.PathLike)):
         p = Path(path).expanduser()
+        if p.is_dir():
+            raise ValueError(f"load_table: {str(p)!r} is a folder, not a file. Fix: give the path of the "
+                             "CSV / Parquet file inside it.")
         if not p.is_file():
             raise ValueError(f"load_table: file {str(p)!r} does not exist. Fix: check the path.")
-        suffixes = "".join(p.suffixes).lower()
-        if suffixes.endswith(".parquet") or suffixes.endswith(".pq"):
-            df = pd.read_parquet(p)
-        elif ".tsv" in suffixes or ".tab" in suffixes:
-            df = pd.read_csv(p, sep="\t")
-        elif ".csv" in suffixes:
-            df = pd.read_csv(p)
-        else:
-            raise ValueError(f"load_table: cannot read {str(p)!r} (suffix {suffixes!r}). "
-                             "Fix: give a .csv, .csv.gz, .tsv or .parquet file, or a DataFrame.")
+        df = _read_text_table(p)
+        as_text = not "".join(p.suffixes).lower().endswith((".parquet", ".pq"))
         where, default_task = str(p), p.name.split(".")[0]
+    else:
+        raise TypeError(f"load_table: path must be a file path or a pandas DataFrame, got "
+                        f"{type(path).__name__}. Fix: pass the path of your CSV / Parquet file.")
+    if isinstance(covariates, str):
+        covariates = [covariates]
     task = task or default_task
     roles = {"text": text, "label": label, "id": id}
     wanted = [c for c in roles.values() if c is not None] + list(covariates or [])
@@ -728,28 +788,46 @@ def load_table(
             f"load_table({where}): column(s) {missing} not found; the table has {list(df.columns)}. "
             "Fix: pass the right names to text=, label=, id= and covariates=."
         )
-    if df[text].isna().any():
-        raise ValueError(f"load_table({where}): column {text!r} has {int(df[text].isna().sum())} "
+
+    def as_texts(col: str) -> pd.Series:
+        if as_text:
+            return pd.Series(df[col].tolist(), index=df.index, dtype=object)
+        return df[col].map(_cell_text).astype(object)
+
+    texts = as_texts(text)
+    if texts.isna().any():
+        raise ValueError(f"load_table({where}): column {text!r} has {int(texts.isna().sum())} "
                          "missing texts. Fix: drop those rows or fill them in.")
     if id is None:
-        ids = pd.Series(np.arange(len(df)).astype(str), index=df.index)
+        ids = pd.Series(np.arange(len(df)).astype(str), index=df.index, dtype=object)
     else:
-        ids = df[id].astype(str)
-        if df[id].isna().any() or ids.duplicated().any():
-            raise ValueError(f"load_table({where}): id column {id!r} has missing or duplicate "
-                             f"values (e.g. {ids[ids.duplicated()].head(1).tolist()}). Fix: make ids unique.")
+        ids = as_texts(id)
+        empty = ids.isna() | (ids.fillna("") == "")
+        if empty.any():
+            raise ValueError(f"load_table({where}): id column {id!r} is empty in row(s) "
+                             f"{[int(i) + 2 for i in np.flatnonzero(empty.to_numpy())[:5]]} (file lines). "
+                             "Fix: give every row an id.")
+        if ids.duplicated().any():
+            raise ValueError(f"load_table({where}): id column {id!r} has duplicate values (e.g. "
+                             f"{ids[ids.duplicated()].head(3).tolist()}; ids are compared as written). "
+                             "Fix: make ids unique.")
     if label is None:
         truth = pd.Series([None] * len(df), index=df.index, dtype=object)
     else:
-        truth = df[label].map(lambda v: None if pd.isna(v) else str(v)).astype(object)
+        truth = as_texts(label)
+        truth = truth.where(truth.notna() & (truth != ""), None).astype(object)
     seen = sorted(set(truth.dropna()))
     if classes is None:
         classes = seen
+    elif isinstance(classes, str):
+        raise TypeError(f"load_table: classes must be a list of class names, got the string {classes!r}. "
+                        "Fix: e.g. classes=['negative', 'positive'].")
     classes = tuple(str(c) for c in classes)
     outside = [v for v in seen if v not in classes]
     if outside:
         raise ValueError(f"load_table({where}): label(s) {outside[:5]} not in classes {list(classes)}. "
-                         "Fix: add them to classes= or recode the column.")
+                         "Fix: add them to classes= or recode the column; leave a cell empty to mark an "
+                         "item without a human label.")
     if len(classes) < 2:
         raise ValueError(f"load_table({where}): need at least two classes, got {list(classes)}. "
                          "Fix: pass classes= with the full label set.")
@@ -759,11 +837,15 @@ def load_table(
     if reserved:
         raise ValueError(f"load_table({where}): covariate name(s) {sorted(reserved)} are reserved. "
                          "Fix: rename those columns.")
-    items = pd.DataFrame({"task": task, "item_id": ids.astype(object).to_numpy(),
-                          "text": df[text].astype(str).astype(object).to_numpy(),
-                          "truth": truth.to_numpy()})
+    def obj(values: pd.Series) -> pd.Series:  # plain Python str / None (no NaN, no pandas str dtype)
+        return pd.Series(values.tolist(), dtype=object)
+
+    items = pd.DataFrame({"task": task, "item_id": obj(ids), "text": obj(texts), "truth": obj(truth)})
     for c in cov_cols:
-        items[c] = _tidy_covariate(df[c].reset_index(drop=True), max_levels)
+        col = df[c].reset_index(drop=True)
+        if as_text:
+            col = _numeric_or_text(col)
+        items[c] = _tidy_covariate(col, max_levels)
     return TaskData(name=task, items=items, classes=classes, source=where,
                     info={"columns": {"text": text, "label": label, "id": id}})
 
@@ -836,7 +918,7 @@ def empty_cube(
         for m in model_table.index:
             for p in pids:
                 for t in temperatures:
-                    rows.append((td_name, str(m), p, float(t), first, 0))
+                    rows.append((td_name, str(m), p, float(t), first, str(classes[td_name][0])))
     labels = pd.DataFrame(rows, columns=["task", "model", "prompt", "temperature", "item_id", "label"])
     cube = make_cube(labels, items, classes, prompts=prompts, models=model_table,
                      attrs={"datasets": [td.source for td in tasks]})

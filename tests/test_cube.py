@@ -253,3 +253,57 @@ def test_many_temperatures_round_trip(n_temps):
     ref = labels.sort_values(key).reset_index(drop=True)
     np.testing.assert_array_equal(back["label"].to_numpy(), ref["label"].to_numpy())
     np.testing.assert_array_equal(back["temperature"].to_numpy(), ref["temperature"].to_numpy())
+
+
+# ---- codes and names are never confused (issue 17, case 4) ------------------------------------------
+
+
+def _digit_tables(label_values, truth_values):
+    items = pd.DataFrame({"task": "t", "item_id": [f"i{k}" for k in range(len(truth_values))],
+                          "text": [f"text {k}" for k in range(len(truth_values))], "truth": truth_values})
+    labels = pd.DataFrame({"task": "t", "model": "m", "prompt": "p0", "temperature": 0.0,
+                           "item_id": items["item_id"], "label": label_values})
+    return labels, items, {"t": ["1", "2", "3", "4", "5"]}
+
+
+def test_digit_named_classes_are_matched_by_name_or_ambiguous():
+    labels, items, classes = _digit_tables([1, 2, 3, 4], ["1", "2", "3", "4"])
+    with pytest.raises(ValueError, match="classes named like integers.*codes=False.*codes=True"):
+        make_cube(labels, items, classes)  # was: label 1 silently stored as class "2"
+    cube = make_cube(labels, items, classes, codes=False)
+    names = cube["class_name"].values[0]
+    assert list(names[cube["label"].values[0, 0, 0, 0]]) == ["1", "2", "3", "4"]
+    np.testing.assert_array_equal(cube["label"].values[0, 0, 0, 0], cube["truth"].values[0])
+    as_codes = make_cube(labels, items, classes, codes=True)
+    assert list(as_codes["label"].values[0, 0, 0, 0]) == [1, 2, 3, 4]
+    # string labels with a float truth column (one NaN): same coding on both sides, or an error
+    labels_s, items_f, _ = _digit_tables(["1", "2", "3", "4"], [1.0, 2.0, np.nan, 4.0])
+    with pytest.raises(ValueError, match="items table, column 'truth'.*classes named like integers"):
+        make_cube(labels_s, items_f, classes)
+    cube = make_cube(labels_s, items_f, classes, codes=False)
+    agree = cube["label"].values[0, 0, 0, 0] == cube["truth"].values[0]
+    assert list(agree) == [True, True, False, True] and cube["truth"].values[0, 2] == -1
+    text_cube = make_cube(labels_s, items_f.assign(truth=["1", "2", None, "4"]), classes, codes=True)
+    np.testing.assert_array_equal(text_cube["label"].values, cube["label"].values)  # text: always names
+
+
+def test_text_labels_are_names_never_codes(tables):
+    labels, items, classes, prompts = tables
+    bad = labels.assign(label=labels["label"].where(labels["task"] != "stance", "0"))
+    with pytest.raises(ValueError, match="label outside the class set \\['pro', 'con'\\]"):
+        make_cube(bad, items, classes, prompts=prompts)
+    # integer codes stay codes when no class looks like an integer; '<outside>' is -2 by name
+    cube = make_cube(labels, items, classes, prompts=prompts)
+    back = make_cube(to_long(cube, names=True), items_table(cube, names=True), classes, prompts=prompts)
+    xr.testing.assert_identical(back.drop_attrs(), cube.drop_attrs())
+
+
+@pytest.mark.parametrize("bad,arg", [("df", "classes"), ("list", "labels"), ("scalar", "items")])
+def test_make_cube_names_the_expected_type(tables, bad, arg):
+    labels, items, classes, prompts = tables
+    args = {"labels": labels, "items": items, "classes": classes}
+    args[arg] = {"df": pd.DataFrame({"a": [1]}), "list": [1, 2], "scalar": 3}[bad]
+    with pytest.raises(TypeError, match=f"make_cube: {arg} must be"):
+        make_cube(args["labels"], args["items"], args["classes"], prompts=prompts)
+    with pytest.raises(TypeError, match="classes must be a mapping"):
+        make_cube(labels, items, {"stance": "procon", "frame": classes["frame"]})

@@ -320,3 +320,110 @@ def test_empty_cube(mirror):
     assert (sub["truth"] == full.loc[sub.index, "truth"]).all()
     whole = ds.empty_cube(fr)
     assert int((whole["item_id"] != "").sum()) == 150
+
+
+# ---- files are read as text (issue 17, case 3) ------------------------------------------------------
+
+
+def test_csv_values_are_kept_as_written(tmp_path):
+    path = tmp_path / "framing.csv"
+    path.write_text("id,text,label,year\n"
+                    "000,NA,None,2020\n"
+                    "0,None,Problem,\n"
+                    "1,null,None,2021\n"
+                    "01,a text,,2022\n"
+                    "1.0,another,Problem,2023\n", encoding="utf-8")
+    td = ds.load_table(path, text="text", label="label", id="id", classes=["None", "Problem"])
+    assert td.items["item_id"].tolist() == ["000", "0", "1", "01", "1.0"]  # no "0" for "000", no collision
+    assert td.items["text"].tolist() == ["NA", "None", "null", "a text", "another"]
+    assert td.items["truth"].tolist() == ["None", "Problem", "None", None, "Problem"]  # empty cell = missing
+    assert td.items["year"].isna().tolist() == [False, True, False, False, False]
+    assert td.items["year"].dtype.kind == "f"  # a numeric covariate stays numeric
+    cube = ds.empty_cube(td, prompts={td.name: ["{text}"]})
+    back = hackrisk.cube.items_table(cube, names=True)
+    assert back["item_id"].tolist() == td.items["item_id"].tolist()
+    assert back["truth"].tolist() == td.items["truth"].tolist()
+    # a label column with one blank cell keeps "1" as "1" (it used to become "1.0")
+    path.write_text("id,text,label\na,x,1\nb,y,\nc,z,2\n", encoding="utf-8")
+    td = ds.load_table(path, text="text", label="label", id="id")
+    assert td.classes == ("1", "2") and td.items["truth"].tolist() == ["1", None, "2"]
+
+
+def test_table_errors_name_the_file(tmp_path):
+    bad = tmp_path / "latin1.csv"
+    bad.write_bytes("id,text\n1,caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin1.csv' is not valid UTF-8 .*Fix: save the file as UTF-8"):
+        ds.load_table(bad, text="text", label=None, id="id")
+    with pytest.raises(ValueError, match="is a folder, not a file"):
+        ds.load_table(tmp_path, text="text", label=None)
+    (tmp_path / "dup.csv").write_text("id,text\n1,a\n1,b\n")
+    with pytest.raises(ValueError, match="duplicate values"):
+        ds.load_table(tmp_path / "dup.csv", text="text", label=None, id="id")
+    (tmp_path / "noid.csv").write_text("id,text\n1,a\n,b\n")
+    with pytest.raises(ValueError, match=r"id column 'id' is empty in row\(s\) \[3\]"):
+        ds.load_table(tmp_path / "noid.csv", text="text", label=None, id="id")
+    with pytest.raises(TypeError, match="path must be a file path or a pandas DataFrame"):
+        ds.load_table(3, text="text", label=None)
+
+
+def test_parquet_keeps_types_and_marks_missing(tmp_path):
+    pytest.importorskip("pyarrow")
+    df = pd.DataFrame({"id": ["000", "01", "1"], "text": ["NA", "x", "y"],
+                       "label": pd.array([1, None, 2], dtype="Int64")})
+    df.to_parquet(tmp_path / "t.parquet")
+    td = ds.load_table(tmp_path / "t.parquet", text="text", label="label", id="id")
+    assert td.items["item_id"].tolist() == ["000", "01", "1"]
+    assert td.items["truth"].tolist() == ["1", None, "2"] and td.classes == ("1", "2")
+
+
+_TRICKY = ["None", "NA", "N/A", "null", "nan", "NaN", "000", "0", "00", "1", "01", "1.0", "1e3", "-0",
+           " 1", "1 ", " ", "TRUE", "true", "#N/A", "<NA>", "é", "日本", "a,b", 'q"uote', "tab\there"]
+
+
+def _cell():
+    from hypothesis import strategies as st
+
+    chars = st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\r\n")
+    return st.one_of(st.sampled_from(_TRICKY), st.text(chars, min_size=1, max_size=6))
+
+
+def test_property_ids_and_labels_round_trip_from_csv(tmp_path_factory):
+    """Arbitrary ids and label names: CSV -> TaskData -> cube -> zarr -> tables, unchanged."""
+    import csv
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(ids=st.lists(_cell(), min_size=2, max_size=8, unique=True),
+           names=st.lists(_cell(), min_size=2, max_size=4, unique=True),
+           data=st.data())
+    def check(ids, names, data):
+        names = [n for n in names if n != "<outside>"]
+        if len(names) < 2:
+            return
+        truth = [data.draw(st.one_of(st.none(), st.sampled_from(names))) for _ in ids]
+        folder = tmp_path_factory.mktemp("rt")
+        path = folder / "items.csv"
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(["id", "text", "label"])
+            for i, t in zip(ids, truth, strict=True):
+                w.writerow([i, f"text of {i}", "" if t is None else t])
+        td = ds.load_table(path, text="text", label="label", id="id", classes=names)
+        assert td.items["item_id"].tolist() == ids
+        assert td.items["truth"].tolist() == truth
+        cube = ds.empty_cube(td, prompts={td.name: ["{text}"]})
+        # LLM labels given by name (every class, cycled) round-trip as well
+        labels = pd.DataFrame({"task": td.name, "model": "m", "prompt": "p0", "temperature": 0.0,
+                               "item_id": ids, "label": [names[k % len(names)] for k in range(len(ids))]})
+        cube = hackrisk.make_cube(labels, td.items, {td.name: list(names)}, prompts={td.name: ["{text}"]})
+        back = hackrisk.open_cube(hackrisk.save_cube(cube, folder / "c.zarr"), lazy=False)
+        items = hackrisk.cube.items_table(back, names=True)
+        assert items["item_id"].tolist() == ids and items["text"].tolist() == [f"text of {i}" for i in ids]
+        assert [None if v is None else v for v in items["truth"]] == truth
+        long = hackrisk.to_long(back, names=True)
+        assert long["item_id"].tolist() == ids and long["label"].tolist() == labels["label"].tolist()
+        assert list(back["class_name"].values[0, : len(names)]) == names
+
+    check()
