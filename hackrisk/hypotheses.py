@@ -134,9 +134,9 @@ def tokenize(text: str) -> list[str]:
 # helpers
 
 
-def _reason_size(side: str, n: int, min_group: int, labelled: bool = False) -> str:
+def _reason_size(side: str, n: int, min_group: int, labelled: bool = False, name: str = "min_group") -> str:
     what = "human-labelled item(s)" if labelled else "item(s)"
-    return f"group {side} has {n} {what}, fewer than min_group={min_group}"
+    return f"group {side} has {n} {what}, fewer than {name}={min_group}"
 
 
 def _balanced_split(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -390,6 +390,7 @@ def generate_hypotheses(
     custom: Mapping[str, Any] | None = None,
     drop_human_zero: bool = True,
     min_word_count: int = 10,
+    min_labelled: int | None = None,
     rng: int | np.random.Generator | None = 0,
 ) -> xr.Dataset:
     """Generate the hypotheses of a label cube (the paper's design; see the module docstring).
@@ -409,7 +410,8 @@ def generate_hypotheses(
     n_keywords
         Words per keyword rule (overall frequent, frequent per class, discriminative per class).
     min_group
-        Minimum number of items, and of human-labelled items, in each group.
+        Minimum number of items in each group (and, unless ``min_labelled`` says otherwise, of
+        human-labelled items).
     custom
         ``{name: spec}`` user groupings; ``spec`` is a boolean array over all items of the cube in
         :func:`hackrisk.items_table` order, a dict ``{task: boolean array over the task's items}``,
@@ -421,6 +423,13 @@ def generate_hypotheses(
         the only class in a group, on the human labels.
     min_word_count
         Discriminative keywords must occur in, and be absent from, at least this many labelled texts.
+    min_labelled
+        Minimum number of human-labelled items in each group (default ``min_group``). Human labels
+        on a subset of the items are the normal case: groups are sized on all items for the LLM
+        side and on the labelled ones for the human side. ``0`` forms hypotheses before any human
+        label exists (to plan which items to label, :func:`hackrisk.analysis.mitigation.
+        suggest_items`): tasks without human labels are kept and ``drop_human_zero`` applies only
+        to groups with labelled items.
     rng
         Seed or generator of the random splits. A task's random splits depend only on the seed,
         the task name and the item ids: not on the item order (permuting a cube's items permutes
@@ -449,8 +458,10 @@ def generate_hypotheses(
     if unknown:
         raise ValueError(f"generate_hypotheses: unknown grouping(s) {unknown}. "
                          f"Fix: choose from {list(GROUPINGS)} (user groupings go in `custom=`).")
+    min_labelled = min_group if min_labelled is None else min_labelled
     for opt, val, low in (("top_k", top_k, 0), ("n_keywords", n_keywords, 0),
-                          ("min_group", min_group, 1), ("min_word_count", min_word_count, 1)):
+                          ("min_group", min_group, 1), ("min_word_count", min_word_count, 1),
+                          ("min_labelled", min_labelled, 0)):
         if not isinstance(val, (int, np.integer)) or val < low:
             raise ValueError(f"generate_hypotheses: {opt}={val!r}; it must be an integer >= {low}.")
     all_covs = covariate_names(cube)
@@ -470,10 +481,11 @@ def generate_hypotheses(
     n_class = (class_name != "").sum(axis=1)
     real_t, real_i = np.nonzero(real)
     labelled = (truth >= 0) & real
-    if not labelled.any():
+    if not labelled.any() and min_labelled > 0:
         raise ValueError("generate_hypotheses: no task of the cube has human labels (cube 'truth' is -1 "
                          "everywhere), so no hypothesis can be checked. Fix: add human labels for at "
-                         "least one task (items table column 'truth').")
+                         "least one task (items table column 'truth'), or pass min_labelled=0 to plan the "
+                         "labelling (hackrisk.analysis.mitigation.suggest_items).")
 
     want_text = "length" in groupings or "keyword" in groupings or bool(custom)
     texts = np.asarray(cube["text"].values)[real_t, real_i]
@@ -501,7 +513,7 @@ def generate_hypotheses(
         classes = list(range(k_t)) if k_t > 2 else [0]
         names_t = [str(class_name[t, c]) for c in classes]
         y_t = truth[t, pos]
-        if not (y_t >= 0).any():
+        if not (y_t >= 0).any() and min_labelled > 0:
             skipped.append({"task": task, "grouping": "*", "class_name": "*", "reason": "no human labels"})
             continue
 
@@ -566,8 +578,9 @@ def generate_hypotheses(
             for side, n, m in (("A", n_a[j], m_a[j]), ("B", n_b[j], m_b[j])):
                 if reason is None and n < min_group:
                     reason = _reason_size(side, int(n), min_group)
-                if reason is None and m < min_group:
-                    reason = _reason_size(side, int(m), min_group, labelled=True)
+                if reason is None and m < min_labelled:
+                    reason = _reason_size(side, int(m), min_labelled, labelled=True,
+                                          name="min_group" if min_labelled == min_group else "min_labelled")
             if reason is None:
                 key, flip = row.tobytes(), np.where(row >= 0, 1 - row, row).astype(np.int8).tobytes()
                 if key in seen or flip in seen:
@@ -578,6 +591,8 @@ def generate_hypotheses(
                 why = reason
                 if why is None and drop_human_zero:
                     for side, k, m in (("A", k_a[j, c], m_a[j]), ("B", k_b[j, c], m_b[j])):
+                        if m == 0:  # no human label in the group (only with min_labelled=0)
+                            continue
                         if why is None and k == 0:
                             why = f"human labels: class {cname!r} absent from group {side}"
                         if why is None and k == m:
@@ -631,6 +646,7 @@ def generate_hypotheses(
         "top_k": int(top_k),
         "n_keywords": int(n_keywords),
         "min_group": int(min_group),
+        "min_labelled": int(min_labelled),
         "min_word_count": int(min_word_count),
         "drop_human_zero": int(bool(drop_human_zero)),
         "skipped": skipped,

@@ -689,3 +689,28 @@ def test_real_data_tweets_covariates(real_cube):
     # framesI: 'problem' and 'solution' are rare (5 and 6 of 150): some candidates fail the zero rule
     frames = sk[sk["task"] == "framesI_tweets23"]
     assert frames["reason"].str.startswith("human labels: class").any()
+
+
+def test_partial_and_no_human_labels():
+    """Groups are sized on all items (LLM side) and on the labelled ones (human side)."""
+    cube, _ = hackrisk.simulate_multiverse(n_tasks=1, n_items=2000, models=1, n_prompts=1,
+                                           temperatures=(0.0,), rng=8)
+    truth = cube["truth"].values.copy()
+    keep = np.random.default_rng(1).choice(2000, size=60, replace=False)
+    part = np.full(truth.shape, -1, dtype=truth.dtype)
+    part[0, keep] = truth[0, keep]
+    partial = cube.assign(truth=(cube["truth"].dims, part))
+    h = generate_hypotheses(partial, min_group=2, min_labelled=12)
+    lab = part[0] >= 0
+    g = h["group"].values
+    assert h.sizes["hypothesis"] > 0
+    assert (((g == 1) & lab).sum(1) >= 12).all() and (((g == 0) & lab).sum(1) >= 12).all()
+    sk = skipped_table(h)
+    assert sk["reason"].str.contains("human-labelled item\\(s\\), fewer than min_labelled=12").any()
+    # no human label at all: an error by default, hypotheses on all items with min_labelled=0
+    none = cube.assign(truth=xr.full_like(cube["truth"], -1))
+    with pytest.raises(ValueError, match="min_labelled=0"):
+        generate_hypotheses(none)
+    h0 = generate_hypotheses(none, min_labelled=0)
+    assert h0.sizes["hypothesis"] > 0 and not skipped_table(h0)["reason"].str.startswith("human").any()
+    assert h0.attrs["min_labelled"] == 0
