@@ -8,113 +8,20 @@ dimensions are attached by the caller.
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
+# the sampler switch, the compiled-model cache and the diagnostics live in ._sampling (shared with
+# the prospective model); re-exported here for existing callers
+from ._sampling import SAMPLERS, n_cores, resolve_sampler, sample  # noqa: F401
+from ._sampling import posterior_from_prior as _posterior_from_prior  # noqa: F401
+
 logger = logging.getLogger("hackrisk.analysis.bayesian")
 
-SAMPLERS = ("auto", "nutpie", "pymc", "prior")
 CENTRED_MIN_TESTS = 200
-
-# Compiled nutpie models keyed by the structure of model 2 (its free-variable shapes).  The
-# data enter through ``pm.Data`` so that a structurally identical study reuses the compiled
-# logp (``with_data``) instead of paying the ~4 s numba compile again.
-_COMPILED: dict[tuple, Any] = {}
-
-
-def n_cores() -> int:
-    """Cores this process may use (CPU affinity where the OS reports it)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - macOS / Windows
-        return max(1, os.cpu_count() or 1)
-
-
-def resolve_sampler(sampler: str) -> str:
-    """``auto`` → ``nutpie`` when importable, else ``pymc``."""
-    if sampler not in SAMPLERS:
-        raise ValueError(f"sampler={sampler!r} is not one of {SAMPLERS}. Fix: pick one of them.")
-    if sampler != "auto":
-        return sampler
-    try:
-        import nutpie  # noqa: F401
-    except ImportError:
-        return "pymc"
-    return "nutpie"
-
-
-def _posterior_from_prior(model: pm.Model, *, draws: int, chains: int, seed: int):
-    """Mock sampler: prior draws laid out as a posterior (chain, draw).  For structure tests."""
-    import arviz as az
-
-    with model:
-        prior = pm.sample_prior_predictive(draws=draws * chains, random_seed=seed,
-                                           compile_kwargs={"mode": "FAST_COMPILE"})
-    names = [v.name for v in model.free_RVs] + [v.name for v in model.deterministics]
-    out = {}
-    for name in names:
-        da = prior.prior[name].isel(chain=0)
-        vals = da.values.reshape(chains, draws, *da.shape[1:])
-        out[name] = (("chain", "draw", *da.dims[1:]), vals)
-    coords = {k: v for k, v in prior.prior.coords.items() if k not in ("chain", "draw")}
-    import xarray as xr
-
-    post = xr.Dataset(out, coords={**coords, "chain": np.arange(chains), "draw": np.arange(draws)})
-    post.attrs["sampler"] = "prior (mock)"
-    return az.InferenceData(posterior=post)
-
-
-def sample(
-    model: pm.Model,
-    *,
-    sampler: str,
-    draws: int,
-    tune: int,
-    chains: int,
-    seed: int,
-    cache_key: tuple | None = None,
-    data: dict[str, np.ndarray] | None = None,
-    low_rank: bool = False,
-):
-    """Run the chosen sampler on ``model`` and return ArviZ ``InferenceData``.
-
-    ``cache_key`` (nutpie only): reuse a compiled model with the same key, swapping in ``data``
-    (the values of the model's ``pm.Data`` containers).  ``low_rank`` (nutpie only): adapt a
-    low-rank modified mass matrix (fewer leapfrog steps on correlated posteriors).
-    """
-    kind = resolve_sampler(sampler)
-    cores = min(chains, n_cores())
-    if kind == "prior":
-        return _posterior_from_prior(model, draws=draws, chains=chains, seed=seed)
-    if kind == "nutpie":
-        import nutpie
-
-        compiled = _COMPILED.get(cache_key) if cache_key is not None else None
-        if compiled is None:
-            compiled = nutpie.compile_pymc_model(model)
-            if cache_key is not None:
-                _COMPILED[cache_key] = compiled
-        elif data:
-            compiled = compiled.with_data(**data)
-        idata = nutpie.sample(
-            compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
-            progress_bar=False, save_warmup=False,
-            low_rank_modified_mass_matrix=low_rank,
-        )
-        idata.posterior.attrs["sampler"] = f"nutpie {nutpie.__version__}"
-        return idata
-    with model:
-        idata = pm.sample(
-            draws=draws, tune=tune, chains=chains, cores=cores, random_seed=seed,
-            progressbar=False, compute_convergence_checks=False,
-        )
-    idata.posterior.attrs["sampler"] = f"pymc {pm.__version__}"
-    return idata
-
 
 # ---------------------------------------------------------------------------------------------
 # Model 1: hierarchical risk model on aggregated binomial counts
