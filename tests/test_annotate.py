@@ -245,7 +245,7 @@ def test_annotate_store_roundtrip_and_cache(tiny, tmp_path):
                      cache=tmp_path / "cube.zarr.cache.sqlite")
     assert be.n == 0
     np.testing.assert_array_equal(other["label"].values[..., 0, :], cube["label"].values[..., 0, :])
-    with pytest.raises(ValueError, match="new store path"):
+    with pytest.raises(ValueError, match="another output folder / store path"):
         annotate(items, SPEC, models=be, temperatures=[0, 1.0], store=store, progress=False)
 
 

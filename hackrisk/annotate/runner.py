@@ -4,14 +4,26 @@ Results go to a content-addressed cache (one transaction per batch) and, one con
 (model, prompt, all temperatures) at a time, into the zarr store. Killing the process at any
 moment loses at most the batch in flight; running the same call again resumes from the cache and
 rewrites the blocks, so no label is lost or duplicated.
+
+Nothing silently wrong:
+
+* a failed request (rejected, unreachable) is a *failure*: label -1 with status bit 8, never
+  cached, and asked again on the next run; when every item of a configuration's first batch
+  fails, the run stops with :class:`AnnotationError` before anything of it is stored;
+* the store records a fingerprint of every item (id, text, human label, covariates) and of the
+  options that shape labels (label set, answer keys, templates, mode, seed, models,
+  temperatures). A re-run whose items changed rebuilds the store from the cache, so exactly the
+  changed items are sent again; a re-run whose options changed stops with
+  :class:`StoreMismatchError` saying what changed and how to proceed;
+* one run at a time writes a store (:func:`hackrisk.io.store_lock`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
-import shutil
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,12 +33,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..cube import NOT_ANNOTATED, OUTSIDE, make_cube
-from ..io import open_cube, save_cube, write_labels
+from ..cube import NOT_ANNOTATED, OUTSIDE, OUTSIDE_NAME, make_cube
+from ..io import open_cube, save_cube, store_lock, write_labels
 from .cache import ResultCache, cache_key
 from .task import TaskSpec, parse_response
 
-__all__ = ["annotate", "STATUS_TRUNCATED", "STATUS_EMPTY", "STATUS_REPLACED", "STATUS_FAILED"]
+__all__ = ["annotate", "missing_labels", "item_fingerprints", "AnnotationError", "StoreMismatchError",
+           "STATUS_TRUNCATED", "STATUS_EMPTY", "STATUS_REPLACED", "STATUS_FAILED"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +48,74 @@ STATUS_TRUNCATED = 1  # text cut to fit the model's context
 STATUS_EMPTY = 2  # empty or whitespace-only text (annotated as given, with on_empty="annotate")
 STATUS_REPLACED = 4  # text was not valid UTF-8; undecodable bytes replaced by U+FFFD
 STATUS_FAILED = 8  # the backend gave no answer for this item (label stays -1)
+
+
+class AnnotationError(RuntimeError):
+    """Annotation cannot go on: every request of a configuration's first batch failed."""
+
+
+class StoreMismatchError(ValueError):
+    """The store was written for other configurations or options than this run's."""
+
+
+def _text_or_none(v: Any) -> str | None:
+    if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) or v is pd.NaT:
+        return None
+    return str(v)
+
+
+def item_fingerprints(items: pd.DataFrame) -> np.ndarray:
+    """One SHA-256 (hex, 16 characters) per item of its id, text, human label and covariates.
+
+    ``items`` has ``item_id`` and ``text`` (a ``task`` column is ignored), optionally ``truth``
+    (missing = no human label) and covariate columns.
+    """
+    if not isinstance(items, pd.DataFrame):
+        raise TypeError(f"item_fingerprints: items must be a DataFrame, got {type(items).__name__}.")
+    cols = sorted(c for c in items.columns if c not in ("task", "item_id", "text", "truth"))
+    truth = items["truth"] if "truth" in items.columns else pd.Series([None] * len(items), index=items.index)
+    rows = zip(items["item_id"].tolist(), items["text"].tolist(), truth.tolist(),
+               *[items[c].tolist() for c in cols], strict=True)
+    out = np.empty(len(items), dtype=object)
+    for i, row in enumerate(rows):
+        parts = [str(row[0]), str(row[1]), _text_or_none(row[2]),
+                 *[[c, _text_or_none(v)] for c, v in zip(cols, row[3:], strict=True)]]
+        out[i] = cache_key(*parts)[:16]
+    return out
+
+
+def missing_labels(cube: xr.Dataset) -> pd.DataFrame:
+    """Configurations with real items still at label -1 (not annotated, or failed).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per incomplete (task, model, prompt, temperature): ``n_missing`` and ``n_items``.
+        Prompts a task does not have are not counted. Empty when every label is there.
+    """
+    if not isinstance(cube, xr.Dataset) or "label" not in cube:
+        raise TypeError(f"missing_labels: expected a label cube (xarray.Dataset), got {type(cube).__name__}.")
+    real = cube["item_id"] != ""
+    lab = cube["label"]
+    if "sample" in lab.dims:
+        lab = lab.min("sample")
+    n_missing = ((lab == NOT_ANNOTATED) & real).sum("item")
+    if "prompt_template" in cube:
+        n_missing = n_missing.where(cube["prompt_template"] != "", 0)
+    df = n_missing.rename("n_missing").to_dataframe().reset_index()
+    df = df[df["n_missing"] > 0]
+    n_items = real.sum("item").to_series()
+    df["n_items"] = df["task"].map(n_items).astype(int)
+    return df[["task", "model", "prompt", "temperature", "n_missing", "n_items"]].reset_index(drop=True)
+
+
+def _options(spec: TaskSpec, backends: list[Any], prompt_ids: list[str], temps: list[float], mode: str,
+             seed: int, mnt: int) -> dict[str, Any]:
+    """The options that shape the labels (JSON-able; recorded in the store)."""
+    return {"labels": list(spec.labels), "answer_keys": list(spec.answer_keys), "mode": mode,
+            "templates": {p: spec.template_string(p) for p in prompt_ids}, "seed": seed,
+            "max_new_tokens": mnt if mode == "generate" else None,
+            "models": {be.name: be.identity for be in backends}, "temperatures": temps}
 
 
 def _sentinel() -> str:
@@ -178,12 +259,12 @@ def labels_from_logp(logp: np.ndarray, temperatures: Sequence[float], u: np.ndar
 
 
 def _empty_cube(df: pd.DataFrame, spec: TaskSpec, backends: list[Any], prompt_ids: list[str],
-                temps: list[float], mode: str) -> xr.Dataset:
+                temps: list[float], mode: str, options: dict[str, Any] | None = None) -> xr.Dataset:
     items = df.copy()
     items["task"] = spec.name
     if "truth" in items.columns:
         items["truth"] = items["truth"].astype(object).where(items["truth"].notna(), None)
-    rows = [(spec.name, m.name, p, t, items["item_id"].iloc[0], OUTSIDE)
+    rows = [(spec.name, m.name, p, t, items["item_id"].iloc[0], OUTSIDE_NAME)
             for m in backends for p in prompt_ids for t in temps]
     labels = pd.DataFrame(rows, columns=["task", "model", "prompt", "temperature", "item_id", "label"])
     models = pd.DataFrame({"identity": [m.identity for m in backends]}, index=[m.name for m in backends])
@@ -192,6 +273,14 @@ def _empty_cube(df: pd.DataFrame, spec: TaskSpec, backends: list[Any], prompt_id
                      attrs={"created_by": "hackrisk.annotate", "annotate_mode": mode,
                             "answer_keys": list(spec.answer_keys)})
     cube["label"][:] = NOT_ANNOTATED
+    fp = np.full(cube["item_id"].shape, "", dtype=object)
+    fp[0, : len(df)] = item_fingerprints(df)
+    cube["item_fingerprint"] = (("task", "item"), fp)
+    cube["item_fingerprint"].attrs["description"] = ("SHA-256 (16 hex) of each item's id, text, human label and "
+                                                     "covariates when it was annotated")
+    if options is not None:
+        cube.attrs["options"] = options
+        cube.attrs["options_fingerprint"] = cache_key(options)[:16]
     shape4 = tuple(cube.sizes[d] for d in ("task", "model", "prompt", "temperature"))
     dims4 = ("task", "model", "prompt", "temperature")
     cube["seconds"] = (dims4, np.full(shape4, np.nan))
@@ -210,25 +299,55 @@ def _empty_cube(df: pd.DataFrame, spec: TaskSpec, backends: list[Any], prompt_id
 
 
 def _open_store(path: Path, cube: xr.Dataset) -> None:
-    """Create the store atomically, or check that an existing one has the same layout."""
-    if path.exists():
-        have = open_cube(path, lazy=True)
-        for dim in ("task", "model", "prompt", "temperature"):
-            a, b = list(map(str, have[dim].values)), list(map(str, cube[dim].values))
-            if a != b:
-                raise ValueError(f"store {path} has {dim} {a}, this run needs {b}. Fix: use a new store path "
-                                 "(results already computed come from the cache), or the same configurations.")
-        if list(have["item_id"].values[0]) != list(cube["item_id"].values[0]):
-            raise ValueError(f"store {path} holds other items. Fix: use a new store path.")
-        missing = [v for v in ("seconds", "outside_share", "annotate_status") if v not in have]
-        if missing:
-            raise ValueError(f"store {path} was not written by hackrisk.annotate (no {missing}). Fix: use a new path.")
+    """Create the store atomically; resume one that matches; rebuild one whose items changed.
+
+    Raises :class:`StoreMismatchError` when the store holds other configurations or was made with
+    other options (nothing is overwritten then).
+    """
+    if not path.exists():
+        save_cube(cube, path)  # written to a temporary sibling and renamed: complete or absent
         return
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    save_cube(cube, tmp)
-    os.rename(tmp, path)  # atomic: the store appears complete or not at all
+    have = open_cube(path, lazy=True)
+    fix = (f"Fix: use another output folder / store path, or delete {path} to start over (answers already "
+           "computed stay in the cache next to it and are not requested again).")
+    for dim in ("task", "model", "prompt", "temperature"):
+        a, b = list(map(str, have[dim].values)), list(map(str, cube[dim].values))
+        if a != b:
+            raise StoreMismatchError(f"store {path} has {dim} {a}, this run needs {b}. {fix}")
+    missing = [v for v in ("seconds", "outside_share", "annotate_status") if v not in have]
+    if missing:
+        raise StoreMismatchError(f"store {path} was not written by hackrisk.annotate (no {missing}). Fix: use "
+                                 "another store path.")
+    old_opts, new_opts = have.attrs.get("options"), cube.attrs.get("options")
+    if old_opts is not None and new_opts is not None and old_opts != new_opts:
+        changed = sorted(k for k in set(old_opts) | set(new_opts) if old_opts.get(k) != new_opts.get(k))
+        raise StoreMismatchError(f"store {path} was annotated with other options: {', '.join(changed)} changed "
+                                 f"(before: {_short({k: old_opts.get(k) for k in changed})}; now: "
+                                 f"{_short({k: new_opts.get(k) for k in changed})}). Its labels would not match "
+                                 f"this run's. {fix}")
+    new_ids = [str(x) for x in cube["item_id"].values[0] if x != ""]
+    new_fp = [str(x) for x in cube["item_fingerprint"].values[0][: len(new_ids)]]
+    if "item_fingerprint" in have and old_opts is not None:
+        old_ids = [str(x) for x in have["item_id"].values[0] if x != ""]
+        old_fp = dict(zip(old_ids, (str(x) for x in have["item_fingerprint"].values[0][: len(old_ids)]),
+                          strict=True))
+        if old_ids == new_ids and [old_fp[i] for i in old_ids] == new_fp:
+            return  # same items, same options: resume
+        changed = [i for i, f in zip(new_ids, new_fp, strict=True) if i in old_fp and old_fp[i] != f]
+        added = [i for i in new_ids if i not in old_fp]
+        removed = [i for i in old_ids if i not in set(new_ids)]
+        log.warning("the items changed since %s was written (%d changed: %s; %d added; %d removed): rebuilding "
+                    "it; unchanged items come from the cache, changed ones are annotated again.",
+                    path, len(changed), changed[:5], len(added), len(removed))
+    else:
+        log.warning("%s was written without item fingerprints (an older hackrisk): rebuilding it from the cache.",
+                    path)
+    save_cube(cube, path, mode="w")
+
+
+def _short(value: Any, n: int = 160) -> str:
+    text = repr(value)
+    return text if len(text) <= n else text[: n - 3] + "..."
 
 
 def annotate(items: Any, task: TaskSpec, *, models: Any = None, prompts: Sequence[str] | None = None,
@@ -305,18 +424,21 @@ def annotate(items: Any, task: TaskSpec, *, models: Any = None, prompts: Sequenc
     backends = _norm_models(models)
     seed = _seed_of(rng)
     mnt = int(max_new_tokens or task.max_new_tokens)
-    cube = _empty_cube(df, task, backends, prompt_ids, temps, mode)
+    options = _options(task, backends, prompt_ids, temps, mode, seed, mnt)
+    cube = _empty_cube(df, task, backends, prompt_ids, temps, mode, options)
     store_path = None if store is None else Path(store)
-    if store_path is not None:
-        _open_store(store_path, cube)
     if cache == "auto":
         cache = None if store_path is None else store_path.with_name(store_path.name + ".cache.sqlite")
-    rc = ResultCache(cache)
     covs = [c for c in df.columns if c not in ("item_id", "text", "truth")]
     cov_rows = df[covs].to_dict("records") if covs else [{}] * len(df)
     keys = task.answer_keys
     sentinel = _sentinel()
-    try:
+    with contextlib.ExitStack() as stack:
+        if store_path is not None:
+            stack.enter_context(store_lock(store_path))  # one run per store at a time
+            _open_store(store_path, cube)
+        rc = ResultCache(cache)
+        stack.callback(rc.close)
         for m, be in enumerate(backends):
             bs = int(batch_size or getattr(be, "batch_size", 16))
             for p, pid in enumerate(prompt_ids):
@@ -336,7 +458,7 @@ def annotate(items: Any, task: TaskSpec, *, models: Any = None, prompts: Sequenc
                                        sentinel=task.render(_pid, sentinel, cov_rows[idx[0]]))
                         return [{"logp": x} for x in lp]
 
-                    res = _run_cached(rc, ikeys, bs, desc, progress, tqdm, score_fn)
+                    res = _run_cached(rc, ikeys, bs, desc, progress, tqdm, score_fn, be)
                     logp = np.stack([res[k]["logp"] for k in ikeys])
                     u = np.stack([_uniforms(ikeys, seed, t) for t in temps])
                     lab, prob = labels_from_logp(logp, temps, u)
@@ -355,7 +477,7 @@ def annotate(items: Any, task: TaskSpec, *, models: Any = None, prompts: Sequenc
                                                    seed=_s + int(idx[0]))
                             return [{"reply": r, "status": 0 if r is not None else STATUS_FAILED} for r in replies]
 
-                        res = _run_cached(rc, ikeys, bs, f"{desc}/T={t:g}", progress, tqdm, gen_fn)
+                        res = _run_cached(rc, ikeys, bs, f"{desc}/T={t:g}", progress, tqdm, gen_fn, be)
                         replies = [res[k]["reply"] for k in ikeys]
                         lab_t = np.array([NOT_ANNOTATED if r is None else parse_response(r, task).code
                                           for r in replies], dtype=np.int16)
@@ -367,15 +489,33 @@ def annotate(items: Any, task: TaskSpec, *, models: Any = None, prompts: Sequenc
                     lab, st, prob, mass = np.stack(labs), np.stack(sts), None, None
                 secs = (time.perf_counter() - t0) / len(temps)
                 _store_block(cube, store_path, m, p, lab, st, prob, secs, np.asarray(outside), mass)
-    finally:
-        rc.close()
+    missing = missing_labels(cube)
+    if len(missing):
+        log.warning("%d labels are missing in %d configuration(s) (failed requests: never cached, asked again "
+                    "on the next run): %s", int(missing["n_missing"].sum()), len(missing),
+                    ", ".join(f"{r.model}/{r.prompt}/T={r.temperature:g}" for r in missing.head(5).itertuples()))
     return cube
 
 
+def _is_failure(entry: Mapping[str, Any]) -> bool:
+    """A result that is no answer: a failed request, or no probability on any answer key."""
+    if int(entry.get("status", 0) or 0) & STATUS_FAILED:
+        return True
+    if "logp" in entry and entry.get("reply") is None:
+        logp = entry.get("logp")
+        return logp is None or not np.isfinite(np.asarray(logp, dtype=np.float64)).any()
+    return entry.get("reply") is None
+
+
 def _run_cached(rc: ResultCache, ikeys: list[str], bs: int, desc: str, progress: bool, tqdm: Any,
-                compute: Any) -> dict[str, dict[str, Any]]:
-    """Look keys up; compute the missing ones batch by batch, committing each batch."""
-    have = rc.get_many(ikeys)
+                compute: Any, backend: Any = None) -> dict[str, dict[str, Any]]:
+    """Look keys up; compute the missing ones batch by batch, committing each batch.
+
+    Failures are returned (label -1) but never cached, so the next run asks again; cached
+    failures of older versions are asked again too. When every item of the first batch computed
+    here fails, :class:`AnnotationError` is raised before anything is stored.
+    """
+    have = {k: e for k, e in rc.get_many(ikeys).items() if not _is_failure(e)}
     todo = [i for i, k in enumerate(ikeys) if k not in have]
     seen: set[str] = set()
     todo = [i for i in todo if not (ikeys[i] in seen or seen.add(ikeys[i]))]  # identical prompts once
@@ -386,7 +526,15 @@ def _run_cached(rc: ResultCache, ikeys: list[str], bs: int, desc: str, progress:
             idx = todo[s:s + bs]
             out = compute(idx)
             entries = {ikeys[i]: e for i, e in zip(idx, out, strict=True)}
-            rc.put_many(entries)
+            good = {k: e for k, e in entries.items() if not _is_failure(e)}
+            if s == 0 and not good:
+                why = getattr(backend, "last_failure", None) or (
+                    "no reply gave any probability to an answer key" if "logp" in out[0] else "no reply")
+                raise AnnotationError(
+                    f"{desc}: every request of the first batch ({len(idx)} item(s)) failed: {why}. Nothing of "
+                    "this configuration was stored, and failures are never cached. Fix: correct the cause "
+                    "above (server, model name, decoding options) and re-run.")
+            rc.put_many(good)
             have.update(entries)
             bar.update(len(idx))
     finally:

@@ -4,6 +4,10 @@
 * exponential back-off with full jitter on 429, 5xx, time-outs and connection errors (honouring
   ``Retry-After``), a per-request time-out, and a clear :class:`BackendError` once the retries are
   spent;
+* HTTP 401 / 403 raise :class:`BackendAuthError` at once (no label is ever made of a refusal);
+  other rejections (400, 404, 422, ...) and replies without the expected fields are *failures*:
+  ``None`` replies / NaN score rows, never answers, with the reason in :attr:`last_failure`;
+* a password in ``base_url`` is never shown (messages, logs and ``repr`` redact it);
 * the API key is read from an environment variable at request time and is never stored on the
   object, logged, put in a cache key or written to the cube;
 * ``score`` uses the server's ``top_logprobs`` of the first reply token (an approximation for
@@ -26,7 +30,7 @@ import numpy as np
 
 from .local import key_forms
 
-__all__ = ["OpenAIBackend", "BackendError"]
+__all__ = ["OpenAIBackend", "BackendError", "BackendAuthError", "redact_url"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +39,35 @@ _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 class BackendError(RuntimeError):
     """The server could not be reached or kept failing after all retries."""
+
+
+class BackendAuthError(BackendError):
+    """The server refused the credentials (HTTP 401 / 403)."""
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password (``https://user:secret@host``) replaced by ``***``."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(str(url))
+    except ValueError:
+        return "<unparsable url>"
+    if parts.password is None and "@" not in parts.netloc:
+        return str(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}" if user else f"***@{host}"))
+
+
+def _server_message(r: Any) -> str:
+    try:
+        js = r.json()
+        err = js.get("error", js) if isinstance(js, dict) else js
+        msg = err.get("message", err) if isinstance(err, dict) else err
+        return str(msg)[:200]
+    except Exception:  # noqa: BLE001 (any body)
+        return r.text[:200] if hasattr(r, "text") else ""
 
 
 class OpenAIBackend:
@@ -97,9 +130,15 @@ class OpenAIBackend:
         self._client = httpx.Client(timeout=httpx.Timeout(self.timeout),
                                     limits=httpx.Limits(max_connections=self.concurrency))
         self.n_retries = 0  # retries done so far (for diagnostics and tests)
+        self.last_failure: str | None = None  # why the last failed request failed (no secrets)
 
-    def __repr__(self) -> str:  # never shows the key
-        return f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r}, name={self.name!r})"
+    @property
+    def safe_url(self) -> str:
+        """``base_url`` with any password redacted."""
+        return redact_url(self.base_url)
+
+    def __repr__(self) -> str:  # never shows the key or a password in the URL
+        return f"OpenAIBackend(model={self.model!r}, base_url={self.safe_url!r}, name={self.name!r})"
 
     def close(self) -> None:
         self._client.close()
@@ -122,7 +161,15 @@ class OpenAIBackend:
             return self._rand.uniform(0, min(self.max_backoff, self.backoff * 2**attempt))
 
     def _post(self, payload: dict[str, Any]) -> dict[str, Any] | None:
-        """POST with retries. ``None`` for a request the server rejects (4xx other than 429)."""
+        """POST with retries. ``None`` for a request the server rejects (4xx other than 401/403/429).
+
+        Raises
+        ------
+        BackendAuthError
+            HTTP 401 / 403: the key is missing or wrong; retrying cannot help.
+        BackendError
+            The server could not be reached, or kept failing, after all retries.
+        """
         import httpx
 
         url = f"{self.base_url}/chat/completions"
@@ -139,19 +186,31 @@ class OpenAIBackend:
                         return r.json()
                     except ValueError:
                         last = "invalid JSON in the reply"
+                elif r.status_code in (401, 403):
+                    env = self.api_key_env
+                    state = ("is not set" if env and not os.environ.get(env) else "is set, but the server refused it")
+                    raise BackendAuthError(
+                        f"server {self.safe_url} refused the request: HTTP {r.status_code} "
+                        f"({_server_message(r)}). The API key comes from the environment variable "
+                        f"{env!r}, which {state}. Fix: export {env}=<your key> (or name another variable in "
+                        "the study file: [[models]] api_key_env = \"...\") and re-run; no label was stored.")
                 elif r.status_code in _RETRY_STATUS:
                     last = f"HTTP {r.status_code}"
                     retry_after = r.headers.get("retry-after")
                 else:
-                    log.warning("server %s rejected a request: HTTP %s", self.base_url, r.status_code)
+                    reason = f"HTTP {r.status_code}: {_server_message(r)}"
+                    with self._lock:
+                        self.last_failure = f"server {self.safe_url} rejected the request ({reason})"
+                    log.warning("server %s rejected a request: %s", self.safe_url, reason)
                     return None
             if attempt < self.max_retries:
                 with self._lock:
                     self.n_retries += 1
                 time.sleep(self._sleep_for(attempt, retry_after))
-        raise BackendError(f"server {self.base_url} failed {self.max_retries + 1} times (last: {last}). Fix: check "
-                           "that the server runs and is reachable, or raise max_retries / timeout; completed "
-                           "batches are cached and a re-run resumes.")
+        raise BackendError(f"server {self.safe_url} failed {self.max_retries + 1} times (last: {last}). Fix: check "
+                           "that the server runs and is reachable at that address (study file: [[models]] "
+                           "base_url), or raise [[models]] timeout / max_retries; completed batches are cached "
+                           "and a re-run resumes.")
 
     def _map(self, fn: Callable[[Any], Any], args: Sequence[Any]) -> list[Any]:
         if self.concurrency == 1 or len(args) <= 1:
@@ -178,12 +237,18 @@ class OpenAIBackend:
             try:
                 return str(js["choices"][0]["message"]["content"] or "")
             except (KeyError, IndexError, TypeError):
+                with self._lock:
+                    self.last_failure = f"server {self.safe_url} replied without choices[0].message.content"
                 return None
 
         return self._map(one, list(enumerate(messages_list)))
 
     def score(self, messages_list: Sequence[Sequence[dict[str, str]]], keys: Sequence[str], **_: Any) -> np.ndarray:
-        """First-token log-probabilities of the keys from ``top_logprobs`` (``-inf`` if absent)."""
+        """First-token log-probabilities of the keys from ``top_logprobs``.
+
+        ``-inf`` for a key the server gave no probability; a row of NaN where the request failed
+        (rejected, or a reply without logprobs): a failure, not an answer.
+        """
         forms = [[f.lower() for f in key_forms(k)] for k in keys]
 
         def owner(token: str) -> int | None:
@@ -197,11 +262,16 @@ class OpenAIBackend:
             out = np.full(len(keys), -np.inf)
             js = self._post({"model": self.model, "messages": list(msgs), "temperature": 0.0, "max_tokens": 1,
                              "logprobs": True, "top_logprobs": self.top_logprobs})
+            if js is None:
+                return np.full(len(keys), np.nan)
             try:
-                content = js["choices"][0]["logprobs"]["content"][0]  # type: ignore[index]
+                content = js["choices"][0]["logprobs"]["content"][0]
                 alts = content.get("top_logprobs") or [content]
-            except (KeyError, IndexError, TypeError):
-                return out
+            except (KeyError, IndexError, TypeError, AttributeError):
+                with self._lock:
+                    self.last_failure = (f"server {self.safe_url} replied without logprobs (it may not support "
+                                         "them). Fix: use mode = \"generate\" in [annotate]")
+                return np.full(len(keys), np.nan)
             seen: set[str] = set()
             for alt in alts:
                 tok, lp = str(alt.get("token", "")), alt.get("logprob")
