@@ -20,6 +20,7 @@ from scipy.stats import norm
 __all__ = [
     "bounded_scale",
     "ppi_mean",
+    "ppi_mean_ipw",
     "hajek_mean",
     "cdi_mean",
     "logistic_newton",
@@ -196,6 +197,54 @@ def ppi_mean(Y, Yh, lab, unl, w=1.0, wu=1.0, *, lam=None, parts=False):
     est, v_l, v_u, lam = res
     se = np.sqrt(v_l + v_u)
     return (est, se, lam, n, N, v_l, v_u) if parts else (est, se, lam, n, N)
+
+
+def ppi_mean_ipw(Y, Yh, lab, valid, w, *, lam=None, parts=False):
+    """PPI++ mean for unequal inclusion probabilities, with the predictions of *every* item.
+
+    ``θ̂ = λ mean_valid(Ŷ) + Σ_lab w (Y − λŶ) / Σ_lab w`` (Hájek rectifier, ``w = 1/π``). Unlike
+    the labelled/unlabelled split of ppi-python, the prediction term averages all items of the
+    group, so no inclusion probability is needed off the labelled set and the unlabelled items'
+    selection (depleted where π is large) cannot bias it. Variance: the sum of squared influences
+    ``φ_i = λ (Ŷ_i − Ŷ̄) / N + ξ_i (w_i / Σw)(r_i − r̄)``, ``r = Y − λŶ``, which carries the
+    covariance of the two terms; ``φ`` is linear in λ, so the tuned λ (``lam=None``) is the exact
+    minimiser ``−Σab / Σb²`` of that variance, clipped to [0, 1]: the tuned SE never exceeds
+    the SE at λ = 0 or λ = 1. λ = 0 gives the Hájek (human-only) mean.
+
+    Returns
+    -------
+    est, se, lam, n, N
+        With ``parts=True`` also the labelled and the prediction part of ``se²`` (the
+        covariance split evenly).
+    """
+    Y, Yh, lab, valid, w = np.broadcast_arrays(Y, Yh, lab, valid, w)
+    Y = np.nan_to_num(Y * lab)
+    n, N = lab.sum(-1), valid.sum(-1)
+    wl = w * lab
+    sw = wl.sum(-1)[..., None]
+    q = np.where(sw > 0, wl / np.where(sw > 0, sw, 1.0), np.nan)
+    m_y = (q * Y).sum(-1)
+    m_yh_l = (q * Yh).sum(-1)
+    m_all = _div((Yh * valid).sum(-1), N)
+    Nv = N[..., None]
+    # φ = a + λ b
+    a = q * (Y - m_y[..., None]) * lab
+    b = np.where(Nv > 0, (Yh - m_all[..., None]) * valid / np.where(Nv > 0, Nv, 1.0), 0.0) \
+        - q * (Yh - m_yh_l[..., None]) * lab
+    a, b = np.nan_to_num(a), np.nan_to_num(b)
+    if lam is None:
+        lam = np.clip(np.nan_to_num(-_div((a * b).sum(-1), (b * b).sum(-1))), 0.0, 1.0)
+    lam = np.broadcast_to(np.asarray(lam, dtype=float), n.shape)
+    est = lam * m_all + m_y - lam * m_yh_l
+    phi = a + lam[..., None] * b
+    var = (phi**2).sum(-1)
+    var = np.where(n > 0, var, np.nan)
+    se = np.sqrt(var)
+    if not parts:
+        return est, se, lam, n, N
+    v_u = (lam[..., None] * np.where(Nv > 0, (Yh - m_all[..., None]) * valid / np.where(Nv > 0, Nv, 1.0), 0.0)) ** 2
+    v_u = v_u.sum(-1)
+    return est, se, lam, n, N, var - v_u, v_u
 
 
 def hajek_mean(Y, lab, w=1.0):

@@ -492,6 +492,17 @@ def _cross_fit(Y, Yh, g, lab, fold, n_folds, features=("llm", "group"), extra=No
     return (s_i + prior) / (n_i + 1)
 
 
+def _varies(w, mask) -> bool:
+    """Whether the weights ``w`` differ between the ``mask`` items of any batch element."""
+    shape = np.broadcast_shapes(np.shape(w), np.shape(mask))
+    wm = np.broadcast_to(w, shape)
+    m = np.broadcast_to(mask, shape) > 0
+    hi = np.where(m, wm, -np.inf).max(-1)
+    lo = np.where(m, wm, np.inf).min(-1)
+    gap = np.where(np.isfinite(hi) & np.isfinite(lo), hi - lo, 0.0)
+    return bool((gap > 1e-9 * np.maximum(np.abs(hi), 1)).any())
+
+
 def _kish(w, mask):
     """Kish effective sample size ``(Σw)² / Σw²`` over ``mask``."""
     wm = w * mask
@@ -499,13 +510,15 @@ def _kish(w, mask):
 
 
 def _estimate_groups(method, estimand, Y, Yh, lab, unl, g, w, wu, pi, lam, fold, n_folds,
-                     features=("llm", "group"), extra=None):
+                     features=("llm", "group"), extra=None, weighted=None):
     """Group estimates and variance parts of one method; arrays broadcast with items last.
 
     ``lab`` / ``unl``: labelled / unlabelled items of the hypothesis' groups (0/1 floats);
     ``g`` = 1 in group A; ``w`` = 1/π on labelled items (1 under simple random sampling);
     ``wu`` = 1/(1 − π) on unlabelled items; ``pi`` = the inclusion probabilities CDI and DSL
-    divide by (known on labelled items). Returns a dict of arrays over the leading axes:
+    divide by (known on labelled items). PPI++ under unequal weights (``weighted``; ``None``
+    detects weights that vary within a group) uses :func:`K.ppi_mean_ipw` (predictions of all
+    items, no π needed off the labelled set; logistic: delta method on the two group means). Returns a dict of arrays over the leading axes:
     ``estimate, estimate_a, estimate_b, lam_a, lam_b``, the labelled / unlabelled variance parts
     ``va_l, va_u, vb_l, vb_u`` (SE² scale; the unlabelled parts are NaN for the logistic
     estimand, whose ``se`` comes whole), ``se``, labelled counts ``n_a, n_b`` and Kish
@@ -556,7 +569,25 @@ def _estimate_groups(method, estimand, Y, Yh, lab, unl, g, w, wu, pi, lam, fold,
                 out.update(estimate=np.where(bad, np.nan, la - lb), se=np.where(bad, np.nan, se),
                            estimate_a=la, estimate_b=lb, va_l=nan, vb_l=nan, va_u=nan, vb_u=nan)
     elif method == "ppi":
-        if estimand == "difference":
+        if weighted is None:  # unequal weights within a group → the IPW form
+            weighted = _varies(w, lab_a) or _varies(w, lab_b)
+        if weighted:
+            valid = lab + unl
+            ea, sa, la, _, _, val, vau = K.ppi_mean_ipw(Yc, Yh, lab_a, valid * A, w, lam=lam, parts=True)
+            eb, sb, lb, _, _, vbl, vbu = K.ppi_mean_ipw(Yc, Yh, lab_b, valid * B, w, lam=lam, parts=True)
+            out.update(lam_a=la, lam_b=lb)
+            if estimand == "difference":
+                out.update(estimate_a=ea, estimate_b=eb, va_l=np.maximum(val, 0), va_u=vau,
+                           vb_l=np.maximum(vbl, 0), vb_u=vbu)
+            else:  # log odds ratio from the two group means (delta method)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    ok = (ea > 0) & (ea < 1) & (eb > 0) & (eb < 1)
+                    la_, lb_ = np.log(ea / (1 - ea)), np.log(eb / (1 - eb))
+                    se = np.hypot(sa / (ea * (1 - ea)), sb / (eb * (1 - eb)))
+                out.update(estimate=np.where(ok, la_ - lb_, np.nan), se=np.where(ok, se, np.nan),
+                           estimate_a=np.where(ok, la_, np.nan), estimate_b=np.where(ok, lb_, np.nan),
+                           va_l=nan, vb_l=nan, va_u=nan, vb_u=nan)
+        elif estimand == "difference":
             ea, _, la, _, _, val, vau = K.ppi_mean(Yc, Yh, lab_a, unl_a, w, wu, lam=lam, parts=True)
             eb, _, lb, _, _, vbl, vbu = K.ppi_mean(Yc, Yh, lab_b, unl_b, w, wu, lam=lam, parts=True)
             out.update(estimate_a=ea, estimate_b=eb, lam_a=la, lam_b=lb, va_l=val, va_u=vau,
@@ -988,7 +1019,8 @@ def correct(
         if extra_cov is not None:
             extra = [(codes[sl][:, None, :], k) for codes, k in extra_cov]
         r = _estimate_groups(method, estimand, Y, Yh, lab, unl, g, w, wu, pig, lam,
-                             fold[sl][:, None, :], int(n_folds), feats, extra)
+                             fold[sl][:, None, :], int(n_folds), feats, extra,
+                             weighted=pi_arr is not None)
         ky = ((Y * g).sum(-1), (Y * (1 - g)).sum(-1))
         inf = _inference(r, estimand, alpha, small_sample=small_sample,
                          valid=method != "substitution", labelled_y=ky)
