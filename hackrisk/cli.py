@@ -7,8 +7,9 @@
 ``hackrisk report STUDY.toml``      figures and the HTML report
 ``hackrisk explore STUDY.toml``     how to open the explorer in Jupyter
 
-Exit codes: 0 success, 1 unexpected failure, 2 invalid input (study file, data, arguments),
-130 interrupted (nothing is lost: the next run resumes).
+Exit codes: 0 success, 1 unexpected failure (a bug: please report it), 2 a failure with a
+one-line reason and fix (study file, data, arguments, server, store, missing labels), 130
+interrupted (nothing is lost: the next run resumes). ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -33,17 +34,21 @@ def _demo_study(args: argparse.Namespace) -> Study:
     study = parse_study(text, output / "demo.toml")
     changes: dict = {"output": output}
     data = dict(study.data)
-    if args.items:
+    if args.items is not None:
         data["n_items"] = args.items
+        changes["analysis"] = dict(study.analysis, budgets_given=False)  # the demo's budgets shrink with --items
     if args.source:
         data["source"] = str(Path(args.source).resolve())
     changes["data"] = data
     if args.model:
         changes["models"] = [dict(m, model=args.model) for m in study.models]
-    if args.prompts:
+    if args.prompts is not None:
+        if args.prompts > len(study.task["prompts"]):
+            raise StudyError(f"--prompts {args.prompts}: the demo has {len(study.task['prompts'])} prompts. "
+                             f"Fix: use --prompts 1..{len(study.task['prompts'])}.")
         changes["task"] = dict(study.task, prompts=study.task["prompts"][: args.prompts])
-    if args.temperatures:
-        changes["temperatures"] = [float(t) for t in args.temperatures.split(",")]
+    if args.temperatures is not None:
+        changes["temperatures"] = args.temperatures
     from dataclasses import replace
 
     return replace(study, **changes)
@@ -57,6 +62,9 @@ def _print_headline(study: Study, res: dict, report: Path | None, quiet: bool) -
         return
     pct = lambda d: f"{100 * d['estimate']:.1f}% [{100 * d['lower']:.1f}, {100 * d['upper']:.1f}]"  # noqa: E731
     print(f"\n{study.name}: {h['n_hypotheses']} hypotheses × {h['n_configurations']} configurations")
+    if "n_configurations_total" in h:
+        print(f"  INCOMPLETE: only {h['n_configurations']} of {h['n_configurations_total']} configurations are fully "
+              "annotated; the others are left out (--allow-incomplete)")
     print(f"  human-label conclusions significant: {100 * h['human_significant_share']:.1f}%")
     for key, label in (("risk_balanced", "LLM hacking risk (balanced)"), ("type_i", "Type I"),
                        ("type_ii", "Type II"), ("type_s", "Type S")):
@@ -77,8 +85,18 @@ def _run(args: argparse.Namespace) -> int:
         study = _demo_study(args)
     else:
         study = load_study(args.study)
+    if getattr(args, "allow_incomplete", False):
+        from dataclasses import replace
+
+        study = replace(study, analysis=dict(study.analysis, allow_incomplete=True))
+    if args.command in ("validate", "annotate", "demo"):
+        from .study import check_inputs, check_output
+
+        td = check_inputs(study)  # the same checks annotate and analyze run: a valid study does not fail later
+        check_output(study)
     if args.command == "validate":
-        print(f"{args.study}: valid ({len(study.models)} model(s), {len(study.temperatures)} temperature(s)).")
+        print(f"{args.study}: valid ({len(td.items)} items, {len(study.models)} model(s), "
+              f"{len(study.temperatures)} temperature(s)).")
         return 0
     if args.command == "explore":
         print("In Jupyter (after `hackrisk analyze` has written the results):\n"
@@ -91,6 +109,17 @@ def _run(args: argparse.Namespace) -> int:
     cube = None
     if args.command in ("annotate", "demo"):
         cube = pipeline.annotate_study(study, progress=not args.quiet)
+        from .annotate.runner import missing_labels
+
+        missing = missing_labels(cube)
+        if len(missing):
+            names = ", ".join(f"{r.model}/{r.prompt}/T={r.temperature:g} ({r.n_missing})"
+                              for r in missing.head(5).itertuples())
+            print(f"hackrisk: annotate finished with {int(missing['n_missing'].sum())} label(s) missing in "
+                  f"{len(missing)} configuration(s): {names}{' ...' if len(missing) > 5 else ''} (failed requests; "
+                  "see the warnings above). Fix: re-run `hackrisk annotate` (failures are never cached and are "
+                  "asked again).", file=sys.stderr)
+            return 2
         if args.command == "annotate":
             if not args.quiet:
                 print(f"annotated: {study.cube_path} ({time.perf_counter() - t0:.1f} s)")
@@ -115,21 +144,53 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summaries")
     common.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    common.add_argument("--debug", action="store_true", help="show the traceback of a failure")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = sub.add_parser("demo", parents=[common], help="run the embedded default study end to end")
     demo.add_argument("--output", default="demo-output", help="output folder (default: demo-output)")
-    demo.add_argument("--items", type=int, default=None, help="number of items (default: the study's)")
+    demo.add_argument("--items", type=_at_least(2), default=None,
+                      help="number of items, at least 2 (default: the study's); budgets above 70%% of them are left out")
+    demo.add_argument("--allow-incomplete", action="store_true",
+                      help="analyse the fully annotated configurations only, and say so")
     demo.add_argument("--source", default=None, help="VADER mirror folder or vaderSentiment sdist path")
     demo.add_argument("--model", default=None, help="model spec (default: embedded SmolLM2; 'tiny-random' for tests)")
-    demo.add_argument("--prompts", type=int, default=None, help="use only the first N prompts")
-    demo.add_argument("--temperatures", default=None, help="comma-separated temperatures")
+    demo.add_argument("--prompts", type=_at_least(1), default=None, help="use only the first N prompts")
+    demo.add_argument("--temperatures", type=_temperatures, default=None, help="comma-separated temperatures")
     for name, text in (("validate", "check a study file"), ("annotate", "annotate the multiverse (resumable)"),
                        ("analyze", "hypotheses, tests, risks, hacking, mitigation"),
                        ("report", "figures and the self-contained HTML report"),
                        ("explore", "print how to open the explorer")):
         p = sub.add_parser(name, parents=[common], help=text, description=text)
         p.add_argument("study", help="the study file (TOML); see the README, 'Study files'")
+        if name in ("analyze", "report"):
+            p.add_argument("--allow-incomplete", action="store_true",
+                           help="analyse the fully annotated configurations only, and say so")
     return parser
+
+
+def _at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is too small: give at least {low}")
+        return value
+
+    return parse
+
+
+def _temperatures(text: str) -> list[float]:
+    import math
+
+    try:
+        values = [float(t) for t in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give comma-separated numbers, e.g. 0,0.7,1") from None
+    if not values or any(not math.isfinite(v) or v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: temperatures must be finite and >= 0")
+    return values
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,17 +201,30 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
         return _run(args)
-    except StudyError as err:
-        print(f"hackrisk: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("\nhackrisk: interrupted; everything annotated so far is saved, re-run to resume.", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError) as err:
-        if args.verbose:
+    except Exception as err:  # noqa: BLE001 (every failure: one line, exit 2 or 1)
+        if args.debug:
             raise
-        print(f"hackrisk: {err}", file=sys.stderr)
-        return 2
+        code, line = _failure_line(err)
+        print(f"hackrisk: {line}", file=sys.stderr)
+        return code
+
+
+def _failure_line(err: BaseException) -> tuple[int, str]:
+    """Exit code and one-line reason of a failure."""
+    from .annotate.backends.openai import BackendError
+    from .annotate.runner import AnnotationError
+
+    if isinstance(err, (StudyError, ValueError, TypeError, BackendError, AnnotationError)):
+        return 2, " ".join(str(err).split())
+    if isinstance(err, OSError):
+        where = f"{err.filename}: " if err.filename else ""
+        return 2, (f"{where}{err.strerror or err}. Fix: check that the path exists and that you may read / "
+                   "write it (e.g. [study] output).")
+    return 1, (f"unexpected error ({type(err).__name__}: {' '.join(str(err).split())[:300]}). Run again with "
+               "--debug for the traceback, and please report it.")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -61,7 +61,10 @@ def load_items(study: Study):
 
 def annotate_study(study: Study, *, progress: bool = True) -> xr.Dataset:
     """Annotate the study's items under every model × prompt × temperature; resumable."""
-    td = load_items(study)
+    from .study import check_inputs, check_output
+
+    td = check_inputs(study)  # every input check `hackrisk validate` runs
+    check_output(study)
     from .annotate import TaskSpec, annotate
 
     spec = TaskSpec(td.name, list(td.classes), list(td.prompts), max_new_tokens=study.max_new_tokens)
@@ -86,6 +89,7 @@ def make_backend(model: dict[str, Any], *, seed: int = 0, batch_size: int = 16):
         from .annotate.backends.openai import OpenAIBackend
 
         return OpenAIBackend(spec, base_url=model["base_url"], api_key_env=model.get("api_key_env", "OPENAI_API_KEY"),
+                             max_retries=int(model.get("max_retries", 6)),
                              name=name, concurrency=int(model.get("concurrency", 4)),
                              timeout=float(model.get("timeout", 60.0)), rng=seed)
     if spec == "default":
@@ -115,6 +119,9 @@ def analyze_study(study: Study, cube: xr.Dataset | None = None) -> dict[str, Any
             raise StudyError(f"{study.path}: no annotations at {study.cube_path}. "
                              "Fix: run `hackrisk annotate` on this study first.")
         cube = open_cube(study.cube_path, lazy=False)
+    from .study import check_annotations, check_budgets
+
+    check_annotations(study, cube)  # the store belongs to the current data and is complete (or allowed not to be)
     out = study.output
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -133,7 +140,7 @@ def analyze_study(study: Study, cube: xr.Dataset | None = None) -> dict[str, Any
     res["hacking"] = risk.hacking(tests)
     res["hacking_curve"] = risk.hacking_curve(tests, rng=study.seed)
     res["quality"] = risk.annotation_quality(cube)
-    budgets = [b for b in study.analysis.get("budgets", []) if b < 0.7 * int((cube["truth"] >= 0).sum("item").min())]
+    budgets = check_budgets(study, int((cube["truth"] >= 0).sum("item").min()))  # never dropped silently
     if budgets:
         from .analysis import mitigation
 
@@ -198,7 +205,12 @@ def headline(res: dict[str, Any]) -> dict[str, Any]:
             out[name] = {c: round(float(v.sel(ci=c)), 4) for c in v["ci"].values}
     tests = res["tests"]
     out["n_hypotheses"] = int(tests.sizes["hypothesis"])
-    out["n_configurations"] = int(np.prod([tests.sizes[d] for d in ("model", "prompt", "temperature")]))
+    n_total = int(np.prod([tests.sizes[d] for d in ("model", "prompt", "temperature")]))
+    out["n_configurations"] = n_total
+    if "annotated" in tests:  # only configurations with every label count (the rest were left out)
+        out["n_configurations"] = int(tests["annotated"].any("hypothesis").sum())
+        if out["n_configurations"] < n_total:
+            out["n_configurations_total"] = n_total
     out["human_significant_share"] = round(float((tests["human_conclusion"] != 0).mean()), 4)
     hk = res.get("hacking")
     if hk is not None:

@@ -50,11 +50,15 @@ the fix; the ``hackrisk`` command turns it into exit code 2.
 
 from __future__ import annotations
 
+import math
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 try:  # Python >= 3.11
     import tomllib
@@ -68,9 +72,9 @@ _SECTIONS: dict[str, set[str]] = {
     "data": {"dataset", "source", "path", "text", "label", "id", "covariates", "n_items"},
     "task": {"name", "labels", "prompts"},
     "annotate": {"temperatures", "mode", "batch_size", "max_new_tokens"},
-    "models": {"name", "backend", "model", "base_url", "api_key_env", "concurrency", "timeout"},
+    "models": {"name", "backend", "model", "base_url", "api_key_env", "concurrency", "timeout", "max_retries"},
     "hypotheses": {"groupings", "custom", "top_k", "n_keywords"},
-    "analysis": {"n_boot", "budgets", "bayes", "n_draws"},
+    "analysis": {"n_boot", "budgets", "bayes", "n_draws", "allow_incomplete"},
 }
 _BACKENDS = ("transformers", "openai")
 _GROUPINGS = ("random", "length", "keyword", "covariate")
@@ -151,6 +155,11 @@ def parse_study(text: str, path: str | Path = "<study>") -> Study:
 
     base = path.parent if path.name != "<study>" else Path.cwd()
     st = raw.get("study", {})
+    for key, kind in (("name", str), ("output", str), ("seed", int)):
+        if key in st and (not isinstance(st[key], kind) or isinstance(st[key], bool)):
+            fail("study", key, f"must be a {'string' if kind is str else 'whole number'}, got {st[key]!r}",
+                 'e.g. output = "study-output"' if key == "output" else
+                 ('e.g. name = "my-study"' if key == "name" else "e.g. seed = 0"))
     data = dict(raw.get("data", {}))
     if not data:
         fail(None, "data", "missing [data] section", "add [data] with dataset = \"...\" or path = \"...\"")
@@ -158,17 +167,40 @@ def parse_study(text: str, path: str | Path = "<study>") -> Study:
         fail("data", "dataset", "give exactly one of 'dataset' and 'path'",
              "name a registered dataset (hackrisk.datasets.list_tasks()) or the path of your CSV/Parquet")
     if "path" in data:
+        if not isinstance(data["path"], str) or not data["path"].strip():
+            fail("data", "path", f"must be the path of a CSV / Parquet file, got {data['path']!r}",
+                 'e.g. path = "my_texts.csv"')
         data["path"] = str((base / data["path"]).resolve())
         if not Path(data["path"]).exists():
             fail("data", "path", f"file {data['path']} does not exist", "check the path (relative to the study file)")
+        if Path(data["path"]).is_dir():
+            fail("data", "path", f"{data['path']} is a folder, not a file",
+                 "give the path of the CSV / Parquet file inside it")
+        for key in ("text", "label", "id"):
+            if key in data and not isinstance(data[key], str):
+                fail("data", key, f"must be a column name (a string), got {data[key]!r}", f'e.g. {key} = "{key}"')
         if "text" not in data:
             fail("data", "text", "missing the text column name", "add text = \"<column>\"")
     if data.get("source"):
         data["source"] = str((base / data["source"]).resolve())
-    if "n_items" in data and (not isinstance(data["n_items"], int) or data["n_items"] < 2):
+    if isinstance(data.get("covariates"), str):  # one column: a one-element list, never letter by letter
+        data["covariates"] = [data["covariates"]]
+    if "covariates" in data and (not isinstance(data["covariates"], list)
+                                 or not all(isinstance(c, str) for c in data["covariates"])):
+        fail("data", "covariates", f"must be a list of column names, got {data['covariates']!r}",
+             'e.g. covariates = ["source", "date"]')
+    if "n_items" in data and (not isinstance(data["n_items"], int) or isinstance(data["n_items"], bool)
+                              or data["n_items"] < 2):
         fail("data", "n_items", f"must be an integer >= 2, got {data['n_items']!r}", "e.g. n_items = 300")
 
     task = dict(raw.get("task", {}))
+    if "path" in data and "prompts" not in task:
+        fail("task" if "task" in raw else None, "prompts" if "task" in raw else "task",
+             "your own data (path = ...) needs prompt templates",
+             '[task] with prompts = ["...{text}..."] (and labels = [...] unless the label column holds every class)')
+    if "path" in data and "label" not in data and "labels" not in task:
+        fail("task", "labels", "without a label column the class names are unknown",
+             'add labels = ["...", "..."] to [task], or label = "<column>" to [data]')
     if "labels" in task:
         labels = task["labels"]
         if not isinstance(labels, list) or len(labels) < 2 or len(set(map(str, labels))) != len(labels):
@@ -179,14 +211,27 @@ def parse_study(text: str, path: str | Path = "<study>") -> Study:
         if not isinstance(prompts, list) or not prompts:
             fail("task", "prompts", "must be a non-empty list of templates", "e.g. prompts = [\"Label this: {text}\"]")
         for p in prompts:
+            if not isinstance(p, str):
+                fail("task", "prompts", f"each template must be a string, got {p!r}", 'e.g. prompts = ["Label: {text}"]')
             if "{text}" not in str(p):
                 fail("task", "prompts", f"template without {{text}}: {str(p)[:50]!r}",
                      "put {text} where the annotated text goes")
+            problem = _template_problem(p)
+            if problem:
+                fail("task", "prompts", f"template {p[:50]!r}: {problem}",
+                     "write literal braces (e.g. in JSON examples) doubled: {{ and }}; placeholders are "
+                     "{text}, {labels}, {keys}, {options} or a covariate column")
 
     ann = raw.get("annotate", {})
     temps = ann.get("temperatures", [0.0])
-    if not isinstance(temps, list) or not temps or not all(isinstance(t, (int, float)) and t >= 0 for t in temps):
-        fail("annotate", "temperatures", f"must be a list of numbers >= 0, got {temps!r}", "e.g. temperatures = [0.0, 1.0]")
+    if not isinstance(temps, list) or not temps or not all(
+            isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and t >= 0 for t in temps):
+        fail("annotate", "temperatures", f"must be a list of finite numbers >= 0, got {temps!r}",
+             "e.g. temperatures = [0.0, 1.0]")
+    for key, default in (("batch_size", 16), ("max_new_tokens", 20)):
+        value = ann.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            fail("annotate", key, f"must be a whole number >= 1, got {value!r}", f"e.g. {key} = {default}")
     mode = ann.get("mode", "score")
     if mode not in ("score", "generate"):
         fail("annotate", "mode", f"unknown mode {mode!r}", "use \"score\" or \"generate\"")
@@ -209,6 +254,21 @@ def parse_study(text: str, path: str | Path = "<study>") -> Study:
         if backend == "openai" and "base_url" not in m:
             fail("models", "base_url", f"model {m['name']!r} uses the openai backend without base_url",
                  "add base_url = \"http://host:port/v1\"")
+        if "base_url" in m and (not isinstance(m["base_url"], str)
+                                or not m["base_url"].startswith(("http://", "https://"))):
+            fail("models", "base_url", f"model {m['name']!r}: base_url must start with http:// or https://",
+                 'e.g. base_url = "http://127.0.0.1:8080/v1"')
+        if "api_key_env" in m and not (isinstance(m["api_key_env"], str) and m["api_key_env"].strip()):
+            fail("models", "api_key_env", f"must name an environment variable, got {m['api_key_env']!r}",
+                 'e.g. api_key_env = "OPENAI_API_KEY" (the key itself never goes in the study file)')
+        for key, lo in (("concurrency", 1), ("max_retries", 0), ("timeout", 0)):
+            v = m.get(key)
+            if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v)
+                                  or v < lo or (key != "timeout" and not isinstance(v, int)) or (key == "timeout" and v <= 0)):
+                fail("models", key, f"model {m['name']!r}: {key} = {v!r} is not valid",
+                     {"concurrency": "a whole number >= 1, e.g. concurrency = 4",
+                      "max_retries": "a whole number >= 0, e.g. max_retries = 6",
+                      "timeout": "seconds > 0, e.g. timeout = 60"}[key])
         spec = str(m.get("model", "default"))
         if backend == "transformers" and spec not in ("default", "tiny-random") and not (base / spec).exists() \
                 and not Path(spec).exists():
@@ -216,6 +276,10 @@ def parse_study(text: str, path: str | Path = "<study>") -> Study:
                  "use \"default\" (embedded SmolLM2), \"tiny-random\", or the path of a model folder / GGUF file")
 
     hyp = dict(raw.get("hypotheses", {}))
+    if isinstance(hyp.get("groupings"), str):  # one grouping: a one-element list, never letter by letter
+        hyp["groupings"] = [hyp["groupings"]]
+    if "groupings" in hyp and not isinstance(hyp["groupings"], list):
+        fail("hypotheses", "groupings", f"must be a list, got {hyp['groupings']!r}", 'e.g. groupings = ["random", "length"]')
     for g in hyp.get("groupings", []):
         if g not in _GROUPINGS:
             fail("hypotheses", "groupings", f"unknown grouping {g!r}", f"use some of {list(_GROUPINGS)}")
@@ -226,7 +290,16 @@ def parse_study(text: str, path: str | Path = "<study>") -> Study:
     budgets = analysis.get("budgets", [25, 50, 100])
     if not isinstance(budgets, list) or not all(isinstance(b, int) and b > 1 for b in budgets):
         fail("analysis", "budgets", f"must be a list of integers > 1, got {budgets!r}", "e.g. budgets = [25, 50, 100]")
+    analysis["budgets_given"] = "budgets" in analysis  # given budgets must fit; default ones shrink to fit
     analysis["budgets"] = budgets
+    for key in ("bayes", "allow_incomplete"):
+        if key in analysis and not isinstance(analysis[key], bool):
+            fail("analysis", key, f"must be true or false (a TOML boolean, no quotes), got {analysis[key]!r}",
+                 f"write {key} = true or {key} = false")
+    for key, lo in (("n_boot", 1), ("n_draws", 1)):
+        if key in analysis and (not isinstance(analysis[key], int) or isinstance(analysis[key], bool)
+                                or analysis[key] < lo):
+            fail("analysis", key, f"must be a whole number >= {lo}, got {analysis[key]!r}", f"e.g. {key} = 100")
 
     alpha = st.get("alpha", 0.05)
     if not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
@@ -255,4 +328,155 @@ def load_study(path: str | Path) -> Study:
     if not path.exists():
         raise StudyError(f"{path}: study file does not exist. Fix: check the path, or start from the "
                          "example in the README ('Study files').")
-    return parse_study(path.read_text(encoding="utf-8"), path)
+    if path.is_dir():
+        raise StudyError(f"{path}: is a folder, not a study file. Fix: give the path of the .toml file.")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise StudyError(f"{path}: not valid UTF-8 text (byte {err.start}). Fix: save the study file as "
+                         "UTF-8.") from err
+    except OSError as err:
+        raise StudyError(f"{path}: cannot be read ({err.strerror}). Fix: check the path and its "
+                         "permissions.") from err
+    return parse_study(text, path)
+
+
+def _template_problem(template: str) -> str | None:
+    """Why ``template`` is not a valid format string (stray / JSON braces), or None."""
+    import string
+
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as err:
+        return f"not a valid template ({err})"
+    odd = [f for f in fields if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", f)]
+    if odd:
+        return f"{{{odd[0]}}} is not a placeholder (literal braces, e.g. JSON?)"
+    return None
+
+
+# ---- one validation path: the checks `validate`, `annotate` and `analyze` share ----------------------
+
+
+def study_error(study: Study, section: str | None, key: str, problem: str, fix: str) -> StudyError:
+    """A :class:`StudyError` at the line of ``key`` in the study file (when it can be read)."""
+    line = None
+    try:
+        if study.path.is_file():
+            line = _line_of(study.path.read_text(encoding="utf-8"), section, key)
+    except (OSError, UnicodeDecodeError):
+        line = None
+    where = f"{study.path}:{line}" if line else str(study.path)
+    name = f"[{section}] {key}" if section else key
+    return StudyError(f"{where}: {name}: {problem}. Fix: {fix}")
+
+
+def check_output(study: Study) -> None:
+    """The output folder can be created and written (checked without creating it)."""
+    out = study.output
+    if out.exists() and not out.is_dir():
+        raise study_error(study, "study", "output", f"{out} is a file, not a folder",
+                          "give a folder path (it is created if needed)")
+    probe = out
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise study_error(study, "study", "output", f"cannot write to {out} ({probe} is not writable)",
+                          "set output to a folder you can write to")
+
+
+def check_inputs(study: Study):
+    """Load the study's data and run every check that ``annotate`` and ``analyze`` would run on it.
+
+    Returns the :class:`hackrisk.datasets.TaskData` (subset applied). Raises :class:`StudyError`
+    with the study file's line, key and fix: data that cannot be read, labels outside the label set,
+    empty or whitespace-only texts, templates that are not valid format strings or use a column
+    the data lack, mitigation budgets the human labels cannot support.
+    """
+    from .pipeline import load_items
+
+    td = load_items(study)
+    items = td.items
+    text_key = ("data", "text") if "path" in study.data else ("data", "dataset")
+    blank = items["text"].map(lambda t: not str(t).strip()).to_numpy(bool)
+    if blank.any():
+        ids = items["item_id"][blank].astype(str).tolist()
+        raise study_error(study, *text_key, f"{int(blank.sum())} item(s) have empty or whitespace-only text "
+                          f"(ids {ids[:5]})", "drop those rows from the data file, or give them a text")
+    from .annotate import TaskSpec
+
+    if not td.prompts:
+        raise study_error(study, "task", "prompts", "no prompt templates", 'add prompts = ["...{text}..."] to [task]')
+    try:
+        spec = TaskSpec(td.name, list(td.classes), list(td.prompts), max_new_tokens=study.max_new_tokens)
+    except ValueError as err:
+        raise study_error(study, "task", "prompts" if "template" in str(err) else "labels", str(err).split(" Fix:")[0],
+                          str(err).split("Fix: ")[-1] if "Fix: " in str(err) else "check [task]") from err
+    unknown = sorted(spec.fields() - set(items.columns))
+    if unknown:
+        raise study_error(study, "task", "prompts", f"placeholders {unknown} are not columns of the data",
+                          "write literal braces doubled ({{ and }}), or add the columns as covariates")
+    if not getattr(study, "human", None):
+        check_budgets(study, int(items["truth"].notna().sum()))
+    return td
+
+
+def check_budgets(study: Study, n_labelled: int) -> list[int]:
+    """The mitigation budgets to use: each must be below 70 % of the human-labelled items.
+
+    Budgets written in the study file that do not fit are an error (never dropped silently); the
+    default budgets (no ``budgets`` key) shrink to those that fit, with a logged note.
+    """
+    budgets = list(study.analysis.get("budgets", []))
+    cap = 0.7 * n_labelled
+    too_big = [b for b in budgets if b >= cap]
+    if not too_big:
+        return budgets
+    if not study.analysis.get("budgets_given", True):
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "default mitigation budgets %s are left out: not below 70%% of the %d human-labelled items; set "
+            "[analysis] budgets to choose others", too_big, n_labelled)
+        return [b for b in budgets if b < cap]
+    example = f"[{max(2, int(cap // 4))}, {max(2, int(cap // 2))}]" if cap > 4 else "[]"
+    raise study_error(study, "analysis", "budgets",
+                      f"budget(s) {too_big} are not below 70% of the {n_labelled} human-labelled items "
+                      f"({cap:.0f}); the mitigation table needs labelled items left over to check against",
+                      f"use budgets below {cap:.0f} (e.g. budgets = {example}), or budgets = [] to skip the "
+                      "mitigation table")
+
+
+def check_annotations(study: Study, cube: Any) -> None:
+    """The annotated store belongs to the study's current data and is complete.
+
+    Raises :class:`StudyError` when items (texts, human labels, covariates) changed since they were
+    annotated, or when configurations have missing labels and neither ``[analysis]
+    allow_incomplete = true`` nor ``--allow-incomplete`` says to analyse the complete ones only.
+    """
+    from .annotate.runner import item_fingerprints, missing_labels
+
+    if "item_fingerprint" in cube:
+        td = check_inputs(study)
+        now = dict(zip(td.items["item_id"].astype(str), item_fingerprints(td.items), strict=True))
+        ids = [str(i) for i in cube["item_id"].values[0] if i != ""]
+        then = dict(zip(ids, (str(f) for f in cube["item_fingerprint"].values[0][: len(ids)]), strict=True))
+        changed = sorted(i for i in now if i in then and now[i] != then[i])
+        added = sorted(set(now) - set(then))
+        removed = sorted(set(then) - set(now))
+        if changed or added or removed:
+            raise StudyError(
+                f"{study.path}: the data changed since they were annotated ({len(changed)} item(s) with another "
+                f"text, human label or covariate, e.g. {changed[:5]}; {len(added)} added; {len(removed)} removed), "
+                "so the stored labels and human labels would not belong together. Fix: run `hackrisk annotate` "
+                "again (only the changed items are sent to the models), then analyze.")
+    missing = missing_labels(cube)
+    if len(missing) and not study.analysis.get("allow_incomplete", False):
+        n_cfg = int(np.prod([cube.sizes[d] for d in ("model", "prompt", "temperature")]))
+        names = ", ".join(f"{r.model}/{r.prompt}/T={r.temperature:g} ({r.n_missing} of {r.n_items})"
+                          for r in missing.head(4).itertuples())
+        raise StudyError(
+            f"{study.path}: {int(missing['n_missing'].sum())} label(s) are missing in {len(missing)} of {n_cfg} "
+            f"configuration(s): {names}{' ...' if len(missing) > 4 else ''}. Fix: run `hackrisk annotate` again "
+            "(failed requests are retried), or analyse the complete configurations only with "
+            "`--allow-incomplete` (or [analysis] allow_incomplete = true).")
