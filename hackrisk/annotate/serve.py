@@ -14,6 +14,7 @@ import argparse
 import json
 import logging
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -34,14 +35,27 @@ def _first_token_logprobs(backend: Any, messages: list[dict[str, str]], k: int) 
     return {"content": [{**alts[0], "top_logprobs": alts}]}
 
 
-def make_server(backend: Any, *, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
+def make_server(backend: Any, *, host: str = "127.0.0.1", port: int = 0, api_key: str | None = None,
+                fault: Callable[[int], int | None] | None = None) -> ThreadingHTTPServer:
     """An HTTP server answering chat completions with ``backend`` (a TransformersBackend).
 
     Only loopback hosts are accepted. Requests are served one at a time on the model.
+
+    Parameters
+    ----------
+    api_key
+        When given, requests without ``Authorization: Bearer <api_key>`` get HTTP 401.
+    fault
+        Called with the number of each chat request (1, 2, ...); a status code it returns (e.g.
+        429, 503, 400) is answered instead of the completion (fault injection for tests).
+
+    The server counts the completions it answered in ``server.n_answered``.
     """
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise ValueError(f"host {host!r}: this test server only binds loopback. Fix: use 127.0.0.1.")
     lock = threading.Lock()
+    counter = threading.Lock()
+    state = {"n": 0, "answered": 0}
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -73,6 +87,16 @@ def make_server(backend: Any, *, host: str = "127.0.0.1", port: int = 0) -> Thre
             if self.path.rstrip("/") != "/v1/chat/completions":
                 self._send(404, {"error": {"message": "not found"}})
                 return
+            if api_key is not None and self.headers.get("Authorization", "") != f"Bearer {api_key}":
+                self._send(401, {"error": {"message": "invalid or missing API key"}})
+                return
+            with counter:
+                state["n"] += 1
+                n = state["n"]
+            code = fault(n) if fault is not None else None
+            if code:
+                self._send(code, {"error": {"message": f"injected HTTP {code}"}})
+                return
             msgs = req.get("messages")
             if not isinstance(msgs, list) or not msgs:
                 self._send(400, {"error": {"message": "messages required"}})
@@ -85,10 +109,19 @@ def make_server(backend: Any, *, host: str = "127.0.0.1", port: int = 0) -> Thre
                                           "finish_reason": "length"}
                 if req.get("logprobs"):
                     choice["logprobs"] = _first_token_logprobs(backend, msgs, int(req.get("top_logprobs", 5) or 5))
+            with counter:
+                state["answered"] += 1
             self._send(200, {"id": "cmpl-local", "object": "chat.completion", "model": backend.name,
                              "choices": [choice]})
 
-    return ThreadingHTTPServer((host, port), Handler)
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+
+        @property
+        def n_answered(self) -> int:
+            return state["answered"]
+
+    return Server((host, port), Handler)
 
 
 def main(argv: list[str] | None = None) -> None:
