@@ -3,7 +3,8 @@
 ``hackrisk demo``                   the embedded default study, end to end
 ``hackrisk validate STUDY.toml``    check a study file
 ``hackrisk annotate STUDY.toml``    annotate the multiverse (resumable: re-run after Ctrl-C)
-``hackrisk analyze STUDY.toml``     hypotheses, tests, risks, hacking, mitigation
+``hackrisk analyze STUDY.toml``     hypotheses, tests, risks, hacking, mitigation (+ [human] corrections)
+``hackrisk suggest STUDY.toml``     which items to label by hand next (--n 200 --scheme active -o to_label.csv)
 ``hackrisk report STUDY.toml``      figures and the HTML report
 ``hackrisk explore STUDY.toml``     how to open the explorer in Jupyter
 
@@ -73,6 +74,9 @@ def _print_headline(study: Study, res: dict, report: Path | None, quiet: bool) -
     for key in ("fabricate_rate", "hide_rate", "reverse_rate"):
         if key in h:
             print(f"  {key.replace('_rate', '') + ' a finding':<28} {100 * h[key]:.1f}% of hypotheses")
+    if "verdicts" in h:
+        parts = ", ".join(f"{n} {v}" for v, n in h["verdicts"].items())
+        print(f"  with human labels ({h.get('corrected_method', '')}): {parts}")
     print(f"  results: {study.output}")
     if report is not None:
         print(f"  report:  {report}")
@@ -97,6 +101,14 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "validate":
         print(f"{args.study}: valid ({len(td.items)} items, {len(study.models)} model(s), "
               f"{len(study.temperatures)} temperature(s)).")
+        return 0
+    if args.command == "suggest":
+        path, table = pipeline.suggest_study(study, n=args.n, scheme=args.scheme, output=args.output)
+        if not args.quiet:
+            n_new = int((table["status"] == "to label").sum())
+            print(f"{n_new} item(s) to label ({args.scheme}) written to {path}\n"
+                  "  fill in the label column (class names), then add to the study file:\n"
+                  f"    [human]\n    labels = \"{path.resolve()}\"\n  and run `hackrisk analyze`.")
         return 0
     if args.command == "explore":
         print("In Jupyter (after `hackrisk analyze` has written the results):\n"
@@ -165,6 +177,13 @@ def _parser() -> argparse.ArgumentParser:
         if name in ("analyze", "report"):
             p.add_argument("--allow-incomplete", action="store_true",
                            help="analyse the fully annotated configurations only, and say so")
+    sug = sub.add_parser("suggest", parents=[common], help="which items to label by hand next (a CSV)",
+                         description="Write the items to label next, with their inclusion probabilities.")
+    sug.add_argument("study", help="the study file (TOML), annotated with `hackrisk annotate`")
+    sug.add_argument("--n", type=_at_least(1), default=200, help="new labels per task (default 200)")
+    sug.add_argument("--scheme", choices=("random", "confidence", "active"), default="active",
+                     help="random sample, or more labels where the LLMs are unsure / likely wrong (default active)")
+    sug.add_argument("-o", "--output", default=None, help="CSV to write (default: <output>/to_label.csv)")
     return parser
 
 

@@ -18,7 +18,8 @@ import xarray as xr
 
 from .study import Study, StudyError
 
-__all__ = ["load_items", "annotate_study", "make_backend", "analyze_study", "report_study", "headline"]
+__all__ = ["load_items", "annotate_study", "make_backend", "analyze_study", "report_study", "headline",
+           "merge_human_labels", "correct_study", "suggest_study"]
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +109,12 @@ def analyze_study(study: Study, cube: xr.Dataset | None = None) -> dict[str, Any
     Returns a dict of the result Datasets (keys ``hypotheses``, ``tests``, ``risk``,
     ``risk_by_model``, ``risk_by_prompt``, ``risk_by_temperature``, ``effect_curve``, ``hacking``,
     ``hacking_curve``, ``quality``, with budgets ``mitigation``, and with ``[analysis] bayes = true``
-    ``bayes_risk_curve`` and ``bayes_prob_riskier``).
+    ``bayes_risk_curve`` and ``bayes_prob_riskier``). With a ``[human] labels`` file the labels
+    are merged into the cube first (:func:`hackrisk.human.add_human_labels`; the human side of
+    every test uses the labelled items), and the corrected conclusions of each ``[human] methods``
+    entry are added as ``corrected_<method>`` (:func:`hackrisk.analysis.mitigation.correct`)
+    with the per-hypothesis verdicts as ``robust`` (a DataFrame,
+    :func:`hackrisk.analysis.robust.robust_conclusions`).
     """
     from .analysis import frequentist, risk
     from .hypotheses import generate_hypotheses
@@ -122,6 +128,8 @@ def analyze_study(study: Study, cube: xr.Dataset | None = None) -> dict[str, Any
     from .study import check_annotations, check_budgets
 
     check_annotations(study, cube)  # the store belongs to the current data and is complete (or allowed not to be)
+    if study.human:
+        cube = merge_human_labels(study, cube)
     out = study.output
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -147,12 +155,125 @@ def analyze_study(study: Study, cube: xr.Dataset | None = None) -> dict[str, Any
         res["mitigation"] = mitigation.evaluate_mitigation(
             cube, hyps, budgets=budgets, n_draws=int(study.analysis.get("n_draws", 10)),
             alpha=study.alpha, tests=tests, rng=study.seed)
+    if study.human:
+        res.update(correct_study(study, cube, hyps))
     if study.analysis.get("bayes"):
         res.update(_bayes(res["tests"], seed=study.seed))
     logger.info("analysis took %.1f s", time.perf_counter() - t0)
     _save_results(res, out)
     (out / "headline.json").write_text(json.dumps(headline(res), indent=2))
     return res
+
+
+def merge_human_labels(study: Study, cube: xr.Dataset) -> xr.Dataset:
+    """The cube with the study's ``[human] labels`` file merged in (errors name the file's line in the study)."""
+    from .human import add_human_labels
+
+    tasks = [str(t) for t in cube["task"].values]
+    try:
+        return add_human_labels(cube, study.human["labels"], task=tasks[0] if len(tasks) == 1 else None)
+    except ValueError as err:
+        raise StudyError(f"{study.human.get('where', study.path)}: [human] labels: {err}") from err
+
+
+def correct_study(study: Study, cube: xr.Dataset, hyps: xr.Dataset) -> dict[str, Any]:
+    """Corrected conclusions for each ``[human] methods`` entry, and the per-hypothesis verdicts.
+
+    The inclusion probabilities of the labels file (column ``pi``, cube variable ``human_pi``)
+    are used when the file has them; otherwise the labelled items are taken as a simple random
+    sample. The verdicts (key ``robust``) come from the first valid method (PPI++ by default),
+    compared with the human-only conclusion.
+    """
+    from .analysis.mitigation import correct
+    from .analysis.robust import robust_conclusions
+    from .human import PI_VAR
+
+    pi = None
+    if PI_VAR in cube:
+        vals = np.asarray(cube[PI_VAR].values)
+        if np.isfinite(vals).any():
+            pi = PI_VAR
+    out: dict[str, Any] = {}
+    for method in study.human["methods"]:
+        try:
+            out[f"corrected_{method}"] = correct(cube, hyps, method=method, pi=pi, alpha=study.alpha,
+                                                 rng=study.seed)
+        except ValueError as err:
+            raise StudyError(f"{study.human.get('where', study.path)}: [human] methods: {method}: {err}") from err
+    human = out.get("corrected_human")
+    if human is None:
+        human = correct(cube, hyps, method="human", pi=pi, alpha=study.alpha, rng=study.seed)
+    main = next((m for m in study.human["methods"] if m not in ("human", "substitution")), "human")
+    corrected = out.get(f"corrected_{main}", human)
+    out["robust"] = robust_conclusions(corrected, human=human, cube=cube, hypotheses=hyps)
+    return out
+
+
+def suggest_study(study: Study, *, n: int, scheme: str = "active", output: str | Path | None = None,
+                  cube: xr.Dataset | None = None) -> tuple[Path, pd.DataFrame]:
+    """Write the items to label next as a CSV (``hackrisk suggest``); returns its path and the table.
+
+    Hypotheses are formed on all items (``min_labelled=0``), so items are suggested for every
+    group, also those without a human label yet. The labels of ``[human] labels`` (if any) count
+    as collected: they are never suggested again. The CSV has ``item_id``, ``label`` (empty: fill
+    in the class name), ``pi`` (the item's inclusion probability), ``task``, ``status`` and
+    ``text``. When earlier labels exist, their rows are included too (``status = "labelled"``,
+    label filled in) with the inclusion probability updated for this round
+    (:func:`hackrisk.analysis.mitigation.suggest_items`), so the filled-in file is the study's next
+    ``[human] labels`` file.
+    """
+    from .analysis.mitigation import suggest_items
+    from .hypotheses import generate_hypotheses
+    from .io import open_cube
+
+    if cube is None:
+        if not study.cube_path.exists():
+            raise StudyError(f"{study.path}: no annotations at {study.cube_path}. "
+                             "Fix: run `hackrisk annotate` on this study first.")
+        cube = open_cube(study.cube_path, lazy=False)
+    if study.human:
+        cube = merge_human_labels(study, cube)
+    hyp_opts = {k: v for k, v in study.hypotheses.items() if k in ("groupings", "custom", "top_k", "n_keywords")}
+    hyps = generate_hypotheses(cube, rng=study.seed, min_labelled=0, **hyp_opts)
+    if hyps.sizes["hypothesis"] == 0:
+        raise StudyError(f"{study.path}: no hypothesis could be formed, so there is nothing to plan the "
+                         "labelling for. Fix: use more items or other groupings.")
+    truth = np.asarray(cube["truth"].values)
+    n_done = int((truth >= 0).sum())
+    df = suggest_items(cube, hyps, n, scheme=scheme, rng=[study.seed, n_done])
+    tasks = [str(t) for t in cube["task"].values]
+    ids = np.asarray(cube["item_id"].values).astype(str)
+    texts = np.asarray(cube["text"].values)
+    names = np.asarray(cube["class_name"].values)
+    pos = {(t, i): k for t in range(len(tasks)) for k, i in enumerate(ids[t]) if i}
+
+    def text_of(task: str, item: str) -> str:
+        t = tasks.index(task)
+        return str(texts[t, pos[(t, item)]])
+
+    new = pd.DataFrame({"item_id": df["item_id"].astype(str), "label": "", "pi": df["pi"],
+                        "task": df["task"].astype(str), "status": "to label"})
+    new["text"] = [text_of(t, i) for t, i in zip(new["task"], new["item_id"], strict=True)]
+    old = df.attrs.get("labelled_pi")
+    frames = []
+    if isinstance(old, pd.DataFrame) and len(old):
+        old = old.copy()
+        lab = []
+        for t_name, i in zip(old["task"].astype(str), old["item_id"].astype(str), strict=True):
+            t = tasks.index(t_name)
+            lab.append(str(names[t, truth[t, pos[(t, i)]]]))
+        frames.append(pd.DataFrame({"item_id": old["item_id"].astype(str), "label": lab, "pi": old["pi"],
+                                    "task": old["task"].astype(str), "status": "labelled",
+                                    "text": [text_of(t, i) for t, i in zip(old["task"], old["item_id"], strict=True)]}))
+    frames.append(new)
+    table = pd.concat(frames, ignore_index=True)
+    if n_done and not (isinstance(old, pd.DataFrame) and len(old) == n_done):
+        logger.warning("suggest: %d item(s) already have a human label but no updated inclusion probability "
+                       "(they lie outside every hypothesis' groups).", n_done - (0 if old is None else len(old)))
+    path = Path(output) if output is not None else study.output / "to_label.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False)
+    return path, table
 
 
 def _bayes(tests: xr.Dataset, *, seed: int) -> dict[str, Any]:
@@ -177,7 +298,8 @@ def _save_results(res: dict[str, Any], out: Path) -> None:
     for key, value in res.items():
         if isinstance(value, xr.Dataset):
             clean = value.copy()
-            clean.attrs = {k: (json.dumps(v, default=str) if not isinstance(v, (str, int, float)) else v)
+            clean.attrs = {k: (int(v) if isinstance(v, (bool, np.bool_)) else
+                               json.dumps(v, default=str) if not isinstance(v, (str, int, float)) else v)
                            for k, v in value.attrs.items()}
             for name in list(clean.variables):
                 clean[name].attrs = {}
@@ -212,6 +334,12 @@ def headline(res: dict[str, Any]) -> dict[str, Any]:
         if out["n_configurations"] < n_total:
             out["n_configurations_total"] = n_total
     out["human_significant_share"] = round(float((tests["human_conclusion"] != 0).mean()), 4)
+    rob = res.get("robust")
+    if isinstance(rob, pd.DataFrame):
+        out["corrected_method"] = str(rob.attrs.get("method", ""))
+        verdicts = rob["verdict"].astype(str).str.split(":").str[0]
+        out["verdicts"] = {str(k): int(v) for k, v in verdicts.value_counts().sort_index().items()}
+
     hk = res.get("hacking")
     if hk is not None:
         for name in ("fabricate", "hide", "reverse"):
@@ -244,7 +372,11 @@ def report_study(study: Study, res: dict[str, Any] | None = None, cube: xr.Datas
         ax = fn(res["tests"])
         ax.figure.savefig(figs / f"{name}.png", dpi=110, bbox_inches="tight")
         plt.close(ax.figure)
+    if cube is not None and study.human:
+        cube = merge_human_labels(study, cube)
+    corrected = {k.removeprefix("corrected_"): v for k, v in res.items() if k.startswith("corrected_")}
     return report.write_report(res["tests"], study.output / "report.html", cube=cube,
                                hypotheses=res["hypotheses"], risk=res["risk"],
                                mitigation=res.get("mitigation"), title=f"hackrisk report: {study.name}",
-                               n_boot=int(study.analysis.get("n_boot", 500)), rng=study.seed)
+                               n_boot=int(study.analysis.get("n_boot", 500)), rng=study.seed,
+                               corrected=corrected or None, robust=res.get("robust"))

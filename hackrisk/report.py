@@ -28,7 +28,7 @@ import xarray as xr
 
 from .cube import CONFIG_DIMS
 
-__all__ = ["write_report", "render_report"]
+__all__ = ["write_report", "render_report", "llm_difference_ci"]
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +151,143 @@ def _most_fragile(tests: xr.Dataset, hack: xr.Dataset, n: int) -> list[list[Any]
     return [header, rows, len(coords) + 1]
 
 
+def llm_difference_ci(tests: xr.Dataset, alpha: float = 0.05) -> tuple[xr.DataArray, xr.DataArray]:
+    """Wald interval of the LLM-only difference in shares (A − B) per (hypothesis, configuration).
+
+    From the counts of :func:`hackrisk.analysis.frequentist.test_hypotheses` (``k_a``, ``n_a``,
+    ``k_b``, ``n_b``), on the same scale as the ``"difference"`` corrections, so both intervals
+    can be shown side by side.
+    """
+    from scipy import stats
+
+    pa, pb = tests["k_a"] / tests["n_a"], tests["k_b"] / tests["n_b"]
+    se = np.sqrt(pa * (1 - pa) / tests["n_a"] + pb * (1 - pb) / tests["n_b"])
+    z = float(stats.norm.ppf(1 - alpha / 2))
+    return pa - pb - z * se, pa - pb + z * se
+
+
+def _as_methods(corrected: Any) -> dict[str, xr.Dataset]:
+    if corrected is None:
+        return {}
+    if isinstance(corrected, xr.Dataset):
+        return {str(corrected.attrs.get("method", "corrected")): corrected}
+    if isinstance(corrected, Mapping):
+        return {str(k): v for k, v in corrected.items() if isinstance(v, xr.Dataset)}
+    raise ValueError(f"write_report: corrected must be the Dataset of hackrisk.analysis.mitigation.correct or a "
+                     f"dict of them, got {type(corrected).__name__}.")
+
+
+def _plot_corrected(ax, corr: xr.Dataset, tests: xr.Dataset, h: int, names: list[str], llm: tuple) -> None:
+    """Forest plot of one hypothesis: corrected interval per configuration beside the LLM-only one."""
+    y = np.arange(len(names))
+    est = corr["estimate"].isel(hypothesis=h).values.ravel()
+    lo, hi = corr["ci_lower"].isel(hypothesis=h).values.ravel(), corr["ci_upper"].isel(hypothesis=h).values.ravel()
+    l_est = tests["estimate"].isel(hypothesis=h).values.ravel()
+    l_lo, l_hi = llm[0].isel(hypothesis=h).values.ravel(), llm[1].isel(hypothesis=h).values.ravel()
+    ax.errorbar(l_est, y + 0.18, xerr=[l_est - l_lo, l_hi - l_est], fmt="o", color="#D55E00", ms=4,
+                label="LLM labels only")
+    ax.errorbar(est, y - 0.18, xerr=[est - lo, hi - est], fmt="s", color="#0072B2", ms=4,
+                label=f"corrected ({corr.attrs.get('method', '')}, human + LLM labels)")
+    ax.axvline(0, color="#999", lw=1)
+    ax.set_yticks(y, names, fontsize=7)
+    ax.set_xlabel("difference in share (group A − group B)")
+    ax.legend(fontsize=8, loc="best")
+
+
+def _human_section(tests: xr.Dataset, corrected: Any, robust: Any, n_show: int) -> str:
+    """"Your conclusions with human labels": verdicts and corrected intervals per configuration."""
+    methods = _as_methods(corrected)
+    main_name = next((m for m in methods if m not in ("human", "substitution")), next(iter(methods), None))
+    main = methods.get(main_name) if main_name else None
+    if robust is None and main is not None:
+        from .analysis.robust import robust_conclusions
+
+        robust = robust_conclusions(main, human=methods.get("human"))
+    out = ["<h2>Your conclusions with human labels</h2>"]
+    n_lab = ""
+    if main is not None and "n_labelled_a" in main:
+        na = main["n_labelled_a"].max([d for d in CONFIG_DIMS if d in main.dims]).values
+        nb = main["n_labelled_b"].max([d for d in CONFIG_DIMS if d in main.dims]).values
+        n_lab = f" Labelled items per hypothesis (groups A + B): {int(np.nanmin(na + nb))}–{int(np.nanmax(na + nb))}."
+    out.append(f"<p>The human labels you collected, combined with each configuration's LLM labels "
+               f"({_esc(main_name or '')}; valid intervals at level 1 − α), instead of trusting the LLM labels "
+               f"alone.{_esc(n_lab)} A verdict is <b>robust</b> when every configuration reaches the same corrected "
+               "conclusion, <b>depends on the configuration</b> otherwise, and <b>undecided</b> when a group has "
+               "fewer than 2 labelled items.</p>")
+    if robust is not None and len(robust):
+        counts = robust["verdict"].astype(str).value_counts()
+        out.append("<div class='cards'>" + "".join(
+            f"<div class='card' data-verdict='{_esc(v)}'><div>{_esc(v)}</div><div class='v'>{int(n)}</div>"
+            "<div class='muted'>hypotheses</div></div>" for v, n in counts.items()) + "</div>")
+        order = robust.assign(_k=robust["verdict"].astype(str).map(
+            lambda v: 0 if v.startswith("depends") else 1 if v.startswith("undecided") else 2))
+        order = order.sort_values(["_k", "share_majority"], kind="stable")
+        rows = []
+        for hyp, r in order.iterrows():
+            hc = r.get("human_conclusion", np.nan)
+            rows.append([int(hyp), *(str(r[c]) for c in ("task", "grouping", "class_name") if c in r.index),
+                         r["verdict"], r["majority_text"] or "n/a", _pct(r["share_majority"]),
+                         {1: "higher in A", -1: "lower in A", 0: "no difference"}.get(
+                             int(hc) if np.isfinite(hc) else 9, "undecided"),
+                         _pct(r["share_human"]), r["best_configuration"] or "n/a"])
+        coords = [c for c in ("task", "grouping", "class_name") if c in robust.columns]
+        header = ["hypothesis", *coords, "verdict", "majority conclusion", "configurations agreeing",
+                  "human labels only", "agreeing with human only", "best configuration"]
+        out.append(_table(header, rows[:200], left=len(coords) + 2))
+        if len(rows) > 200:
+            out.append(f"<p class='muted'>{len(rows) - 200} more rows in tables/robust.csv.</p>")
+    if main is not None:
+        llm = llm_difference_ci(tests, alpha=float(main.attrs.get("alpha", 0.05))) \
+            if {"k_a", "n_a", "k_b", "n_b"} <= set(tests.data_vars) else None
+        cfg = main[["estimate"]].stack(_cfg=CONFIG_DIMS)["_cfg"].values
+        names = ["/".join(str(x) for x in c) for c in cfg]
+        show = list(order.index[:min(n_show, 10)]) if robust is not None and len(robust) else \
+            list(main["hypothesis"].values[:10])
+        hyp_pos = {v: i for i, v in enumerate(main["hypothesis"].values)}
+        if llm is not None and show and "ci_lower" in main:
+            h0 = hyp_pos[show[0]]
+            try:
+                uri = _png(lambda ax: _plot_corrected(ax, main.transpose("hypothesis", *CONFIG_DIMS), tests.transpose(
+                    "hypothesis", *CONFIG_DIMS), h0, names, tuple(x.transpose("hypothesis", *CONFIG_DIMS) for x in llm)),
+                    figsize=(8, max(2.5, 0.28 * len(names) + 1.2)))
+                out.append(f"<figure><img alt='corrected intervals' src='{uri}'><figcaption>Hypothesis {_esc(show[0])}: "
+                           "corrected interval per configuration (blue) beside the LLM-only interval (orange)."
+                           "</figcaption></figure>")
+            except ValueError as exc:
+                logger.warning("report: corrected-interval figure skipped: %s", exc)
+        def flat(ds: xr.Dataset, var: str) -> np.ndarray:
+            return np.asarray(ds[var].transpose("hypothesis", *CONFIG_DIMS).values).reshape(ds.sizes["hypothesis"], -1)
+
+        cols = []
+        if llm is not None:
+            cols.append(("llm", flat(tests, "estimate"), flat(llm[0].to_dataset(name="x"), "x"),
+                         flat(llm[1].to_dataset(name="x"), "x"), None, None))
+        for ds in methods.values():
+            cols.append(("m", flat(ds, "estimate"), flat(ds, "ci_lower") if "ci_lower" in ds else None,
+                         flat(ds, "ci_upper") if "ci_upper" in ds else None, flat(ds, "conclusion"),
+                         flat(ds, "decided") if "decided" in ds else None))
+        rows = []
+        for hyp in show:
+            h = hyp_pos[hyp]
+            for j in range(len(cfg)):
+                row = [int(hyp), names[j]]
+                for kind, est, lo, hi, con, dec in cols:
+                    ci = "" if lo is None else f"[{_num(float(lo[h, j]))}, {_num(float(hi[h, j]))}]"
+                    row += [_num(float(est[h, j])), ci]
+                    if kind == "m":
+                        ok = True if dec is None else bool(dec[h, j])
+                        row.append({1: "A higher", -1: "A lower", 0: "none"}.get(int(con[h, j]), "?")
+                                   if ok else "undecided")
+                rows.append(row)
+        header = ["hypothesis", "configuration"] + (["LLM only Δ", "LLM only CI"] if llm is not None else [])
+        for m in methods:
+            header += [f"{m} Δ", f"{m} CI", f"{m} conclusion"]
+        out.append(f"<h3>Corrected intervals per configuration</h3><p class='muted'>The {len(show)} hypotheses "
+                   "listed first above; Δ = share of the class in group A minus group B.</p>"
+                   + _table(header, rows, left=2))
+    return "".join(out)
+
+
 def render_report(
     tests: xr.Dataset,
     *,
@@ -162,6 +299,8 @@ def render_report(
     n_boot: int = 500,
     n_fragile: int = 15,
     rng: int | np.random.Generator | None = 0,
+    corrected: xr.Dataset | Mapping[str, xr.Dataset] | None = None,
+    robust: Any = None,
 ) -> str:
     """The report as an HTML string (see :func:`write_report`)."""
     from . import plots
@@ -237,6 +376,9 @@ def render_report(
                  "share of wrong conclusions across configurations; the last columns count the "
                  "configurations that fabricate, hide or reverse each finding.</p>" + _table(header, rows, left))
 
+    if corrected is not None or robust is not None:
+        parts.append(_human_section(errors, corrected, robust, n_fragile))
+
     if mitigation is not None and len(mitigation):
         cols = [c for c in ("scheme", "budget", "method", "type_i", "type_ii", "type_s", "risk")
                 if c in mitigation.columns]
@@ -303,6 +445,8 @@ def write_report(
     n_boot: int = 500,
     n_fragile: int = 15,
     rng: int | np.random.Generator | None = 0,
+    corrected: xr.Dataset | Mapping[str, xr.Dataset] | None = None,
+    robust: Any = None,
 ) -> Path:
     """Write one self-contained HTML report of a multiverse analysis.
 
@@ -330,6 +474,14 @@ def write_report(
         Rows of the "most fragile hypotheses" table.
     rng
         Seed or generator of the bootstraps.
+    corrected : xarray.Dataset or dict of them, optional
+        Corrected conclusions from the human labels a study has
+        (:func:`hackrisk.analysis.mitigation.correct`), one Dataset or ``{method: Dataset}``; adds
+        the section "Your conclusions with human labels" (corrected interval per configuration
+        beside the LLM-only one, and the verdicts).
+    robust : pandas.DataFrame, optional
+        :func:`hackrisk.analysis.robust.robust_conclusions` of the main corrected result
+        (computed from ``corrected`` when omitted).
 
     Returns
     -------
@@ -337,7 +489,8 @@ def write_report(
         The written file.
     """
     text = render_report(tests, cube=cube, hypotheses=hypotheses, risk=risk, mitigation=mitigation,
-                         title=title, n_boot=n_boot, n_fragile=n_fragile, rng=rng)
+                         title=title, n_boot=n_boot, n_fragile=n_fragile, rng=rng, corrected=corrected,
+                         robust=robust)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")

@@ -44,6 +44,10 @@ A complete example (every key shown; only ``[data]`` and ``[[models]]`` are requ
     budgets = [25, 50, 100]          # human-label budgets for the mitigation table ([] to skip)
     bayes = false                    # Bayesian risk curves (needs the [bayes] extra)
 
+    [human]                          # human labels you collected on some items (optional)
+    labels = "human_labels.csv"      # columns item_id, label (class name), optional pi; see `hackrisk suggest`
+    methods = ["ppi", "human"]       # corrections run by `analyze` (also "dsl", "cdi", "substitution")
+
 Every problem raises :class:`StudyError` (a ``ValueError``) naming the file, the line, the key and
 the fix; the ``hackrisk`` command turns it into exit code 2.
 """
@@ -75,7 +79,9 @@ _SECTIONS: dict[str, set[str]] = {
     "models": {"name", "backend", "model", "base_url", "api_key_env", "concurrency", "timeout", "max_retries"},
     "hypotheses": {"groupings", "custom", "top_k", "n_keywords"},
     "analysis": {"n_boot", "budgets", "bayes", "n_draws", "allow_incomplete"},
+    "human": {"labels", "methods"},
 }
+_HUMAN_METHODS = ("ppi", "dsl", "cdi", "human", "substitution")
 _BACKENDS = ("transformers", "openai")
 _GROUPINGS = ("random", "length", "keyword", "covariate")
 
@@ -102,6 +108,7 @@ class Study:
     max_new_tokens: int
     hypotheses: dict[str, Any] = field(default_factory=dict)
     analysis: dict[str, Any] = field(default_factory=dict)
+    human: dict[str, Any] = field(default_factory=dict)
 
     @property
     def cube_path(self) -> Path:
@@ -301,6 +308,8 @@ def parse_study(text: str, path: str | Path = "<study>") -> Study:
                                 or analysis[key] < lo):
             fail("analysis", key, f"must be a whole number >= {lo}, got {analysis[key]!r}", f"e.g. {key} = 100")
 
+    human = _parse_human(raw.get("human", {}), base, text, path, fail)
+
     alpha = st.get("alpha", 0.05)
     if not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
         fail("study", "alpha", f"must be in (0, 1), got {alpha!r}", "e.g. alpha = 0.05")
@@ -319,7 +328,38 @@ def parse_study(text: str, path: str | Path = "<study>") -> Study:
         max_new_tokens=int(ann.get("max_new_tokens", 20)),
         hypotheses=hyp,
         analysis=analysis,
+        human=human,
     )
+
+
+def _parse_human(sec: Mapping[str, Any], base: Path, text: str, path: Path, fail) -> dict[str, Any]:
+    """The ``[human]`` section: the labels file (resolved, must exist) and the correction methods.
+
+    ``where`` (``file:line`` of the ``labels`` key) is kept so that problems found later in the
+    file's content are reported at that line.
+    """
+    human = dict(sec)
+    if not human:
+        return {}
+    if "labels" not in human:
+        fail("human", "labels", "missing the human labels file", "add labels = \"human_labels.csv\" (columns "
+             "item_id, label, optional pi), or remove [human]")
+    if not isinstance(human["labels"], str) or not human["labels"].strip():
+        fail("human", "labels", f"must be the path of a CSV file, got {human['labels']!r}",
+             "e.g. labels = \"human_labels.csv\" (relative to the study file)")
+    human["labels"] = str((base / human["labels"]).resolve())
+    if not Path(human["labels"]).is_file():
+        fail("human", "labels", f"file {human['labels']} does not exist",
+             "check the path (relative to the study file); `hackrisk suggest` writes the items to label")
+    methods = human.get("methods", ["ppi", "human"])
+    if isinstance(methods, str) or not isinstance(methods, list) or not methods \
+            or not all(m in _HUMAN_METHODS for m in methods):
+        fail("human", "methods", f"must be a non-empty list of {list(_HUMAN_METHODS)}, got {methods!r}",
+             "e.g. methods = [\"ppi\", \"human\"]")
+    human["methods"] = list(dict.fromkeys(methods))
+    line = _line_of(text, "human", "labels")
+    human["where"] = f"{path}:{line}" if line else str(path)
+    return human
 
 
 def load_study(path: str | Path) -> Study:
