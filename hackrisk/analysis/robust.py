@@ -248,6 +248,11 @@ def robust_conclusions(
     for name, c in corrected.coords.items():
         if c.dims == ("hypothesis",) and name != "hypothesis":
             df[name] = np.asarray(c.values)
+    if hypotheses is not None:  # coordinates the correction did not carry (e.g. class_name, kind)
+        for name, c in hypotheses.coords.items():
+            if c.dims == ("hypothesis",) and name != "hypothesis" and name not in df.columns:
+                df[name] = pd.Series(np.asarray(c.values), index=np.asarray(hypotheses["hypothesis"].values)
+                                     ).reindex(index).to_numpy()
     data: dict[str, Any] = {
         "method": str(corrected.attrs.get("method", "")),
         "n_configurations": n_dec,
