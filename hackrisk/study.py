@@ -420,6 +420,9 @@ def check_output(study: Study) -> None:
     probe = out
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
+    if not probe.is_dir():
+        raise study_error(study, "study", "output", f"cannot create {out}: {probe} is a file",
+                          "set output to a folder path you can write to")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise study_error(study, "study", "output", f"cannot write to {out} ({probe} is not writable)",
                           "set output to a folder you can write to")
