@@ -36,7 +36,7 @@ def _show(values: Any, n: int = 5) -> str:
     return f"{vals[:n]}{more}"
 
 
-def read_human_labels(table: pd.DataFrame | str | os.PathLike) -> pd.DataFrame:
+def read_human_labels(table: pd.DataFrame | str | os.PathLike, *, allow_empty_label: bool = False) -> pd.DataFrame:
     """The human-label table as text: columns ``item_id``, ``label`` and, when given, ``pi``, ``task``.
 
     Parameters
@@ -44,6 +44,10 @@ def read_human_labels(table: pd.DataFrame | str | os.PathLike) -> pd.DataFrame:
     table
         A DataFrame, or the path of a CSV file (read as text: ids such as ``"007"`` and labels
         such as ``"None"`` stay as written; nothing is parsed as a number or as missing).
+
+    allow_empty_label
+        Accept rows without a label (missing column, empty cell or NaN: ``label`` ``""``), used to
+        update the inclusion probabilities of items labelled earlier.
 
     Returns
     -------
@@ -70,6 +74,10 @@ def read_human_labels(table: pd.DataFrame | str | os.PathLike) -> pd.DataFrame:
     if not isinstance(table, pd.DataFrame):
         raise ValueError(f"human labels must be a pandas DataFrame or the path of a CSV file, got "
                          f"{type(table).__name__}. Fix: pass pd.DataFrame({{'item_id': ..., 'label': ...}}).")
+    if allow_empty_label:
+        table = table.copy()
+        table["label"] = table["label"].astype(object).where(table["label"].notna(), "") \
+            if "label" in table.columns else ""
     missing = [c for c in ("item_id", "label") if c not in table.columns]
     if missing:
         raise ValueError(f"{where} lack the column(s) {missing} (columns: {list(map(str, table.columns))}). "
@@ -83,7 +91,7 @@ def read_human_labels(table: pd.DataFrame | str | os.PathLike) -> pd.DataFrame:
                 raise ValueError(f"{where}: column {col!r} is missing on row(s) {_show(rows)} (file lines). "
                                  "Fix: fill it in or drop those rows.")
             out[col] = [str(v) for v in vals]
-    for col in ("item_id", "label"):
+    for col in ("item_id",) if allow_empty_label else ("item_id", "label"):
         empty = np.flatnonzero(out[col].str.strip() == "")
         if empty.size:
             raise ValueError(f"{where}: empty {col} on line(s) {_show(empty + 2)}. Fix: drop rows without a "
@@ -106,6 +114,7 @@ def add_human_labels(
     table: pd.DataFrame | str | os.PathLike,
     *,
     task: str | None = None,
+    update_pi: bool = False,
 ) -> xr.Dataset:
     """A new cube with human labels (and inclusion probabilities) merged in by item id.
 
@@ -120,6 +129,11 @@ def add_human_labels(
     task
         The task of every row when the table has no ``task`` column; may be omitted for a cube
         with one task.
+    update_pi
+        Allow new inclusion probabilities for items labelled before (a later round of
+        :func:`hackrisk.analysis.mitigation.suggest_items` updates them: its
+        ``attrs["labelled_pi"]``); rows for such items may then leave ``label`` empty. Labels
+        themselves are never replaced.
 
     Returns
     -------
@@ -142,7 +156,7 @@ def add_human_labels(
     200
     """
     validate_cube(cube, check_values=False)
-    tab = read_human_labels(table)
+    tab = read_human_labels(table, allow_empty_label=update_pi)
     tasks = [str(t) for t in cube["task"].values]
     if "task" in tab.columns:
         if task is not None:
@@ -188,6 +202,14 @@ def add_human_labels(
         classes = [str(c) for c in names_all[t] if str(c) != ""]
         code_of = {c: k for k, c in enumerate(classes)}
         codes = rows["label"].map(code_of)
+        keep_old = (rows["label"] == "").to_numpy()  # update_pi rows: the label stays as it is
+        if keep_old.any():
+            unl = keep_old & (truth[t, items] < 0)
+            if unl.any():
+                raise ValueError(f"human labels: {int(unl.sum())} row(s) of task {name!r} have no label and the "
+                                 f"item has none yet: {_show(rows['item_id'].to_numpy()[unl])}. Fix: fill in the "
+                                 "label (a row without a label may only update the pi of a labelled item).")
+            codes[keep_old] = truth[t, items[keep_old]]
         if codes.isna().any():
             bad = rows["label"][codes.isna()].drop_duplicates().to_numpy()
             hint = ""
@@ -210,12 +232,13 @@ def add_human_labels(
             new = rows["pi"].to_numpy(np.float64)
             prev = pi[t, items]
             clash = ~np.isnan(prev) & ~np.isnan(new) & ~np.isclose(prev, new, rtol=1e-12, atol=0.0)
-            if clash.any():
+            if clash.any() and not update_pi:
                 j = np.flatnonzero(clash)
                 desc = [f"{rows['item_id'].to_numpy()[k]}: {prev[k]:g} -> {new[k]:g}" for k in j]
                 raise ValueError(f"human labels: {j.size} item(s) of task {name!r} already have another "
-                                 f"inclusion probability: {_show(desc)}. Fix: keep the probability of the "
-                                 "round in which the item was chosen.")
+                                 f"inclusion probability: {_show(desc)}. Fix: keep the earlier probability, "
+                                 "or pass update_pi=True when a new round of suggest_items updated it "
+                                 "(its attrs['labelled_pi']).")
             pi[t, items] = np.where(np.isnan(new), prev, new)
     out = cube.copy()
     out["truth"] = (("task", "item"), truth.astype(np.int16))

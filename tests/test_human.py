@@ -109,3 +109,34 @@ def test_no_silent_overwrite(unlabelled):
         add_human_labels(cube, tab.assign(task="nope"))
     with pytest.raises(ValueError, match="DataFrame or the path"):
         add_human_labels(cube, [("t0-i4", "class0")], task="task0")
+
+
+def test_update_pi_for_a_new_round(unlabelled):
+    """A later suggest_items round updates the earlier items' pi; labels are never replaced."""
+    from hackrisk.analysis.mitigation import suggest_items
+
+    cube, full = unlabelled
+    one = cube.isel(task=[0])
+    hyps = hackrisk.generate_hypotheses(one, groupings=("random",), min_labelled=0)
+    r1 = suggest_items(one, hyps, 10, scheme="random", rng=0)
+    lab1 = add_human_labels(one, _table(full, "task0", list(r1["item_id"])).assign(pi=r1["pi"].to_numpy()))
+    r2 = suggest_items(lab1, hyps, 10, scheme="random", rng=1)
+    assert not set(r2["item_id"]) & set(r1["item_id"])
+    old = r2.attrs["labelled_pi"]
+    assert set(old["item_id"]) == set(r1["item_id"])
+    with pytest.raises(ValueError, match="update_pi=True"):
+        add_human_labels(lab1, old[["item_id", "pi"]].assign(label=_table(full, "task0", list(old["item_id"]))["label"]))
+    new = _table(full, "task0", list(r2["item_id"])).assign(pi=r2["pi"].to_numpy())
+    both = pd.concat([new, old[["item_id", "pi"]]], ignore_index=True)  # earlier rows: no label, new pi
+    lab2 = add_human_labels(lab1, both, update_pi=True)
+    ids = list(lab2["item_id"].values[0])
+    for _, r in old.iterrows():
+        assert lab2[PI_VAR].values[0, ids.index(r["item_id"])] == pytest.approx(r["pi"])
+    np.testing.assert_array_equal(lab2["truth"].values[0][lab1["truth"].values[0] >= 0],
+                                  lab1["truth"].values[0][lab1["truth"].values[0] >= 0])
+    assert int((lab2["truth"] >= 0).sum()) == 20
+    # random scheme: every labelled item's pi is the overall share m / N
+    assert np.allclose(lab2[PI_VAR].values[0][lab2["truth"].values[0] >= 0], 20 / 60)
+    with pytest.raises(ValueError, match="have no label and the item has none yet"):
+        add_human_labels(lab2, pd.DataFrame({"item_id": [r for r in ids if r and r not in set(both["item_id"])][:1],
+                                             "pi": [0.5]}), update_pi=True)
