@@ -171,3 +171,31 @@ def test_ipython_magic(shell, study, tmp_path):
         shell.run_line_magic("hackrisk", "frobnicate")
     with pytest.raises(UsageError, match="neither a variable"):
         shell.run_line_magic("hackrisk", "explore nothing_here")
+
+
+def test_partial_human_labels_and_the_corrected_section(tmp_path):
+    """A cube with truth on a subset: the report works and shows the corrections and verdicts."""
+    from hackrisk.analysis.mitigation import correct
+    from hackrisk.analysis.robust import robust_conclusions
+
+    cube, _ = hr.simulate_multiverse(n_tasks=1, n_items=1500, models=2, n_prompts=2,
+                                           temperatures=(0.0,), rng=5)
+    truth = cube["truth"].values.copy()
+    keep = np.zeros(truth.shape, dtype=bool)
+    keep[0, np.random.default_rng(1).choice(1500, size=200, replace=False)] = True
+    cube["truth"] = (cube["truth"].dims, np.where(keep, truth, -1).astype(truth.dtype))
+    hyps = generate_hypotheses(cube, groupings=("random", "covariate"))
+    tests = run_tests(cube, hyps)
+    corrected = {m: correct(cube, hyps, method=m, rng=0) for m in ("ppi", "human")}
+    robust = robust_conclusions(corrected["ppi"], human=corrected["human"])
+    html = render_report(tests, cube=cube, hypotheses=hyps, corrected=corrected, robust=robust, n_boot=20)
+    assert "<h2>Your conclusions with human labels</h2>" in html
+    assert "alt='corrected intervals'" in html and "ppi CI" in html and "human CI" in html
+    for verdict, n in robust["verdict"].value_counts().items():
+        assert f"data-verdict='{verdict}'" in html and f"<div class='v'>{n}</div>" in html
+    # the per-configuration table shows the corrected interval of one cell exactly
+    one = corrected["ppi"].isel(hypothesis=0, model=0, prompt=0, temperature=0)
+    assert f"[{float(one['ci_lower']):.3g}, {float(one['ci_upper']):.3g}]" in html
+    # a single corrected Dataset also works (verdicts computed inside), and nothing without it
+    assert "Your conclusions with human labels" in render_report(tests, corrected=corrected["ppi"], n_boot=20)
+    assert "Your conclusions with human labels" not in render_report(tests, n_boot=20)

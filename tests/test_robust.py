@@ -110,3 +110,35 @@ def test_human_from_test_hypotheses_and_bad_input():
         robust_conclusions(tests)
     with pytest.raises(ValueError, match="threshold"):
         robust_conclusions(corr, threshold=0.3)
+
+
+def test_with_correct_on_a_partially_labelled_cube():
+    """300 of 5,000 items labelled: correct() per method, then one verdict per hypothesis."""
+    from hackrisk.analysis.frequentist import test_hypotheses
+    from hackrisk.analysis.mitigation import correct
+
+    cube, _ = hackrisk.simulate_multiverse(n_tasks=1, n_items=5000, models=2, n_prompts=2,
+                                           temperatures=(0.0, 1.0), rng=21)
+    truth = cube["truth"].values.copy()
+    keep = np.zeros(truth.shape, dtype=bool)
+    keep[0, np.random.default_rng(3).choice(5000, size=300, replace=False)] = True
+    cube["truth"] = (cube["truth"].dims, np.where(keep, truth, -1).astype(truth.dtype))
+    hyps = hackrisk.generate_hypotheses(cube)
+    tests = test_hypotheses(cube, hyps)
+    human = correct(cube, hyps, method="human", rng=0)
+    ppi = correct(cube, hyps, method="ppi", rng=0)
+    df = robust_conclusions(ppi, human=human, cube=cube, hypotheses=hyps)
+    assert len(df) == hyps.sizes["hypothesis"] and (df["n_configurations"] == 8).all()
+    assert set(df["verdict"]) <= {"robust", "depends on the configuration"}
+    assert (df["class_name"] == hyps["class_name"].values).all()
+    # robust means unanimous; shares are consistent with the counts
+    rob = df["verdict"] == "robust"
+    assert (df.loc[rob, "share_majority"] == 1).all() and (df.loc[~rob, "share_majority"] < 1).all()
+    np.testing.assert_array_equal(df[["n_higher", "n_lower", "n_null"]].sum(axis=1), df["n_configurations"])
+    # the human-only side of robust_conclusions equals the human-only correction's conclusion
+    hc = human["conclusion"].isel(model=0, prompt=0, temperature=0).values
+    np.testing.assert_array_equal(df["human_conclusion"].to_numpy(), hc.astype(float))
+    # test_hypotheses as `human`: the Wald test's conclusion on the same labelled items
+    df2 = robust_conclusions(ppi, human=tests)
+    ok = np.isfinite(tests["human_p_value"].values)
+    np.testing.assert_array_equal(df2["human_conclusion"].to_numpy()[ok], tests["human_conclusion"].values[ok])
