@@ -495,3 +495,181 @@ def welch_df(v_a, v_b, df_a, df_b):
     with np.errstate(invalid="ignore", divide="ignore"):
         den = np.where(df_a > 0, v_a**2 / df_a, np.inf) + np.where(df_b > 0, v_b**2 / df_b, np.inf)
         return np.where(den > 0, (v_a + v_b) ** 2 / den, np.inf)
+
+
+# ---------------------------------------------------------------------------------------------
+# two groups from sufficient statistics (the fast paths: no item axis)
+# ---------------------------------------------------------------------------------------------
+#
+# With a binary group the design is x = (1, g) = M z, z = (1{A}, 1{B}), M = [[1, 1], [1, 0]],
+# so every sum over items of x xᵀ e f is M diag(Σ_A ef, Σ_B ef) Mᵀ: the logistic fits, λ tuning
+# and sandwiches reduce to per-group sums of w, wY, wŶ, w², w²Y, w²Ŷ, w²YŶ (Y² = Y, Ŷ² = Ŷ).
+# Arrays below carry the group on the last axis (0 = A, 1 = B).
+
+_G = np.array([[1.0, -1.0], [-1.0, 2.0]])  # M⁻¹ M⁻ᵀ: tr(H⁻¹ C H⁻¹) = tr(D⁻¹ C_z D⁻¹ G)
+
+
+def _cov_z(ef, e, f, cnt, ddof):
+    """Covariance in z-space of the item vectors x e and x f: diag(Σef) − (Σe)(Σf)ᵀ / cnt."""
+    out = -e[..., :, None] * f[..., None, :] / np.maximum(cnt, 1)[..., None, None]
+    out[..., 0, 0] += ef[..., 0]
+    out[..., 1, 1] += ef[..., 1]
+    return out / np.maximum(cnt - ddof, 1)[..., None, None]
+
+
+def _tr_g(hinv, C):
+    """tr(D⁻¹ C D⁻¹ G) with D = diag(h) given as 1/h (..., 2)."""
+    S = hinv[..., :, None] * C * hinv[..., None, :]
+    return (S * _G).sum((-1, -2))
+
+
+def ppi_logistic_groups(L: dict, U: dict, *, lam=None):
+    """PPI++ logistic regression on ``[1, group]`` from per-group sums, as :func:`ppi_logistic`.
+
+    ``L``: labelled sums per group (..., 2): ``c`` (count), ``s0`` Σw, ``sy`` ΣwY, ``sh`` ΣwŶ,
+    ``q0`` Σw², ``qy`` Σw²Y, ``qh`` Σw²Ŷ, ``qyh`` Σw²YŶ; ``U``: unlabelled ``c``, ``u0`` Σw,
+    ``uh`` ΣwŶ, ``v0`` Σw², ``vh`` Σw²Ŷ (raw weights; normalised to mean 1 here, as
+    ppi-python). The loss is minimised in closed form — each group's fitted probability is a
+    ratio of sums — and the λ sequence and sandwich of ``ppi_py.ppi_logistic_ci`` are replayed
+    on 2 × 2 matrices.
+
+    Returns
+    -------
+    coef (...), se (...), lam (...), mu (..., 2) fitted group probabilities
+    """
+    n, N = L["c"].sum(-1), U["c"].sum(-1)
+    a = _div(n, L["s0"].sum(-1))[..., None]
+    b = np.where(N > 0, _div(N, U["u0"].sum(-1)), 0.0)[..., None]
+    S0, Sy, Sh = a * L["s0"], a * L["sy"], a * L["sh"]
+    Q0, Qy, Qh, Qyh = a**2 * L["q0"], a**2 * L["qy"], a**2 * L["qh"], a**2 * L["qyh"]
+    U0, Uh, V0, Vh = b * U["u0"], b * U["uh"], b**2 * U["v0"], b**2 * U["vh"]
+    n1, Ns = n[..., None], np.where(N > 0, N, 1.0)[..., None]
+
+    def fit(lam_):
+        lm = lam_[..., None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mu = ((Sy - lm * Sh) / n1 + lm * Uh / Ns) / ((1 - lm) * S0 / n1 + lm * U0 / Ns)
+        ok = ((mu > 0) & (mu < 1)).all(-1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lg = np.log(mu / (1 - mu))
+        ok &= (np.abs(lg[..., 1]) < 30) & (np.abs(lg[..., 0] - lg[..., 1]) < 30)
+        return np.where(ok[..., None], mu, np.nan), ok
+
+    def stats(mu, use_unl):
+        mu = np.where(np.isfinite(mu), mu, 0.5)  # ppi-python's nan_to_num(θ) = 0
+        hw = mu * (1 - mu)
+        h = np.where(np.asarray(use_unl)[..., None], hw * (S0 + U0) / (n1 + np.where(N > 0, N, 0)[..., None]),
+                     hw * S0 / n1)
+        with np.errstate(divide="ignore"):
+            hinv = 1 / h
+        e1, e2, e3 = mu * S0 - Sy, mu * S0 - Sh, mu * U0 - Uh
+        e11 = mu**2 * Q0 - 2 * mu * Qy + Qy
+        e22 = mu**2 * Q0 - 2 * mu * Qh + Qh
+        e12 = mu**2 * Q0 - mu * (Qy + Qh) + Qyh
+        e33 = mu**2 * V0 - 2 * mu * Vh + Vh
+        return hinv, e1, e2, e3, e11, e22, e12, e33
+
+    def calc_lam(st):
+        hinv, e1, e2, e3, e11, e22, e12, e33 = st
+        c12 = _cov_z(e12, e1, e2, n, 0) * (n / np.maximum(n, 1))[..., None, None]
+        cov = c12 + np.swapaxes(c12, -1, -2)
+        var_hat = _cov_z(e22 + e33, e2 + e3, e2 + e3, n + N, 1)
+        num = _tr_g(hinv, cov)
+        den = 2 * (1 + _div(n, N)) * _tr_g(hinv, var_hat)
+        lm = np.clip(_div(num, den), 0.0, 1.0)
+        return np.where(np.isfinite(lm) & (N > 0), lm, 0.0)
+
+    if lam is None:
+        mu, _ = fit(np.ones(n.shape))
+        for _ in range(2):
+            lam = calc_lam(stats(mu, True))
+            mu, _ = fit(lam)
+    else:
+        lam = np.broadcast_to(np.asarray(lam, dtype=float), n.shape)
+        mu, _ = fit(lam)
+    hinv, e1, e2, e3, e11, e22, e12, e33 = stats(mu, lam != 0)
+    lm = lam[..., None]
+    var_u = lam[..., None, None] ** 2 * _cov_z(e33, e3, e3, N, 1)
+    var_u = np.where((N > 1)[..., None, None], var_u, 0.0)
+    var_l = _cov_z(e11 - 2 * lm * e12 + lm**2 * e22, e1 - lm * e2, e1 - lm * e2, n, 1)
+    A = _div(n, np.where(N > 0, N, 1.0))[..., None, None] * var_u + var_l
+    v = np.array([1.0, -1.0])
+    sig = ((hinv * v)[..., :, None] * A * (hinv * v)[..., None, :]).sum((-1, -2))
+    se = np.sqrt(_div(sig, n))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lg = np.log(mu / (1 - mu))
+    coef = lg[..., 0] - lg[..., 1]
+    return coef, np.where(np.isfinite(coef), se, np.nan), lam, mu
+
+
+def ppi_mean_groups(n, N, sy, sh, syh, uh, *, lam=None):
+    """:func:`ppi_mean` with equal weights, from sums: ``n``, ``N``, ΣY, ΣŶ, ΣYŶ (labelled), ΣŶ (unlabelled).
+
+    Any shape; returns ``est, v_l, v_u, lam`` (the SE² parts) with ppi-python's λ rule and the
+    same safeguard against λ = 0 and λ = 1.
+    """
+    my, mh = _div(sy, n), _div(sh, n)
+    mu_ = np.where(N > 0, _div(uh, N), 0.0)
+
+    def at(lm):
+        lm = np.where(N > 0, lm, 0.0)
+        est = lm * mu_ + my - lm * mh
+        second = _div(sy - 2 * lm * syh + lm**2 * sh, n)
+        v_l = _div(np.maximum(second - (my - lm * mh) ** 2, 0.0), n)
+        v_u = np.where(N > 0, _div(lm**2 * np.maximum(mu_ - mu_**2, 0.0), N), 0.0)
+        return est, v_l, v_u, lm
+
+    if lam is None:
+        cov = 2 * (_div(syh, n) - my * mh)
+        tot = sh + uh
+        var_hat = _div(tot - tot**2 / np.maximum(n + N, 1), n + N - 1)
+        lm = np.clip(np.nan_to_num(_div(cov, 2 * (1 + _div(n, N)) * var_hat)), 0.0, 1.0)
+        res = at(lm)
+        for end in (0.0, 1.0):
+            alt = at(np.full(np.shape(lm), end))
+            better = (alt[1] + alt[2]) < (res[1] + res[2]) * (1 - 1e-12)
+            res = tuple(np.where(better, x, r) for x, r in zip(alt, res, strict=True))
+        return res
+    return at(np.broadcast_to(np.asarray(lam, dtype=float), np.shape(my)))
+
+
+def dsl_groups(lab: dict, uc, *, group_cells: bool = True, estimand: str = "difference"):
+    """DSL with the cross-fitted cell-mean outcome model on (LLM label[, group]), from sums.
+
+    ``lab``: labelled sums over the items of each (fold, group, LLM label) cell, arrays
+    (..., K, 2, 2): ``c`` count, ``s`` ΣY (the outcome model's data), ``a`` Σ(1 − 1/π),
+    ``b`` ΣY/π, ``aa`` Σ(1 − 1/π)², ``ab`` ΣY(1 − 1/π)/π, ``bb`` ΣY/π²; ``uc`` the unlabelled
+    counts (..., K, 2, 2). Each item's prediction is the share of the human class among the
+    labelled items of its cell in the *other* folds, with one pseudo-count at its LLM label; the
+    pseudo-outcome ``T = ĝ + ξ/π (Y − ĝ) = ĝ (1 − ξ/π) + ξY/π`` is summed cell by cell.
+
+    Returns
+    -------
+    est, se, est_a, est_b, v_a, v_b (SE² of the group parts; NaN for the logistic estimand)
+    """
+    c, s = lab["c"], lab["s"]
+    if group_cells:
+        tr_c = c.sum(-3, keepdims=True) - c
+        tr_s = s.sum(-3, keepdims=True) - s
+    else:
+        tr_c = c.sum((-3, -2), keepdims=True) - c.sum(-2, keepdims=True)
+        tr_s = s.sum((-3, -2), keepdims=True) - s.sum(-2, keepdims=True)
+    yv = np.array([1.0, 0.0])  # last axis: LLM label 1, 0
+    ghat = (tr_s + yv) / (tr_c + 1)
+    t1 = (uc * ghat + ghat * lab["a"] + lab["b"]).sum((-3, -1))  # (..., 2 groups)
+    t2 = (uc * ghat**2 + ghat**2 * lab["aa"] + 2 * ghat * lab["ab"] + lab["bb"]).sum((-3, -1))
+    Ng = (uc + c).sum((-3, -1))
+    m = _div(t1, Ng)
+    if estimand == "difference":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            v = np.maximum(t2 - Ng * m**2, 0.0) / (Ng - 1) / Ng
+        return m[..., 0] - m[..., 1], np.sqrt(v.sum(-1)), m[..., 0], m[..., 1], v[..., 0], v[..., 1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lg = np.log(m / (1 - m))
+        meat = np.maximum(t2 - 2 * m * t1 + Ng * m**2, 0.0)
+        h = Ng * m * (1 - m)
+        var = (meat / h**2).sum(-1)
+    ok = ((m > 0) & (m < 1)).all(-1) & (np.abs(lg[..., 1]) < 30) & (np.abs(lg[..., 0] - lg[..., 1]) < 30)
+    nan = np.full(ok.shape, np.nan)
+    return (np.where(ok, lg[..., 0] - lg[..., 1], np.nan), np.where(ok, np.sqrt(var), np.nan),
+            np.where(ok, lg[..., 0], np.nan), np.where(ok, lg[..., 1], np.nan), nan, nan)

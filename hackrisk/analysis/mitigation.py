@@ -838,13 +838,22 @@ def _study_arrays(cube: xr.Dataset, hypotheses: xr.Dataset) -> dict:
     lab = cube["label"]
     if "sample" in lab.dims:
         lab = lab.isel(sample=0)
-    lab = np.asarray(lab.transpose("task", *CONFIG_DIMS, "item").values)[t_idx]  # (H,M,P,T,NI)
+    lab = np.asarray(lab.transpose("task", *CONFIG_DIMS, "item").values)  # (task, M, P, T, NI)
+    cfg_shape = lab.shape[1:-1]
+    lab = lab.reshape(lab.shape[0], -1, lab.shape[-1])  # (task, C, NI)
     # -1 = not annotated: the configuration is left out (NaN) for this hypothesis;
     # -2 = an answer outside the label set: not the hypothesis' class
-    annotated = ~((lab == -1) & in_group[:, None, None, None, :]).any(-1)
+    annotated = np.ones((len(t_idx), lab.shape[1]), dtype=bool)
+    for t in np.unique(t_idx):
+        hs = np.flatnonzero(t_idx == t)
+        missing = (lab[t] == -1)
+        if missing.any():
+            hit = missing.astype(np.float32) @ in_group[hs].T.astype(np.float32)  # (C, h)
+            annotated[hs] = (hit == 0).T
     return {"t_idx": t_idx, "cls": cls, "group": group, "in_group": in_group,
             "labelled": labelled, "Y": (truth == cls[:, None]).astype(float),
-            "labels": lab, "annotated": annotated}
+            "labels_task": lab, "cfg_shape": cfg_shape,
+            "annotated": annotated.reshape(len(t_idx), *cfg_shape)}
 
 
 def _resolve_pi(cube: xr.Dataset, pi, s: dict) -> np.ndarray | None:
@@ -883,15 +892,14 @@ def _resolve_pi(cube: xr.Dataset, pi, s: dict) -> np.ndarray | None:
                              f"{' …' if len(unknown) > 10 else ''} ({len(unknown)} in all). Fix: "
                              "index pi by the cube's item_id values.")
         ser = pd.Series(np.asarray(pi.values, dtype=float), index=idx)
-        arr = ser.reindex(ids.ravel()).to_numpy().reshape(ids.shape)
+        arr = ser.reindex(ids.ravel()).to_numpy().reshape(ids.shape).copy()
         arr[ids == ""] = np.nan
     arr = arr[s["t_idx"]]
     lab = s["labelled"]
     miss = lab & ~np.isfinite(arr)
     if miss.any():
-        ids = np.asarray(cube["item_id"].values)[s["t_idx"]][miss]
-        raise ValueError(f"pi is missing for {int(miss.sum())} human-labelled items, e.g. "
-                         f"{sorted(set(map(str, ids)))[:10]}. Fix: give the inclusion probability "
+        ids = sorted(set(map(str, np.asarray(cube["item_id"].values)[s["t_idx"]][miss])))
+        raise ValueError(f"pi is missing for {len(ids)} human-labelled items, e.g. {ids[:10]}. Fix: give the inclusion probability "
                          "of every labelled item (or pi=None for a simple random sample).")
     bad = np.isfinite(arr) & ((arr <= 0) | (arr > 1)) & s["in_group"]
     if bad.any():
@@ -914,6 +922,7 @@ def correct(
     features: Sequence[str] | None = None,
     small_sample: bool = True,
     rng: int | np.random.Generator | None = None,
+    force_items: bool = False,
 ) -> xr.Dataset:
     """Corrected estimates and tests of every hypothesis from the human labels you have.
 
@@ -963,6 +972,10 @@ def correct(
         ``min(n_a, n_b) − 1``). ``False``: the plain normal interval (ppi-python's).
     rng
         Seed or generator (folds of DSL and CDI).
+    force_items
+        Compute PPI++ / DSL item by item even where the sufficient-statistics path applies
+        (PPI++ with ``pi=None``; DSL on LLM label [× group]); the two give the same numbers
+        (tested) — this is for checking, the default is much faster.
 
     Returns
     -------
@@ -983,7 +996,8 @@ def correct(
     s = _study_arrays(cube, hypotheses)
     extra_cov = _feature_codes(cube, feats, s) if method == "dsl" else None
     pi_arr = _resolve_pi(cube, pi, s)
-    H, M, P, T, NI = s["labels"].shape
+    H, NI = s["group"].shape
+    M, P, T = s["cfg_shape"]
     C = M * P * T
     gen = np.random.default_rng(rng)
     fold = _folds(s["labelled"], int(n_folds), gen)  # (H, NI)
@@ -993,14 +1007,25 @@ def correct(
     n_ab = np.zeros((H, 2), dtype=np.int64)
     uses_llm = method != "human"
     per_h = (C if uses_llm else 1) * NI
-    labels = s["labels"].reshape(H, C, NI)
-    for sl in _by_chunks(H, per_h):
+    fast = _fast_ok(method, pi_arr, feats) and not force_items
+    if fast:
+        r = _correct_fast(method, estimand, s, pi_arr, lam, fold, int(n_folds), feats)
+        ky = ((s["Y"] * s["labelled"] * (s["group"] == 1)).sum(-1)[:, None],
+              (s["Y"] * s["labelled"] * (s["group"] == 0)).sum(-1)[:, None])
+        inf = _inference(r, estimand, alpha, small_sample=small_sample, valid=True, labelled_y=ky)
+        for k in keys:
+            src = inf.get(k, r.get(k))
+            out[k][:] = np.broadcast_to(src, out[k].shape)
+        n_ab[:, 0] = (s["labelled"] & (s["group"] == 1)).sum(-1)
+        n_ab[:, 1] = (s["labelled"] & (s["group"] == 0)).sum(-1)
+    for sl in _by_chunks(H, per_h) if not fast else []:
         lab = s["labelled"][sl].astype(float)[:, None, :]
         ing = s["in_group"][sl].astype(float)[:, None, :]
         unl = ing - lab
         g = (s["group"][sl] == 1).astype(float)[:, None, :]
         Y = s["Y"][sl][:, None, :] * lab
-        Yh = (labels[sl] == s["cls"][sl, None, None]).astype(float) if uses_llm else np.zeros_like(Y)
+        Yh = (s["labels_task"][s["t_idx"][sl]] == s["cls"][sl, None, None]).astype(float) \
+            if uses_llm else np.zeros_like(Y)
         if pi_arr is None:
             w = lab
             wu = unl
@@ -1183,6 +1208,128 @@ def suggest_items(
     df.attrs["labelled_pi"] = pd.DataFrame(old_rows, columns=["task", "item_id", "pi"])
     df.attrs["scheme"] = scheme
     return df
+
+
+def _fast_ok(method: str, pi_arr, feats: tuple) -> bool:
+    """Whether :func:`_correct_fast` computes this method (same numbers as the item-level path)."""
+    if method == "ppi":
+        return pi_arr is None
+    if method == "dsl":
+        return set(feats) in ({"llm", "group"}, {"llm"})
+    return False
+
+
+def _correct_fast(method, estimand, s, pi_arr, lam, fold, n_folds, feats, *, max_bytes=64e6):
+    """PPI++ (equal weights) and DSL (cell model on LLM label [× group]) from per-group sums.
+
+    Every sum that involves the LLM labels is a matrix product of the (configuration × item)
+    label indicator of a (task, class) with per-hypothesis item columns — over the labelled
+    items only where the column vanishes elsewhere — so the cost is a few BLAS calls per
+    (task, class) instead of array passes over (hypothesis × configuration × item). Returns the
+    dict of :func:`_estimate_groups` over (hypothesis, configuration).
+    """
+    t_idx, cls, group = s["t_idx"], s["cls"], s["group"]
+    labels_task = s["labels_task"]
+    H, NI = group.shape
+    C = labels_task.shape[1]
+    keys = ("estimate", "se", "estimate_a", "estimate_b", "va_l", "va_u", "vb_l", "vb_u",
+            "lam_a", "lam_b")
+    out = {k: np.full((H, C), np.nan) for k in keys}
+    lab_all, ing = s["labelled"], s["in_group"]
+    A_all, B_all = ing & (group == 1), ing & (group == 0)
+    cnt = {"n_a": (lab_all & A_all).sum(-1), "n_b": (lab_all & B_all).sum(-1)}
+    ne = {"ne_a": cnt["n_a"].astype(float), "ne_b": cnt["n_b"].astype(float)}
+    K_ = int(n_folds)
+    pairs = dict.fromkeys(zip(t_idx.tolist(), cls.tolist(), strict=True))
+    for t, k in pairs:
+        hs_all = np.flatnonzero((t_idx == t) & (cls == k))
+        Yh = (labels_task[t] == k).astype(np.float32)  # (C, NI)
+        litems = np.flatnonzero(lab_all[hs_all].any(0))
+        YhL = Yh[:, litems]
+        per_h = NI * (2 if method == "ppi" else 2 * K_) * 4
+        step = max(1, int(max_bytes // max(per_h, 1)))
+        for i0 in range(0, len(hs_all), step):
+            hs = hs_all[i0:i0 + step]
+            h = len(hs)
+            A, B = A_all[hs], B_all[hs]
+            lab, unl = lab_all[hs], ing[hs] & ~lab_all[hs]
+            Y = s["Y"][hs]
+            G = np.stack([A, B], -1)  # (h, NI, 2)
+            if method == "ppi":
+                labL, YL, GL = lab[:, litems], Y[:, litems], G[:, litems]
+                colsL = np.concatenate([labL[..., None] * GL, (labL * YL)[..., None] * GL], -1)  # (h, nl, 4)
+                SL = (YhL @ colsL.transpose(1, 0, 2).reshape(len(litems), h * 4).astype(np.float32))
+                SL = SL.reshape(C, h, 4).transpose(1, 0, 2).astype(float)  # (h, C, 4)
+                colsU = (unl[..., None] & G).transpose(1, 0, 2).reshape(NI, h * 2).astype(np.float32)
+                SU = (Yh @ colsU).reshape(C, h, 2).transpose(1, 0, 2).astype(float)  # (h, C, 2)
+                n_g = colsL[..., :2].sum(1)[:, None, :]  # (h, 1, 2)
+                sy_g = colsL[..., 2:].sum(1)[:, None, :]
+                N_g = (unl[..., None] & G).sum(1)[:, None, :]
+                sh, syh, uh = SL[..., :2], SL[..., 2:], SU
+                if estimand == "difference":
+                    est_g, v_l, v_u, lm = K.ppi_mean_groups(n_g, N_g, sy_g, sh, syh, uh, lam=lam)
+                    res = {"estimate_a": est_g[..., 0], "estimate_b": est_g[..., 1],
+                           "va_l": v_l[..., 0], "vb_l": v_l[..., 1], "va_u": v_u[..., 0],
+                           "vb_u": v_u[..., 1], "lam_a": lm[..., 0], "lam_b": lm[..., 1]}
+                    res["estimate"] = res["estimate_a"] - res["estimate_b"]
+                    res["se"] = np.sqrt(v_l.sum(-1) + v_u.sum(-1))
+                else:
+                    nb = np.broadcast_to(n_g, sh.shape)
+                    Nb = np.broadcast_to(N_g, sh.shape).astype(float)
+                    syb = np.broadcast_to(sy_g, sh.shape)
+                    Ld = {"c": nb, "s0": nb, "sy": syb, "sh": sh, "q0": nb, "qy": syb, "qh": sh,
+                          "qyh": syh}
+                    Ud = {"c": Nb, "u0": Nb, "uh": uh, "v0": Nb, "vh": uh}
+                    coef, se, lm, mu = K.ppi_logistic_groups(Ld, Ud, lam=lam)
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        lg = np.log(mu / (1 - mu))
+                    res = {"estimate": coef, "se": se, "estimate_a": lg[..., 0],
+                           "estimate_b": lg[..., 1], "lam_a": lm, "lam_b": lm}
+            else:
+                fh = fold[hs]
+                if pi_arr is None:
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        pg = (lab[..., None] & G).sum(1) / G.sum(1)  # (h, 2)
+                    p_item = np.where(A, pg[:, :1], pg[:, 1:])
+                else:
+                    p_item = np.where(lab, pi_arr[hs], 1.0)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    b_ = np.where(lab, 1 / p_item, 0.0)
+                a_ = np.where(lab, 1 - b_, 0.0)
+                q = np.stack([lab, Y * lab, a_, Y * b_, a_**2, Y * a_ * b_, Y * b_**2], -1)  # (h, NI, 7)
+                F = (fh[..., None] == np.arange(K_))  # (h, NI, K)
+                cells = F[..., :, None] & G[..., None, :]  # (h, NI, K, 2)
+                colsL = (cells[..., None] * q[..., None, None, :])[:, litems]  # (h, nl, K, 2, 7)
+                tot = colsL.sum(1)  # (h, K, 2, 7)
+                # weighted sums in float64 (labelled items only: cheap); 0/1 counts below in float32
+                y1 = YhL.astype(float) @ colsL.transpose(1, 0, 2, 3, 4).reshape(len(litems), -1)
+                y1 = y1.reshape(C, h, K_, 2, 7).transpose(1, 0, 2, 3, 4)
+                both = np.stack([y1, tot[:, None] - y1], -2)  # (h, C, K, 2, 2y, 7)
+                ucells = unl[..., None, None] & cells  # (h, NI, K, 2)
+                u1 = Yh @ ucells.transpose(1, 0, 2, 3).reshape(NI, -1).astype(np.float32)
+                u1 = u1.reshape(C, h, K_, 2).transpose(1, 0, 2, 3).astype(float)
+                utot = ucells.sum(1)[:, None]
+                uc = np.stack([u1, utot - u1], -1)  # (h, C, K, 2, 2y)
+                names = ("c", "s", "a", "b", "aa", "ab", "bb")
+                Ld = {nm: both[..., j] for j, nm in enumerate(names)}
+                est, se, ea, eb, va, vb = K.dsl_groups(Ld, uc, group_cells="group" in feats,
+                                                       estimand=estimand)
+                res = {"estimate": est, "se": se, "estimate_a": ea, "estimate_b": eb,
+                       "va_l": va, "vb_l": vb, "va_u": np.zeros_like(est), "vb_u": np.zeros_like(est)}
+                if pi_arr is not None:
+                    w = np.where(lab, 1 / np.where(lab, pi_arr[hs], 1), 0.0)
+                    ne["ne_a"][hs] = K._div((w * A).sum(-1) ** 2, ((w * A) ** 2).sum(-1))
+                    ne["ne_b"][hs] = K._div((w * B).sum(-1) ** 2, ((w * B) ** 2).sum(-1))
+            for kk, v in res.items():
+                out[kk][hs] = np.broadcast_to(v, (h, C))
+    if estimand == "logistic":
+        for kk in ("va_l", "vb_l", "va_u", "vb_u"):
+            out[kk][:] = np.nan
+    r = dict(out)
+    for kk, v in {**cnt, **ne}.items():
+        r[kk] = np.broadcast_to(np.asarray(v, dtype=float)[:, None], (H, C))
+    r["ddof0"] = method == "ppi"
+    return r
 
 
 def _folds(labelled: np.ndarray, n_folds: int, gen: np.random.Generator) -> np.ndarray:
