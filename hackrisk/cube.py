@@ -590,6 +590,7 @@ def items_table(cube: xr.Dataset, *, names: bool = False) -> pd.DataFrame:
     Covariates get back the dtype they were built from; ``truth`` is a nullable integer code (or
     the class name when ``names=True``).
     """
+    validate_cube(cube, check_values=False)
     real = np.asarray(cube["item_id"].values) != ""
     t, i = np.nonzero(real)
     out: dict[str, Any] = {

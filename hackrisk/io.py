@@ -127,6 +127,13 @@ def is_label_cube(path: str | os.PathLike) -> bool:
     return False
 
 
+def _as_path(path: Any, func: str) -> Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{func}: path must be a str or pathlib.Path, got {type(path).__name__}. Fix: pass the "
+                        "path of the store, e.g. 'labels.zarr' or 'labels.nc'.")
+    return Path(path)
+
+
 def _is_empty_dir(path: Path) -> bool:
     return path.is_dir() and not any(path.iterdir())
 
@@ -201,7 +208,7 @@ def save_cube(cube: xr.Dataset, path: str | os.PathLike, *, format: str | None =
         When another process is writing the store.
     """
     validate_cube(cube)
-    path = Path(path)
+    path = _as_path(path, "save_cube")
     fmt = format or cube_format(path)
     if mode not in ("w", "w-"):
         raise ValueError(f"save_cube: mode must be 'w' or 'w-', got {mode!r}.")
@@ -342,7 +349,7 @@ def open_cube(path: str | os.PathLike, *, lazy: bool = True, chunks: dict | str 
     StoreError
         A chunk is missing, truncated or corrupted (the message names its path).
     """
-    path = Path(path)
+    path = _as_path(path, "open_cube")
     if not path.exists():
         raise ValueError(f"open_cube: {path} does not exist. Fix: check the path, or create the "
                          "store with hackrisk.save_cube(cube, path).")
@@ -394,9 +401,14 @@ def write_labels(path: str | os.PathLike, labels: xr.DataArray, *, prob: xr.Data
     Only the chunks of that block are rewritten, so concurrent writers of disjoint configurations
     do not interfere.
     """
-    path = Path(path)
+    path = _as_path(path, "write_labels")
+    if not isinstance(labels, xr.DataArray):
+        raise TypeError(f"write_labels: labels must be an xarray.DataArray with dims {('task', *CONFIG_DIMS, 'item')}, "
+                        f"got {type(labels).__name__}. Fix: pass a block of a cube, e.g. cube['label'].sel(model=['m']).")
     if cube_format(path) != "zarr":
         raise ValueError("write_labels: region writes need a zarr store. Fix: save the cube as .zarr.")
+    if not path.is_dir():
+        raise ValueError(f"write_labels: {path} does not exist. Fix: allocate the store with hackrisk.save_cube first.")
     store = xr.open_zarr(path, consolidated=False)
     store = _decoded(store)
     region: dict[str, slice] = {}

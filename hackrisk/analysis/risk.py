@@ -85,6 +85,10 @@ def _require(tests: xr.Dataset, names: Sequence[str], func: str) -> None:
                          "hackrisk.analysis.frequentist.test_hypotheses (see docs/results.md).")
     if "hypothesis" not in tests.dims:
         raise ValueError(f"{func}: the tests Dataset has no 'hypothesis' dimension.")
+    if tests.sizes["hypothesis"] == 0 and func != "classify_errors":
+        raise ValueError(f"{func}: the tests Dataset holds no hypothesis (an empty result), so there is no "
+                         "risk to estimate. Fix: form hypotheses first (hackrisk.hypotheses.generate_hypotheses; "
+                         "when it finds none, use more items or other groupings), and do not select them all away.")
 
 
 def _config_dims(tests: xr.Dataset) -> list[str]:
