@@ -7,7 +7,10 @@ temperatures and ``alpha``, and five linked views of the *selected* part of a te
 * error-type bars (Type I, II, S and the pooled risk) for the selection;
 * risk versus the human effect size (one point per hypothesis, plus a binned curve);
 * the specification curve of the chosen hypothesis (log odds ratio and its Wald CI under every
-  selected configuration, the human estimate as reference, wrong conclusions marked);
+  selected configuration, the human estimate as reference, wrong conclusions marked); with
+  ``corrected=`` (a :func:`hackrisk.analysis.mitigation.correct` result) the corrected interval of
+  every configuration is drawn beside the LLM-only one, on the corrected estimand's scale (the
+  difference in shares, or the log odds ratio for ``estimand="logistic"``);
 * a model × prompt heatmap of the risk;
 * the "hack" list: configurations that would fabricate (Type I), hide (Type II) or reverse
   (Type S) the chosen finding.
@@ -95,7 +98,44 @@ def _coord_strings(results: xr.Dataset, name: str, default: str = "") -> list[st
     return [default] * results.sizes["hypothesis"]
 
 
-def prepare(results: xr.Dataset) -> dict[str, Any]:
+def _corrected_arrays(res: xr.Dataset, corrected: xr.Dataset, alpha: float) -> dict[str, Any]:
+    """Corrected intervals aligned with ``res`` (by hypothesis id and configuration coords), and
+    the LLM-only / human intervals on the same scale."""
+    need = ("estimate", "ci_lower", "ci_upper")
+    if not isinstance(corrected, xr.Dataset) or any(v not in corrected for v in need):
+        raise ValueError("corrected must be the Dataset of hackrisk.analysis.mitigation.correct (estimate, "
+                         "ci_lower, ci_upper over hypothesis, model, prompt, temperature).")
+    missing = np.setdiff1d(np.asarray(res["hypothesis"].values), np.asarray(corrected["hypothesis"].values))
+    if missing.size:
+        raise ValueError(f"corrected lacks hypotheses {missing[:5].tolist()} of the results. Fix: correct the "
+                         "same hypotheses the tests were run on.")
+    idx = {"hypothesis": res["hypothesis"].values} | {d: res[d].values for d in CONFIG_DIMS}
+    corr = corrected[list(need)].reindex(idx).transpose("hypothesis", *CONFIG_DIMS)
+    out = {f"corr_{k}": np.asarray(corr[v].values, dtype=np.float32)
+           for k, v in (("estimate", "estimate"), ("lower", "ci_lower"), ("upper", "ci_upper"))}
+    out["corr_method"] = str(corrected.attrs.get("method", "corrected"))
+    estimand = str(corrected.attrs.get("estimand", "difference"))
+    out["corr_estimand"] = estimand
+    if estimand == "difference":  # the LLM-only and human intervals on the difference scale (Wald)
+        z = _z(alpha)
+
+        def wald(ka, na, kb, nb):
+            with np.errstate(invalid="ignore", divide="ignore"):
+                pa, pb = ka / na, kb / nb
+                se = np.sqrt(pa * (1 - pa) / na + pb * (1 - pb) / nb)
+            return (pa - pb).astype(np.float32), (z * se).astype(np.float32)
+
+        if {"k_a", "n_a", "k_b", "n_b"} <= set(res.data_vars):
+            d, h = wald(*(np.asarray(res[v].values, dtype=np.float64) for v in ("k_a", "n_a", "k_b", "n_b")))
+            out["diff"], out["diff_half"] = d, h
+        if {"human_k_a", "human_n_a", "human_k_b", "human_n_b"} <= set(res.data_vars):
+            d, h = wald(*(np.asarray(res[v].values, dtype=np.float64)
+                          for v in ("human_k_a", "human_n_a", "human_k_b", "human_n_b")))
+            out["human_diff"], out["human_diff_half"] = d, h
+    return out
+
+
+def prepare(results: xr.Dataset, corrected: xr.Dataset | None = None) -> dict[str, Any]:
     """Extract, once, the arrays the explorer slices.
 
     Parameters
@@ -103,6 +143,10 @@ def prepare(results: xr.Dataset) -> dict[str, Any]:
     results : xarray.Dataset
         Tests with dims ``(hypothesis, model, prompt, temperature)`` (``docs/results.md``); an
         ``error`` variable is added with ``classify_errors`` when missing.
+    corrected : xarray.Dataset, optional
+        Corrected conclusions (:func:`hackrisk.analysis.mitigation.correct`) of the same
+        hypotheses, aligned by hypothesis id and configuration coordinates; their intervals are
+        shown in the specification curve beside the LLM-only ones.
 
     Returns
     -------
@@ -134,7 +178,8 @@ def prepare(results: xr.Dataset) -> dict[str, Any]:
     tasks = list(dict.fromkeys(tasks_h))
     zero = np.asarray(res["zero_decided"].values, dtype=bool) if "zero_decided" in res else np.zeros(conclusion.shape, bool)
     human_zero = np.asarray(res["human_zero_decided"].values, dtype=bool) if "human_zero_decided" in res else np.zeros(h, bool)
-    return {
+    extra = {} if corrected is None else _corrected_arrays(res, corrected, float(res.attrs.get("alpha", 0.05)))
+    return extra | {
         "alpha": float(res.attrs.get("alpha", 0.05)),
         "error": np.asarray(res["error"].values, dtype=np.int8),
         "p": np.asarray(res["p_value"].values, dtype=np.float64),
@@ -318,30 +363,42 @@ def view_state(
         k = int(np.flatnonzero(hyp == hypothesis)[0])
         mm, pp, tt = np.meshgrid(mi, pi, ti, indexing="ij")
         mm, pp, tt = mm.ravel(), pp.ravel(), tt.ravel()
+        z = _z(alpha)
         lo = prep["log_or"][hypothesis, mm, pp, tt]
-        se = prep["se"][hypothesis, mm, pp, tt]
+        half = z * prep["se"][hypothesis, mm, pp, tt]
+        h_lo = float(prep["human_log_or"][hypothesis])
+        h_half = z * float(prep["human_se"][hypothesis])
+        scale_name = "log odds ratio (A vs B)" if np.isfinite(h_half) else "estimate"
+        if "diff" in prep:  # corrected on the difference scale: show everything on that scale
+            lo = prep["diff"][hypothesis, mm, pp, tt]
+            half = prep["diff_half"][hypothesis, mm, pp, tt] * (z / _z(prep["alpha"]))
+            if "human_diff" in prep:
+                h_lo = float(prep["human_diff"][hypothesis])
+                h_half = float(prep["human_diff_half"][hypothesis]) * (z / _z(prep["alpha"]))
+            scale_name = "difference in shares (A − B)"
         e = err[k].ravel()
         keep = e >= 0
-        z = _z(alpha)
         order = np.argsort(np.where(np.isfinite(lo[keep]), lo[keep], np.inf), kind="stable")
         cfg = np.flatnonzero(keep)[order]
-        h_lo = float(prep["human_log_or"][hypothesis])
-        h_se = float(prep["human_se"][hypothesis])
         spec = {
             "n": int(len(cfg)),
             "estimate": _buf(lo[cfg], "<f4"),
-            "lower": _buf(lo[cfg] - z * se[cfg], "<f4"),
-            "upper": _buf(lo[cfg] + z * se[cfg], "<f4"),
+            "lower": _buf(lo[cfg] - half[cfg], "<f4"),
+            "upper": _buf(lo[cfg] + half[cfg], "<f4"),
             "error": _buf(e[cfg], "i1"),
             "model": _buf(mm[cfg], "<i2"),
             "prompt": _buf(pp[cfg], "<i2"),
             "temperature": _buf(tt[cfg], "<i2"),
             "human": _finite_or_none(h_lo),
-            "human_lower": _finite_or_none(h_lo - z * h_se),
-            "human_upper": _finite_or_none(h_lo + z * h_se),
+            "human_lower": _finite_or_none(h_lo - h_half),
+            "human_upper": _finite_or_none(h_lo + h_half),
             "human_conclusion": int(human[k]),
-            "scale": "log odds ratio (A vs B)" if np.isfinite(h_se) else "estimate",
+            "scale": scale_name,
         }
+        if "corr_estimate" in prep:  # the corrected interval of each shown configuration (at its own level)
+            spec["corrected_method"] = prep["corr_method"]
+            for key in ("estimate", "lower", "upper"):
+                spec[f"corrected_{key}"] = _buf(prep[f"corr_{key}"][hypothesis, mm, pp, tt][cfg], "<f4")
         bad = np.flatnonzero(e > 0)
         pvals = prep["p"][hypothesis, mm[bad], pp[bad], tt[bad]]
         est = prep["estimate"][hypothesis, mm[bad], pp[bad], tt[bad]]
@@ -437,8 +494,8 @@ def _explorer_class():
         view = t.Dict().tag(sync=True)
         error = t.Unicode("").tag(sync=True)
 
-        def __init__(self, results: xr.Dataset, **selection):
-            prep = prepare(results)
+        def __init__(self, results: xr.Dataset, corrected: xr.Dataset | None = None, **selection):
+            prep = prepare(results, corrected)
             super().__init__()
             self._prep = prep
             self._busy = False
@@ -529,7 +586,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def explore(results: xr.Dataset, **selection) -> Any:
+def explore(results: xr.Dataset, corrected: xr.Dataset | None = None, **selection) -> Any:
     """Open the multiverse explorer on a tests result.
 
     Parameters
@@ -537,6 +594,9 @@ def explore(results: xr.Dataset, **selection) -> Any:
     results : xarray.Dataset
         Output of :func:`hackrisk.analysis.frequentist.test_hypotheses` (with or without the
         ``error`` codes of :func:`hackrisk.analysis.risk.classify_errors`).
+    corrected : xarray.Dataset, optional
+        :func:`hackrisk.analysis.mitigation.correct` of the same hypotheses: the specification
+        curve then shows each configuration's corrected interval beside its LLM-only one.
     **selection
         Initial ``task``, ``models``, ``prompts``, ``temperatures``, ``alpha``, ``hypothesis``.
 
@@ -545,7 +605,7 @@ def explore(results: xr.Dataset, **selection) -> Any:
     Explorer
         An anywidget; display it in JupyterLab 4 / Notebook 7.
     """
-    return _explorer_class()(results, **selection)
+    return _explorer_class()(results, corrected, **selection)
 
 
 def _static_png(prep: dict[str, Any], view: dict[str, Any]) -> bytes:
@@ -565,6 +625,12 @@ def _static_png(prep: dict[str, Any], view: dict[str, Any]) -> bytes:
         sp = v["spec"]
         if sp.get("n"):
             plots._draw_spec_curve(axes[1, 0], sp["estimate"], sp["lower"], sp["upper"], sp["error"], sp["human"], sp["scale"])
+            if "corrected_estimate" in sp:
+                xs = np.arange(sp["n"]) + 0.3
+                ce, cl, cu = sp["corrected_estimate"], sp["corrected_lower"], sp["corrected_upper"]
+                axes[1, 0].errorbar(xs, ce, yerr=[ce - cl, cu - ce], fmt="s", ms=3, color="#0072B2", lw=1,
+                                    label=f"corrected ({sp['corrected_method']})")
+                axes[1, 0].legend(fontsize=7, loc="best")
         axes[1, 0].set_title(f"Specification curve: {view['hypothesis_label']}"[:60], fontsize=9)
         plots._draw_hack_counts(axes[1, 1], view["hack_counts"])
         axes[1, 2].axis("off")

@@ -312,3 +312,44 @@ def test_one_recompute_per_change(pipeline, monkeypatch):
     w.prompts = ["p0"]
     w.hypothesis = int(np.flatnonzero(errors["task"].values == "task1")[0])
     assert len(calls) == 3 and w.view["hypothesis"] == w.hypothesis
+
+
+def test_spec_curve_with_corrected_intervals():
+    """With corrected= the spec curve carries each configuration's corrected interval, aligned by
+    hypothesis id and configuration coords, on the corrected estimand's scale."""
+    from hackrisk.analysis.mitigation import correct
+
+    cube, _ = hr.simulate_multiverse(n_tasks=1, n_items=1200, models=2, n_prompts=2, temperatures=(0.0, 1.0),
+                                     rng=9)
+    truth = cube["truth"].values.copy()
+    keep = np.zeros(truth.shape, dtype=bool)
+    keep[0, np.random.default_rng(2).choice(1200, size=200, replace=False)] = True
+    cube["truth"] = (cube["truth"].dims, np.where(keep, truth, -1).astype(truth.dtype))
+    hyps = generate_hypotheses(cube, groupings=("random", "covariate"))
+    errors = classify_errors(run_tests(cube, hyps))
+    corr = correct(cube, hyps, method="ppi", rng=0)
+    shuffled = corr.isel(hypothesis=np.random.default_rng(0).permutation(corr.sizes["hypothesis"]),
+                         model=[1, 0], temperature=[1, 0])
+    for c in (corr, shuffled):
+        prep = W.prepare(errors, c)
+        h = 3
+        st = W.decode(W.view_state(prep, hypothesis=h))
+        sp = st["spec"]
+        assert sp["scale"].startswith("difference") and sp["corrected_method"] == "ppi"
+        models, prompts, temps = (errors[d].values for d in ("model", "prompt", "temperature"))
+        for i in range(sp["n"]):
+            sel = {"model": models[sp["model"][i]], "prompt": prompts[sp["prompt"][i]],
+                   "temperature": temps[sp["temperature"][i]]}
+            one = corr.sel(hypothesis=h, **sel)
+            assert sp["corrected_estimate"][i] == pytest.approx(float(one["estimate"]), rel=1e-6)
+            assert sp["corrected_lower"][i] == pytest.approx(float(one["ci_lower"]), rel=1e-5, abs=1e-7)
+            assert sp["corrected_upper"][i] == pytest.approx(float(one["ci_upper"]), rel=1e-5, abs=1e-7)
+            # the LLM-only point is the difference in shares of that configuration
+            assert sp["estimate"][i] == pytest.approx(float(errors["estimate"].sel(hypothesis=h, **sel)), rel=1e-6)
+        assert st["spec"]["human"] == pytest.approx(float(errors["human_estimate"][h]), rel=1e-6)
+    # logistic corrections keep the log odds ratio scale; the widget and its PNG take them
+    w = W.explore(errors, correct(cube, hyps, method="human", estimand="logistic", rng=0), hypothesis=3)
+    assert w.view["spec"]["scale"].startswith("log odds") and "corrected_estimate" in w.view["spec"]
+    assert w.figure_png()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="lacks hypotheses"):
+        W.prepare(errors, corr.isel(hypothesis=[0, 1]))

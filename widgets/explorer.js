@@ -127,6 +127,11 @@ export function specCurveSVG(spec, options = {}, { width = 660, height = 220 } =
   const grow = (v) => { if (Number.isFinite(v)) { ymin = Math.min(ymin, v); ymax = Math.max(ymax, v); } };
   for (let i = 0; i < n; i++) { grow(lo[i]); grow(hi[i]); grow(est[i]); }
   grow(spec.human); grow(spec.human_lower); grow(spec.human_upper);
+  // corrected intervals (human + LLM labels), one per configuration, drawn beside the LLM-only one
+  const hasCorr = spec.corrected_estimate != null;
+  const cEst = hasCorr ? asArray(spec.corrected_estimate) : null;
+  const cLo = hasCorr ? asArray(spec.corrected_lower) : null, cHi = hasCorr ? asArray(spec.corrected_upper) : null;
+  if (hasCorr) for (let i = 0; i < n; i++) { grow(cLo[i]); grow(cHi[i]); grow(cEst[i]); }
   const pad = (ymax - ymin) * 0.05 || 0.1;
   const y = scale(ymin - pad, ymax + pad, height - m.b, m.t);
   const x = scale(-0.5, n - 0.5, m.l, width - m.r);
@@ -144,13 +149,20 @@ export function specCurveSVG(spec, options = {}, { width = 660, height = 220 } =
     const cx = x(i).toFixed(1);
     const tip = `${models[mi[i]] ?? mi[i]} / ${prompts[pi[i]] ?? pi[i]} / T=${temps[ti[i]] ?? ti[i]}: ${fmtNum(est[i])} [${fmtNum(lo[i])}, ${fmtNum(hi[i])}] ${name}`;
     if (Number.isFinite(lo[i]) && Number.isFinite(hi[i])) body += `<line x1="${cx}" x2="${cx}" y1="${y(lo[i]).toFixed(1)}" y2="${y(hi[i]).toFixed(1)}" stroke="${COLORS[name]}" stroke-opacity="0.6"/>`;
+    if (hasCorr && Number.isFinite(cEst[i])) {
+      const xc = (x(i) + Math.min(4, (width - m.l - m.r) / n / 4)).toFixed(1);
+      const ctip = `${models[mi[i]] ?? mi[i]} / ${prompts[pi[i]] ?? pi[i]} / T=${temps[ti[i]] ?? ti[i]}: corrected (${spec.corrected_method || ""}) ${fmtNum(cEst[i])} [${fmtNum(cLo[i])}, ${fmtNum(cHi[i])}]`;
+      if (Number.isFinite(cLo[i]) && Number.isFinite(cHi[i])) body += `<line class="corrected-ci" x1="${xc}" x2="${xc}" y1="${y(cLo[i]).toFixed(1)}" y2="${y(cHi[i]).toFixed(1)}" stroke="#0072B2" stroke-width="1.5"/>`;
+      body += `<rect class="corrected" x="${(xc - 2.5).toFixed(1)}" y="${(y(cEst[i]) - 2.5).toFixed(1)}" width="5" height="5" fill="#0072B2"><title>${escapeHtml(ctip)}</title></rect>`;
+    }
     if (!Number.isFinite(est[i])) continue;
     const wrong = err[i] > 0;
     body += wrong
       ? `<path class="config wrong" data-error="${name}" d="M${cx - 3},${y(est[i]) - 3}l6,6m0,-6l-6,6" stroke="${COLORS[name]}" stroke-width="2"><title>${escapeHtml(tip)}</title></path>`
       : `<circle class="config" data-error="correct" cx="${cx}" cy="${y(est[i]).toFixed(1)}" r="2.5" fill="${COLORS.correct}"><title>${escapeHtml(tip)}</title></circle>`;
   }
-  body += `<text x="${m.l}" y="${height - 6}" class="label">${escapeHtml(spec.scale || "estimate")} · ${n} configurations (sorted) · dashed: human labels</text>`;
+  const corrNote = hasCorr ? ` · blue squares: corrected with human labels (${escapeHtml(spec.corrected_method || "")})` : "";
+  body += `<text x="${m.l}" y="${height - 6}" class="label">${escapeHtml(spec.scale || "estimate")} · ${n} configurations (sorted) · dashed: human labels${corrNote}</text>`;
   return svg(width, height, body, "hr-spec");
 }
 

@@ -79,6 +79,23 @@ test("specification curve marks wrong conclusions and draws the human reference"
   assert.match(s, /class="human-ci"/);
   assert.match(s, /m1 \/ p1 \/ T=0/);
   assert.match(specCurveSVG({ n: 0 }), /no annotated configuration/);
+  assert.equal(count(s, /class="corrected"/g), 0);
+});
+
+test("specification curve: corrected intervals beside the LLM-only ones", () => {
+  const spec = {
+    n: 3, estimate: dv(Float32Array, [-0.1, 0, 0.2]), lower: dv(Float32Array, [-0.2, -0.1, 0.1]),
+    upper: dv(Float32Array, [0, 0.1, 0.3]), error: dv(Int8Array, [0, 1, 0]), model: dv(Int16Array, [0, 0, 1]),
+    prompt: dv(Int16Array, [0, 1, 0]), temperature: dv(Int16Array, [0, 0, 0]), human: 0.05,
+    corrected_method: "ppi", corrected_estimate: dv(Float32Array, [0.04, NaN, 0.06]),
+    corrected_lower: dv(Float32Array, [-0.5, NaN, -0.02]), corrected_upper: dv(Float32Array, [0.1, NaN, 0.14]),
+  };
+  const s = specCurveSVG(spec, { models: ["m0", "m1"], prompts: ["p0", "p1"], temperatures: [0] });
+  assert.equal(count(s, /class="corrected"/g), 2);  // the NaN one is left out
+  assert.equal(count(s, /class="corrected-ci"/g), 2);
+  assert.match(s, /m1 \/ p0 \/ T=0: corrected \(ppi\) 0.06/);
+  assert.match(s, /blue squares: corrected with human labels \(ppi\)/);
+  assert.match(s, /-0.5/);  // the y range grows to hold the corrected interval
 });
 
 test("heatmap: models x prompts cells with values, NaN greyed", () => {
