@@ -687,6 +687,35 @@ def _inference(r: dict, estimand: str, alpha: float, *, small_sample: bool, vali
             "df": np.where(decided, df, np.nan)}
 
 
+def _ppi_logistic_draws(Yh, Y, lab, unl, g, w, wu, lam):
+    """PPI++ logistic of every (hypothesis, configuration, draw) from per-group sums.
+
+    ``Yh`` (h, C, NI); ``Y``, ``g`` (h, NI); ``lab``, ``unl``, ``w``, ``wu`` (h, D, NI). The
+    LLM-label sums are one batched matrix product per chunk; the fit is
+    :func:`K.ppi_logistic_groups`. Returns arrays (h, C, D): coef, se, lam, logit μ_A, logit μ_B.
+    """
+    h, C, NI = Yh.shape
+    D = lab.shape[1]
+    G = np.stack([g, 1 - g], -1)[:, None]  # (h, 1, NI, 2)
+    wl, wn = (w * lab)[..., None] * G, (wu * unl)[..., None] * G  # (h, D, NI, 2)
+    Yb = Y[:, None, :, None]
+    dep = np.stack([wl, wl**2, wl**2 * Yb, wn, wn**2], -1)  # (h, D, NI, 2, 5)
+    cols = dep.transpose(0, 2, 1, 3, 4).reshape(h, NI, D * 10)
+    S = np.matmul(Yh, cols).reshape(h, C, D, 2, 5)
+    cnt = lambda m: m.sum(-2)[:, None]  # noqa: E731  (h, 1, D, 2)
+    Ld = {"c": cnt(lab[..., None] * G), "s0": cnt(wl), "sy": cnt(wl * Yb), "sh": S[..., 0],
+          "q0": cnt(wl**2), "qy": cnt(wl**2 * Yb), "qh": S[..., 1], "qyh": S[..., 2]}
+    Ud = {"c": cnt(unl[..., None] * G), "u0": cnt(wn), "uh": S[..., 3], "v0": cnt(wn**2),
+          "vh": S[..., 4]}
+    shape = (h, C, D, 2)
+    Ld = {k: np.broadcast_to(v, shape) for k, v in Ld.items()}
+    Ud = {k: np.broadcast_to(v, shape) for k, v in Ud.items()}
+    coef, se, lm, mu = K.ppi_logistic_groups(Ld, Ud, lam=lam)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lg = np.log(mu / (1 - mu))
+    return coef, se, lm, lg[..., 0], lg[..., 1]
+
+
 def mitigate(
     cube: xr.Dataset,
     hypotheses: xr.Dataset,
@@ -764,8 +793,24 @@ def mitigate(
         with np.errstate(divide="ignore", invalid="ignore"):
             w = np.where(lab > 0, 1 / np.where(pi > 0, pi, 1), 0.0)
             wu = np.where(unl > 0, 1 / np.where(pi < 1, 1 - pi, 1), 0.0)
-        r = _estimate_groups(method, estimand, Y, Yh, lab, unl, g, w, wu, pi, lam,
-                             fold_all[sl], int(n_folds))
+        if (method == "ppi" and estimand == "logistic" and S.shape[1:4] == (1, 1, 1)
+                and not (_varies(w, lab * g) or _varies(w, lab * (1 - g)))):
+            # batched sufficient statistics (same numbers as K.ppi_logistic, tested)
+            h_ = Y.shape[0]
+            coef, se_, lm, la_, lb_ = _ppi_logistic_draws(
+                a["Yh"][sl].reshape(h_, M * P * T, NI), a["Y"][sl], lab[:, 0, 0, 0], unl[:, 0, 0, 0],
+                g[:, 0, 0, 0, 0], w[:, 0, 0, 0], wu[:, 0, 0, 0], lam)
+            shp = (h_, M, P, T, D)
+            ne = {f"ne_{x}": np.broadcast_to(_kish(w, lab * m_), shp)
+                  for x, m_ in (("a", g), ("b", 1 - g))}
+            r = {"estimate": coef.reshape(shp), "se": se_.reshape(shp), "lam_a": lm.reshape(shp),
+                 "lam_b": lm.reshape(shp), "estimate_a": la_.reshape(shp),
+                 "estimate_b": lb_.reshape(shp),
+                 "n_a": np.broadcast_to((lab * g).sum(-1), shp),
+                 "n_b": np.broadcast_to((lab * (1 - g)).sum(-1), shp), **ne}
+        else:
+            r = _estimate_groups(method, estimand, Y, Yh, lab, unl, g, w, wu, pi, lam,
+                                 fold_all[sl], int(n_folds))
         ky = ((Y * lab * g).sum(-1), (Y * lab * (1 - g)).sum(-1))
         inf = _inference(r, estimand, alpha, small_sample=small_sample, valid=valid_m,
                          labelled_y=ky)
