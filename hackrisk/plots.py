@@ -367,7 +367,9 @@ def plot_specification_curve(result: xr.Dataset, *, hypothesis: int | None = Non
     else:
         h, hse = float(one["human_estimate"]), np.nan
     hci = (h - z * hse, h + z * hse) if np.isfinite(hse) else None
-    _draw_spec_curve(ax, est[idx], est[idx] - z * se[idx], est[idx] + z * se[idx], err[idx], h,
+    with np.errstate(invalid="ignore"):  # infinite log odds ratios (a zero count) give NaN bounds, not warnings
+        lo, hi = est[idx] - z * se[idx], est[idx] + z * se[idx]
+    _draw_spec_curve(ax, est[idx], lo, hi, err[idx], h,
                      "log odds ratio (A vs B)" if use_lor else "estimate (p_A − p_B)", hci)
     label = " · ".join(str(one[c].values) for c in ("task", "grouping", "class_name") if c in one.coords)
     ax.set_title(f"Specification curve: {label or f'hypothesis {hypothesis}'}", fontsize=10)

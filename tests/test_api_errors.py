@@ -40,3 +40,25 @@ def test_risk_on_an_empty_result_is_a_clear_error(tests_ds, name):
     empty = tests_ds.isel(hypothesis=[])
     with pytest.raises(ValueError, match=f"{name}: the tests Dataset holds no hypothesis"):
         getattr(risk, name)(empty)  # was: IndexError / a reshape error
+
+
+def test_specification_curve_with_infinite_log_odds_warns_nothing(tests_ds):
+    import warnings
+
+    import matplotlib
+    import numpy as np
+
+    matplotlib.use("Agg")
+    from hackrisk import plots
+
+    res = risk.classify_errors(tests_ds)
+    if "log_or" not in res or "se" not in res:
+        pytest.skip("tests without log odds ratios")
+    res["log_or"] = res["log_or"].copy(data=np.where(res["log_or"].values > 0, np.inf, res["log_or"].values))
+    res["se"] = res["se"].copy(data=np.where(np.isinf(res["log_or"].values), np.inf, res["se"].values))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # was: "invalid value encountered in add" leaked
+        ax = plots.plot_specification_curve(res)
+    import matplotlib.pyplot as plt
+
+    plt.close(ax.figure)
