@@ -116,6 +116,11 @@ def _run(args: argparse.Namespace) -> int:
               "    from hackrisk.widgets import explore\n"
               f"    explore(xr.open_dataset({str(study.output / 'tests.nc')!r}))\n"
               f"or with the extension: %load_ext hackrisk, then %hackrisk explore {study.output / 'tests.nc'}")
+        if study.human:
+            corr = study.output / f"corrected_{next(iter(study.human['methods']))}.nc"
+            print("With your human labels, the corrected interval of every configuration beside the LLM-only one:\n"
+                  f"    explore(xr.open_dataset({str(study.output / 'tests.nc')!r}), "
+                  f"corrected=xr.open_dataset({str(corr)!r}))")
         return 0
     t0 = time.perf_counter()
     cube = None
