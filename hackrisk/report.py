@@ -336,6 +336,12 @@ def render_report(
         cards.append(f"<div class='card' data-metric='{var}'><div>{_esc(name)}</div><div class='v'>{est}</div>"
                      f"<div class='ci'>95% CI {ci or 'n/a'}</div><div class='muted'>{_esc(desc)}</div></div>")
     parts.append("<h2>Headline risks</h2><div class='cards'>" + "".join(cards) + "</div>")
+    if "annotated" in tests.variables:  # configurations left out (analysed with --allow-incomplete)
+        ann = np.asarray(tests["annotated"].any("hypothesis").values)
+        if not ann.all():
+            parts.append(f"<p class='warn'><b>Incomplete annotation:</b> only {int(ann.sum())} of {ann.size} "
+                         "configurations are fully annotated; the others are left out of every number in this "
+                         "report.</p>")
     rows = [[name, *_ci_cells(risk, var), desc] for var, name, desc in _METRICS]
     parts.append(_table(["metric", "estimate", "95% CI", "meaning"], rows))
     counts = ", ".join(f"{_esc(k.replace('n_', ''))}: {int(risk[k])}" for k in ("n_null", "n_significant", "n_conclusions") if k in risk)

@@ -162,6 +162,9 @@ def test_edited_data_and_interrupted_annotation(server, tmp_path, monkeypatch, c
     assert "× 3 configurations" in out and "only 3 of 4 configurations" in out  # was: "× 4 configurations"
     head = json.loads((tmp_path / "out" / "headline.json").read_text())
     assert head["n_configurations"] == 3 and head["n_configurations_total"] == 4
+    assert main(["report", "-q", "--allow-incomplete", str(path)]) == 0
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "Incomplete annotation:</b> only 3 of 4 configurations" in html
 
 
 def test_unreachable_server_is_exit_2_with_a_fix_the_study_accepts(tmp_path, monkeypatch, capsys):
