@@ -282,7 +282,7 @@ def _netcdf_encoding(enc_cube: xr.Dataset) -> dict[str, Any]:
     """HDF5 Fletcher-32 checksums on the numeric data variables."""
     out: dict[str, Any] = {}
     for name, var in enc_cube.data_vars.items():
-        if var.dtype.kind in "iuf" and var.ndim:
+        if var.dtype.kind in "iuf" and var.ndim and all(n > 0 for n in var.shape):
             out[str(name)] = {"fletcher32": True, "chunksizes": var.shape}
             if name in _FILL:
                 out[str(name)]["_FillValue"] = None
