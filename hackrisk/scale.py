@@ -59,7 +59,7 @@ def is_lazy(cube: xr.Dataset) -> bool:
     """Whether the cube's ``label`` is a dask array (opened lazily, e.g. by :func:`hackrisk.open_cube`)."""
     from dask.base import is_dask_collection
 
-    return "label" in cube and is_dask_collection(cube["label"].data)
+    return isinstance(cube, xr.Dataset) and "label" in cube and is_dask_collection(cube["label"].data)
 
 
 def analysis_chunks(cube: xr.Dataset, *, max_labels: int = _MAX_BLOCK_LABELS) -> dict[str, int]:

@@ -29,6 +29,8 @@ def tests_ds():
     (lambda x: risk.risk(x), "risk: expected the tests Dataset"),
     (lambda x: risk.hacking(x), "hacking: expected the tests Dataset"),
     (lambda x: hackrisk.annotate.runner.missing_labels(x), "missing_labels: expected a label cube"),
+    (lambda x: generate_hypotheses(x), "expected an xarray.Dataset label cube"),
+    (lambda x: frequentist.test_hypotheses(x, None), "expected an xarray.Dataset label cube"),
 ])
 def test_wrong_argument_types_name_the_expected_one(call, expected, kind):
     with pytest.raises((TypeError, ValueError), match=expected):
