@@ -639,3 +639,28 @@ def test_edge_cases_all_null_and_no_errors():
         R.error_regression(t)
     hk = R.hacking(t)
     assert hk.attrs["fabricate_rate"] == 0.0 and np.isnan(hk.attrs["hide_rate"])
+
+
+def test_partial_human_labels_no_placeholder():
+    """Truth on 300 of 5,000 items: errors, risk and hacking use the labelled items on the human side."""
+    import hackrisk
+    from hackrisk.analysis import risk as R
+    from hackrisk.analysis.frequentist import test_hypotheses
+
+    cube, _ = hackrisk.simulate_multiverse(n_tasks=1, n_items=5000, models=2, n_prompts=2,
+                                           temperatures=(0.0, 1.0), rng=21)
+    truth = cube["truth"].values.copy()
+    keep = np.zeros(truth.shape, dtype=bool)
+    keep[0, np.random.default_rng(3).choice(5000, size=300, replace=False)] = True
+    cube["truth"] = (cube["truth"].dims, np.where(keep, truth, -1).astype(truth.dtype))
+    hyps = hackrisk.generate_hypotheses(cube)
+    tests = R.classify_errors(test_hypotheses(cube, hyps))
+    assert (tests["error"] >= 0).all()  # every (hypothesis, configuration) is classified
+    r = R.risk(tests, n_boot=20, rng=0)
+    assert int(r["n_conclusions"]) == tests["error"].size
+    # the pooled risk is the share of LLM conclusions that differ from the labelled-items conclusion
+    wrong = (tests["conclusion"] != tests["human_conclusion"]).mean()
+    assert float(r["risk_pooled"].sel(ci="estimate")) == pytest.approx(float(wrong))
+    q = R.annotation_quality(cube)
+    assert (q["n_items"] == 300).all()  # quality: the labelled items only
+    assert int(q["confusion"].sum(["true_class", "pred_class"]).max()) == 300
