@@ -166,6 +166,9 @@ def llm_difference_ci(tests: xr.Dataset, alpha: float = 0.05) -> tuple[xr.DataAr
     return pa - pb - z * se, pa - pb + z * se
 
 
+_MAX_NAMED_CONFIGS = 30  # the corrected-interval figure names configurations up to this many
+
+
 def _as_methods(corrected: Any) -> dict[str, xr.Dataset]:
     if corrected is None:
         return {}
@@ -179,17 +182,24 @@ def _as_methods(corrected: Any) -> dict[str, xr.Dataset]:
 
 def _plot_corrected(ax, corr: xr.Dataset, tests: xr.Dataset, h: int, names: list[str], llm: tuple) -> None:
     """Forest plot of one hypothesis: corrected interval per configuration beside the LLM-only one."""
-    y = np.arange(len(names))
     est = corr["estimate"].isel(hypothesis=h).values.ravel()
     lo, hi = corr["ci_lower"].isel(hypothesis=h).values.ravel(), corr["ci_upper"].isel(hypothesis=h).values.ravel()
     l_est = tests["estimate"].isel(hypothesis=h).values.ravel()
     l_lo, l_hi = llm[0].isel(hypothesis=h).values.ravel(), llm[1].isel(hypothesis=h).values.ravel()
+    order = np.argsort(np.where(np.isfinite(l_est), l_est, np.inf), kind="stable")  # sorted by LLM-only estimate
+    est, lo, hi, l_est, l_lo, l_hi = (a[order] for a in (est, lo, hi, l_est, l_lo, l_hi))
+    names = [names[i] for i in order]
+    y = np.arange(len(names))
     ax.errorbar(l_est, y + 0.18, xerr=[l_est - l_lo, l_hi - l_est], fmt="o", color="#D55E00", ms=4,
                 label="LLM labels only")
     ax.errorbar(est, y - 0.18, xerr=[est - lo, hi - est], fmt="s", color="#0072B2", ms=4,
                 label=f"corrected ({corr.attrs.get('method', '')}, human + LLM labels)")
     ax.axvline(0, color="#999", lw=1)
-    ax.set_yticks(y, names, fontsize=7)
+    if len(names) <= _MAX_NAMED_CONFIGS:
+        ax.set_yticks(y, names, fontsize=7)
+    else:
+        ax.set_yticks([])
+        ax.set_ylabel(f"{len(names)} configurations, sorted by the LLM-only estimate")
     ax.set_xlabel("difference in share (group A − group B)")
     ax.legend(fontsize=8, loc="best")
 
@@ -249,7 +259,7 @@ def _human_section(tests: xr.Dataset, corrected: Any, robust: Any, n_show: int) 
             try:
                 uri = _png(lambda ax: _plot_corrected(ax, main.transpose("hypothesis", *CONFIG_DIMS), tests.transpose(
                     "hypothesis", *CONFIG_DIMS), h0, names, tuple(x.transpose("hypothesis", *CONFIG_DIMS) for x in llm)),
-                    figsize=(8, max(2.5, 0.28 * len(names) + 1.2)))
+                    figsize=(8, min(10.0, max(2.5, 0.28 * len(names) + 1.2))))
                 out.append(f"<figure><img alt='corrected intervals' src='{uri}'><figcaption>Hypothesis {_esc(show[0])}: "
                            "corrected interval per configuration (blue) beside the LLM-only interval (orange)."
                            "</figcaption></figure>")
@@ -288,6 +298,51 @@ def _human_section(tests: xr.Dataset, corrected: Any, robust: Any, n_show: int) 
     return "".join(out)
 
 
+def _prospective_section(prospective: Mapping[str, Any], n_show: int) -> str:
+    """Prospective risk (hackrisk.analysis.prospective) and the evidence of its calibration."""
+    from .analysis import prospective as PR
+
+    s = prospective["summary"]
+    out = ["<h2>Prospective risk: how likely is each conclusion wrong?</h2>",
+           f"<p class='muted'>From the LLM labels of every configuration and the "
+           f"{_esc(s.attrs.get('n_human', '?'))} human labels of a random subset of the "
+           f"{_esc(s.attrs.get('n_items', '?'))} items: the probability that a configuration's conclusion "
+           "differs from the one all human labels would give (hackrisk.analysis.prospective; method and "
+           "assumptions in docs/prospective.md).</p>"]
+    pw = s["p_wrong"]
+    cfg = [d for d in CONFIG_DIMS if d in pw.dims]
+    mean = pw.mean(cfg)
+    p_sig = 1 - s["p_true_conclusion"].sel(true_conclusion=0)
+    rows = []
+    for i in np.argsort(-np.nan_to_num(mean.values, nan=-1))[:n_show]:
+        h = s.isel(hypothesis=int(i))
+        rows.append([_esc(h["grouping"].item() if "grouping" in h.coords else h["hypothesis"].item()),
+                     _esc(h["class_name"].item() if "class_name" in h.coords else ""),
+                     _pct(float(p_sig.isel(hypothesis=int(i)))), _pct(float(mean.isel(hypothesis=int(i)))),
+                     _pct(float((pw.isel(hypothesis=int(i)) > 0.5).mean()))])
+    out.append(_table(["grouping", "class", "P(full-human test significant)", "mean P(wrong)",
+                       "configurations with P(wrong) > 50%"], rows, left=2))
+    cal = prospective.get("calibration")
+    if cal is not None:
+        rel = cal["reliability"]
+        img = _png(PR.plot_reliability, figsize=(4.8, 4.4), table=rel)
+        out.append("<h3>Calibration on this study's own labels</h3><p class='muted'>Every item has a human "
+                   "label, so the study was replayed: n random human labels revealed, the risk predicted, and "
+                   "compared with the conclusions of all human labels (calibration_study; 95% cluster-bootstrap "
+                   f"intervals over hypotheses).</p><figure><img src='{img}' alt='reliability diagram'>"
+                   "</figure>")
+        out.append(_table(["predicted P(wrong)", "conclusions", "mean predicted", "observed wrong", "95% CI"],
+                          [[r["bin"], r["n"], _num(r["predicted"]), _num(r["observed"]),
+                            f"{_num(r['lower'])} – {_num(r['upper'])}"] for _, r in rel.iterrows()]))
+        sc = cal["scores"]
+        out.append(_table(["budget", "method", "Brier", "AUC"],
+                          [[r.iloc[0], r["method"], _num(r["brier"]), _num(r["auc"])] for _, r in sc.iterrows()],
+                          left=2))
+    else:
+        out.append(f"<p>{_esc(PR.CALIBRATION_NOTE)}</p>")
+    return "\n".join(out)
+
+
 def render_report(
     tests: xr.Dataset,
     *,
@@ -301,6 +356,7 @@ def render_report(
     rng: int | np.random.Generator | None = 0,
     corrected: xr.Dataset | Mapping[str, xr.Dataset] | None = None,
     robust: Any = None,
+    prospective: Mapping[str, Any] | None = None,
 ) -> str:
     """The report as an HTML string (see :func:`write_report`)."""
     from . import plots
@@ -385,6 +441,9 @@ def render_report(
     if corrected is not None or robust is not None:
         parts.append(_human_section(errors, corrected, robust, n_fragile))
 
+    if prospective is not None:
+        parts.append(_prospective_section(prospective, n_fragile))
+
     if mitigation is not None and len(mitigation):
         cols = [c for c in ("scheme", "budget", "method", "type_i", "type_ii", "type_s", "risk")
                 if c in mitigation.columns]
@@ -453,6 +512,7 @@ def write_report(
     rng: int | np.random.Generator | None = 0,
     corrected: xr.Dataset | Mapping[str, xr.Dataset] | None = None,
     robust: Any = None,
+    prospective: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write one self-contained HTML report of a multiverse analysis.
 
@@ -488,6 +548,11 @@ def write_report(
     robust : pandas.DataFrame, optional
         :func:`hackrisk.analysis.robust.robust_conclusions` of the main corrected result
         (computed from ``corrected`` when omitted).
+    prospective : dict, optional
+        ``{"summary": prospective_summary(...), "calibration": calibration_study(...) or None}``
+        (:mod:`hackrisk.analysis.prospective`); adds the section "Prospective risk" with the
+        reliability diagram of the study's own data when the calibration is given, and otherwise
+        says on what data the calibration was checked.
 
     Returns
     -------
@@ -496,7 +561,7 @@ def write_report(
     """
     text = render_report(tests, cube=cube, hypotheses=hypotheses, risk=risk, mitigation=mitigation,
                          title=title, n_boot=n_boot, n_fragile=n_fragile, rng=rng, corrected=corrected,
-                         robust=robust)
+                         robust=robust, prospective=prospective)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
