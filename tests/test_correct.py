@@ -205,7 +205,7 @@ def test_dsl_matches_independent_reference(study, unequal):
     r = mt.correct(cube, hyp, method="dsl", pi=pi_arg, small_sample=False, rng=3)
     rl = mt.correct(cube, hyp, method="dsl", estimand="logistic", pi=pi_arg, small_sample=False, rng=3)
     s = mt._study_arrays(cube, hyp)
-    folds = mt._folds(s["labelled"], 5, np.random.default_rng(3))
+    folds = mt._folds(s, 5, np.random.default_rng(3))
     for h, (m, p, t) in [(0, (0, 0, 0)), (1, (1, 1, 0))]:
         y, yh, g, lab = _arrays(cube, hyp, h, m, p, t)
         ok = g >= 0

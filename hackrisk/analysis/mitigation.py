@@ -471,7 +471,7 @@ def _cross_fit(Y, Yh, g, lab, fold, n_folds, features=("llm", "group"), extra=No
     for p, k in zip(parts, sizes, strict=True):
         cell = cell * k + p
     n_cells = int(np.prod(sizes)) if sizes else 1
-    fold = np.broadcast_to(fold, shape)
+    fold = np.broadcast_to(fold, shape).astype(np.int64)
     key = fold * n_cells + cell  # (..., NI)
     nk = n_folds * n_cells
     labb = np.broadcast_to(lab, shape)
@@ -897,6 +897,7 @@ def _study_arrays(cube: xr.Dataset, hypotheses: xr.Dataset) -> dict:
             annotated[hs] = (hit == 0).T
     return {"t_idx": t_idx, "cls": cls, "group": group, "in_group": in_group,
             "labelled": labelled, "Y": (truth == cls[:, None]).astype(float),
+            "labelled_task": (np.asarray(cube["truth"].values) >= 0) & np.asarray(cube["item_id"].values != ""),
             "labels_task": lab, "cfg_shape": cfg_shape,
             "annotated": annotated.reshape(len(t_idx), *cfg_shape)}
 
@@ -1045,7 +1046,7 @@ def correct(
     M, P, T = s["cfg_shape"]
     C = M * P * T
     gen = np.random.default_rng(rng)
-    fold = _folds(s["labelled"], int(n_folds), gen)  # (H, NI)
+    fold = _folds(s, int(n_folds), gen)  # (H, NI)
     keys = ("estimate", "se", "ci_lower", "ci_upper", "p_value", "conclusion", "decided", "df",
             "estimate_a", "estimate_b", "lam_a", "lam_b")
     out = {k: np.full((H, C), np.nan) for k in keys}
@@ -1289,9 +1290,10 @@ def _correct_fast(method, estimand, s, pi_arr, lam, fold, n_folds, feats, *, max
     for t, k in pairs:
         hs_all = np.flatnonzero((t_idx == t) & (cls == k))
         Yh = (labels_task[t] == k).astype(np.float32)  # (C, NI)
+        YhT = Yh.T  # BLAS reads the transpose in place
         litems = np.flatnonzero(lab_all[hs_all].any(0))
         YhL = Yh[:, litems]
-        per_h = NI * (2 if method == "ppi" else 2 * K_) * 4
+        per_h = NI * (2 if method == "ppi" else 2 * K_) * 6
         step = max(1, int(max_bytes // max(per_h, 1)))
         for i0 in range(0, len(hs_all), step):
             hs = hs_all[i0:i0 + step]
@@ -1305,11 +1307,12 @@ def _correct_fast(method, estimand, s, pi_arr, lam, fold, n_folds, feats, *, max
                 colsL = np.concatenate([labL[..., None] * GL, (labL * YL)[..., None] * GL], -1)  # (h, nl, 4)
                 SL = (YhL @ colsL.transpose(1, 0, 2).reshape(len(litems), h * 4).astype(np.float32))
                 SL = SL.reshape(C, h, 4).transpose(1, 0, 2).astype(float)  # (h, C, 4)
-                colsU = (unl[..., None] & G).transpose(1, 0, 2).reshape(NI, h * 2).astype(np.float32)
-                SU = (Yh @ colsU).reshape(C, h, 2).transpose(1, 0, 2).astype(float)  # (h, C, 2)
+                rowsU = np.stack([unl & A, unl & B], 1)  # (h, 2, NI)
+                SU = (rowsU.reshape(h * 2, NI).astype(np.float32) @ YhT).reshape(h, 2, C)
+                SU = SU.transpose(0, 2, 1).astype(float)  # (h, C, 2)
                 n_g = colsL[..., :2].sum(1)[:, None, :]  # (h, 1, 2)
                 sy_g = colsL[..., 2:].sum(1)[:, None, :]
-                N_g = (unl[..., None] & G).sum(1)[:, None, :]
+                N_g = rowsU.sum(-1)[:, None, :]
                 sh, syh, uh = SL[..., :2], SL[..., 2:], SU
                 if estimand == "difference":
                     est_g, v_l, v_u, lm = K.ppi_mean_groups(n_g, N_g, sy_g, sh, syh, uh, lam=lam)
@@ -1341,19 +1344,21 @@ def _correct_fast(method, estimand, s, pi_arr, lam, fold, n_folds, feats, *, max
                 with np.errstate(divide="ignore", invalid="ignore"):
                     b_ = np.where(lab, 1 / p_item, 0.0)
                 a_ = np.where(lab, 1 - b_, 0.0)
-                q = np.stack([lab, Y * lab, a_, Y * b_, a_**2, Y * a_ * b_, Y * b_**2], -1)  # (h, NI, 7)
-                F = (fh[..., None] == np.arange(K_))  # (h, NI, K)
-                cells = F[..., :, None] & G[..., None, :]  # (h, NI, K, 2)
-                colsL = (cells[..., None] * q[..., None, None, :])[:, litems]  # (h, nl, K, 2, 7)
+                labL, YL, aL, bL = lab[:, litems], Y[:, litems], a_[:, litems], b_[:, litems]
+                q = np.stack([labL, YL * labL, aL, YL * bL, aL**2, YL * aL * bL, YL * bL**2], -1)
+                FL = fh[:, litems, None] == np.arange(K_)  # (h, nl, K)
+                cellsL = FL[..., :, None] & G[:, litems, None, :]  # (h, nl, K, 2)
+                colsL = cellsL[..., None] * q[..., None, None, :]  # (h, nl, K, 2, 7)
                 tot = colsL.sum(1)  # (h, K, 2, 7)
                 # weighted sums in float64 (labelled items only: cheap); 0/1 counts below in float32
                 y1 = YhL.astype(float) @ colsL.transpose(1, 0, 2, 3, 4).reshape(len(litems), -1)
                 y1 = y1.reshape(C, h, K_, 2, 7).transpose(1, 0, 2, 3, 4)
                 both = np.stack([y1, tot[:, None] - y1], -2)  # (h, C, K, 2, 2y, 7)
-                ucells = unl[..., None, None] & cells  # (h, NI, K, 2)
-                u1 = Yh @ ucells.transpose(1, 0, 2, 3).reshape(NI, -1).astype(np.float32)
-                u1 = u1.reshape(C, h, K_, 2).transpose(1, 0, 2, 3).astype(float)
-                utot = ucells.sum(1)[:, None]
+                in_k = unl[:, None, :] & (fh[:, None, :] == np.arange(K_)[None, :, None])  # (h, K, NI)
+                rows = np.stack([in_k & A[:, None], in_k & B[:, None]], 2)  # (h, K, 2, NI)
+                u1 = (rows.reshape(-1, NI).astype(np.float32) @ YhT).reshape(h, K_, 2, C)
+                u1 = u1.transpose(0, 3, 1, 2).astype(float)  # (h, C, K, 2)
+                utot = rows.sum(-1)[:, None].astype(float)  # (h, 1, K, 2)
                 uc = np.stack([u1, utot - u1], -1)  # (h, C, K, 2, 2y)
                 names = ("c", "s", "a", "b", "aa", "ab", "bb")
                 Ld = {nm: both[..., j] for j, nm in enumerate(names)}
@@ -1377,13 +1382,18 @@ def _correct_fast(method, estimand, s, pi_arr, lam, fold, n_folds, feats, *, max
     return r
 
 
-def _folds(labelled: np.ndarray, n_folds: int, gen: np.random.Generator) -> np.ndarray:
-    """Random fold of every item (hypothesis, item); the labelled items balanced across folds."""
-    H, NI = labelled.shape
-    keys = gen.random((H, NI))
-    # labelled first (in random order), then the others: rank mod n_folds balances both sets
-    rank = np.argsort(np.argsort(np.where(labelled, keys, keys + 2), axis=-1), axis=-1)
-    return rank % n_folds
+def _folds(s: dict, n_folds: int, gen: np.random.Generator) -> np.ndarray:
+    """Random fold of every item, per task (shared by the task's hypotheses), as (hypothesis, item).
+
+    The task's labelled items are spread evenly over the folds (random order, rank mod
+    ``n_folds``), and so are the others.
+    """
+    t_idx = s["t_idx"]
+    labelled_task = np.zeros((t_idx.max() + 1, s["group"].shape[1]), dtype=bool)
+    labelled_task[t_idx] = s["labelled_task"][t_idx]
+    keys = gen.random(labelled_task.shape)
+    rank = np.argsort(np.argsort(np.where(labelled_task, keys, keys + 2), axis=-1), axis=-1)
+    return (rank % n_folds).astype(np.int8)[t_idx]
 
 
 def _feature_codes(cube: xr.Dataset, feats: tuple, s: dict) -> list:
