@@ -69,7 +69,7 @@ try:  # Python >= 3.11
 except ModuleNotFoundError:  # pragma: no cover
     import tomli as tomllib  # type: ignore[no-redef]
 
-__all__ = ["Study", "StudyError", "load_study", "parse_study"]
+__all__ = ["Study", "StudyError", "load_study", "parse_study", "check_human_labels"]
 
 _SECTIONS: dict[str, set[str]] = {
     "study": {"name", "output", "alpha", "seed"},
@@ -332,6 +332,53 @@ def parse_study(text: str, path: str | Path = "<study>") -> Study:
     )
 
 
+def check_human_labels(study: Study, td: Any) -> None:
+    """Check the ``[human] labels`` file against the study's data before any annotation.
+
+    The checks of :func:`hackrisk.human.add_human_labels` that need no cube: the file reads as
+    text with ``item_id`` and ``label``, every id is an item of the data (after ``n_items``), no id
+    repeats, every label is a class of ``[task] labels``, a ``pi`` is in (0, 1], and a label does
+    not contradict a human label of the data file. Raises :class:`StudyError` at the ``labels`` line.
+    """
+    human = getattr(study, "human", None)
+    if not human:
+        return
+    from .human import read_human_labels
+
+    where = human.get("where", str(study.path))
+
+    def fail(problem: str, fix: str) -> None:
+        raise StudyError(f"{where}: [human] labels: {problem}. Fix: {fix}")
+
+    try:
+        tab = read_human_labels(human["labels"])
+    except ValueError as err:
+        raise StudyError(f"{where}: [human] labels: {err}") from err
+    if "task" in tab.columns:
+        other = sorted(set(tab["task"]) - {str(td.name)})
+        if other:
+            fail(f"task(s) {other[:5]} are not the study's task {td.name!r}", "drop the task column or fix its values")
+    ids = td.items["item_id"].astype(str)
+    unknown = sorted(set(tab["item_id"]) - set(ids))
+    if unknown:
+        fail(f"{len(unknown)} item id(s) are not in the data: {unknown[:5]}",
+             "use the ids of the data's id column (compared as text; after [data] n_items)")
+    dup = tab["item_id"][tab["item_id"].duplicated()].unique().tolist()
+    if dup:
+        fail(f"item id(s) {dup[:5]} appear more than once", "keep one label per item")
+    classes = [str(c) for c in td.classes]
+    bad = sorted(set(tab["label"]) - set(classes))
+    if bad:
+        fail(f"label(s) {bad[:5]} are not among the classes {classes}", "use the class names of [task] labels")
+    if "truth" in td.items.columns:
+        known = td.items.assign(item_id=ids).dropna(subset=["truth"]).set_index("item_id")["truth"].astype(str)
+        both = tab.set_index("item_id")["label"].reindex(known.index).dropna()
+        clash = both[both != known.loc[both.index]]
+        if len(clash):
+            fail(f"{len(clash)} item(s) have another human label in the data file: {clash.index[:5].tolist()}",
+                 "drop them from the labels file or from the data's label column")
+
+
 def _parse_human(sec: Mapping[str, Any], base: Path, text: str, path: Path, fail) -> dict[str, Any]:
     """The ``[human]`` section: the labels file (resolved, must exist) and the correction methods.
 
@@ -461,6 +508,7 @@ def check_inputs(study: Study):
                           "write literal braces doubled ({{ and }}), or add the columns as covariates")
     if not getattr(study, "human", None):
         check_budgets(study, int(items["truth"].notna().sum()))
+    check_human_labels(study, td)
     return td
 
 

@@ -147,3 +147,30 @@ def test_human_section_of_the_study_file(tmp_path):
         parse_study(STUDY + '[human]\nmethods = ["ppi"]\n', path)
     with pytest.raises(StudyError, match=r"\[human\] pi: unknown key"):
         parse_study(STUDY + '[human]\nlabels = "h.csv"\npi = 1\n', path)
+
+
+def test_validate_checks_the_human_labels_file(tmp_path):
+    """`hackrisk validate` (check_inputs) finds a bad labels file before any annotation."""
+    from hackrisk.study import check_inputs
+
+    data = pd.read_csv(relevance_csv(), dtype=str, keep_default_na=False).head(40)
+    data[["id", "text", "ground_truth"]].rename(columns={"ground_truth": "label"}).to_csv(tmp_path / "items.csv",
+                                                                                         index=False)
+    text = STUDY.replace('id = "id"', 'id = "id"\nlabel = "label"') + '\n[human]\nlabels = "h.csv"\n'
+    path = tmp_path / "s.toml"
+    line = text.splitlines().index('labels = "h.csv"') + 1
+    good = pd.DataFrame({"item_id": data["id"][:5], "label": data["ground_truth"][:5]})
+    good.to_csv(tmp_path / "h.csv", index=False)
+    assert len(check_inputs(parse_study(text, path)).items) == 40
+    flip = {"relevant": "irrelevant", "irrelevant": "relevant"}
+    cases = [
+        (good.assign(item_id=["x1", *good["item_id"][1:]]), r"1 item id\(s\) are not in the data: \['x1'\]"),
+        (good.assign(label=["maybe", *good["label"][1:]]), r"label\(s\) \['maybe'\] are not among the classes"),
+        (pd.concat([good, good[:1]]), r"appear more than once"),
+        (good.assign(label=[flip[good["label"].iloc[0]], *good["label"][1:]]), "another human label in the data"),
+        (good.assign(pi=["2", *["0.5"] * 4]), r"pi must be an inclusion probability"),
+    ]
+    for table, match in cases:
+        table.to_csv(tmp_path / "h.csv", index=False)
+        with pytest.raises(StudyError, match=rf"s.toml:{line}: \[human\] labels: .*{match}"):
+            check_inputs(parse_study(text, path))
