@@ -775,6 +775,9 @@ def test_permuted_cube_gives_identical_results_with_generated_hypotheses(partial
     xr.testing.assert_identical(fq.test_hypotheses(cube, hyps), fq.test_hypotheses(cube.isel(item=perm), hyps))
     # the hypotheses permuted instead of the cube: the same again
     xr.testing.assert_identical(fq.test_hypotheses(cube, hyps), fq.test_hypotheses(cube, hyps.isel(item=perm)))
+    # regressions align the same way
+    few = hyps.isel(hypothesis=[0, 4])
+    xr.testing.assert_allclose(fq.regress(cube, few, ["x0"]), fq.regress(cube.isel(item=perm), few, ["x0"]))
 
 
 def test_hypotheses_of_another_cube_are_rejected(partial):
