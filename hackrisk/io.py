@@ -263,7 +263,7 @@ def _zarr_encoding(enc_cube: xr.Dataset, item_chunk: int) -> dict[str, Any]:
         for key in ("compressors", "compressor", "filters", "serializer", "fill_value", "_FillValue"):
             var.encoding.pop(key, None)
         enc: dict[str, Any] = {}
-        if var.dtype != object and var.dtype.kind not in ("U", "S", "T", "M", "m"):
+        if var.dtype.kind not in ("M", "m"):  # numbers and text (datetimes keep xarray's own encoding)
             enc["compressors"] = [ZstdCodec(level=1, checksum=True)]
         if name in _FILL and var.dtype.kind == "i":
             enc["fill_value"] = _FILL[name]
@@ -341,8 +341,9 @@ def open_cube(path: str | os.PathLike, *, lazy: bool = True, chunks: dict | str 
         Dask chunks when ``lazy``; default: the chunks of the store.
     verify
         zarr only. ``"auto"`` (default): check that every chunk is present, and when ``lazy`` is
-        ``False`` also that every chunk decodes; ``True``: both checks, also when lazy;
-        ``False``: no check (a missing chunk would read as fill values: -1 for labels).
+        ``False`` name the chunk that does not decode (reading is checked by the zstd checksum of
+        every chunk); ``True``: also decode every chunk up front, also when lazy; ``False``: no
+        check (a missing chunk would read as fill values: -1 for labels).
 
     Raises
     ------
@@ -367,9 +368,16 @@ def open_cube(path: str | os.PathLike, *, lazy: bool = True, chunks: dict | str 
             raise StoreError(f"{path}: the netCDF file cannot be read ({err}). Fix: restore it from a copy "
                              "or save the cube again.") from err
     else:
-        if verify:
-            verify_store(path, decode=verify is True or not lazy)
+        if verify:  # every chunk present (cheap); with verify=True every chunk decodes, also when lazy
+            verify_store(path, decode=verify is True)
         ds = xr.open_zarr(path, chunks=chunks, consolidated=False)
+        if not lazy:
+            try:
+                ds = ds.load()
+            except Exception:
+                if verify:  # name the chunk that does not decode
+                    verify_store(path, decode=True)
+                raise
     ds = _decoded(ds)
     if not lazy:
         ds = ds.load()

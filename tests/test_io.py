@@ -102,7 +102,7 @@ def test_label_fill_value_is_not_annotated(cube, tmp_path):
 
 
 @pytest.mark.parametrize("damage", ["delete", "truncate", "corrupt", "empty"])
-@pytest.mark.parametrize("var", ["label", "truth", "prob"])
+@pytest.mark.parametrize("var", ["label", "truth", "prob", "text", "item_id"])
 def test_damaged_chunk_is_a_named_error(tmp_path, damage, var):
     """Fault injection: every damaged chunk is a StoreError naming its path; none reads as data."""
     from hackrisk.io import StoreError
