@@ -154,3 +154,10 @@ def test_two_runs_on_one_store_at_once(tmp_path):
         holder.wait()
     with store_lock(store):
         pass
+
+
+def test_json_braces_in_a_template_get_the_double_brace_hint():
+    with pytest.raises(ValueError, match=r'\{"label"\} is not a placeholder .*Fix: write literal braces as \{\{ and \}\}'):
+        TaskSpec("t", ["a", "b"], ['Reply as JSON {"label": "a"}: {text}'])
+    spec = TaskSpec("t", ["a", "b"], ['Reply as JSON {{"label": "a"}}: {text}'])
+    assert spec.render("p0", "hi")[0]["content"] == 'Reply as JSON {"label": "a"}: hi'

@@ -45,10 +45,15 @@ Template = str | Sequence[Message]
 
 def _fields(template: str) -> set[str]:
     try:
-        return {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
     except ValueError as err:
         raise ValueError(f"prompt template {template[:60]!r} is not a valid format string ({err}). "
                          "Fix: write literal braces as {{ and }}.") from err
+    odd = sorted(f for f in fields if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", f))
+    if odd:
+        raise ValueError(f"prompt template {template[:60]!r}: {{{odd[0]}}} is not a placeholder (literal braces, "
+                         "e.g. a JSON example?). Fix: write literal braces as {{ and }}.")
+    return fields
 
 
 def _template_messages(template: Template) -> list[dict[str, str]]:
