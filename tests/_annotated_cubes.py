@@ -24,10 +24,10 @@ log = logging.getLogger(__name__)
 
 TEMPERATURES = (0.0, 0.7, 1.0)
 #: (items, prompts) per task.  The VADER tweets are the demo's 300 items under its 5 prompts; the
-#: paper's tasks are kept to 150 items under the first 3 prompts so that building all four cubes
+#: paper's tasks are kept to 150 items under the first 2 prompts so that building all four cubes
 #: stays within about an hour of a shared 2-core CPU (annotation is the costly step).
-SIZES = {"vader_tweets": (300, 5), "relevance_tweets23": (150, 3), "stance_tweets": (150, 3),
-         "framesI_tweets": (150, 3)}
+SIZES = {"vader_tweets": (300, 5), "relevance_tweets23": (150, 2), "stance_tweets": (150, 2),
+         "framesI_tweets": (150, 2)}
 
 # Five paraphrases per task of the paper, written for this study (the registry has three for some)
 _CM = ("Content moderation means that social media platforms screen, flag, label, suspend or "

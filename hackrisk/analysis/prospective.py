@@ -5,30 +5,33 @@ items of a study and human labels for a **random** subset of n of them.  For eve
 configuration :func:`prospective_risk` gives the probability that the configuration's conclusion
 differs from the one a full human labelling of the N items would reach (Type I, II, S).
 
-**Method: finite-population prediction of the full human test** (see ``docs/prospective.md``).
-The conclusion all human labels would give is a deterministic function of the N human labels, so
-the only unknown is the human labels of the unlabelled items.  For a hypothesis about class c and
-groups A / B:
+**Method: prediction of the full human test from the labelled subset** (see
+``docs/prospective.md``).  The conclusion all human labels would give is a deterministic function
+of the N human labels, so the only unknown is the human labels of the unlabelled items.  For a
+hypothesis about class c and groups A / B:
 
 1. Every item gets the LLM *consensus score* ``s_i``: the share of configurations that label it
-   c.  Items are cut into strata by ``s`` (cut points at quantiles of ``s`` among the labelled
-   items; the human labels are not used to cut).  Configurations enter only through this summary,
-   so it does not matter how strongly their errors are correlated item by item: nothing treats
-   them as independent witnesses.
-2. In each stratum j and group g (A, B, neither) the share of class c among the items is
-   ``q_gj``.  Groups get their own shares, so misclassification that differs between the groups
-   (differential error) is learned from the labelled items of each group.  The groups of a
-   stratum are pooled partially: ``q_gj ~ Beta(m r_j, m (1 − r_j))`` with the stratum's mean
-   ``r_j`` (uniform prior) and pooling strength ``m`` (log-uniform prior on [0.5, 1000]); the
-   posterior of (r_j, m) is computed exactly on a grid (beta-binomial likelihood) and ``q_gj`` is
-   then conjugate.
-3. Because the labelled items are a simple random sample, they are a random sample within every
-   stratum × group, so the unlabelled items' counts of class c are drawn as
-   ``K_gj ~ Binomial(U_gj, q_gj)`` (a beta-binomial posterior predictive).  Adding the known
-   labels gives draws of the full human 2 × 2 table, and the human test of
-   :func:`hackrisk.analysis.frequentist.test_hypotheses` (same Wald test, same zero rule) on each
-   draw gives draws of the full-human conclusion.
-4. Each configuration's own conclusion (its test on its own labels) is known, so
+   c.  Items are cut into strata of ``s`` (cut points at quantiles of ``s`` among the labelled
+   items, so the human labels are not used to cut) and ``f_i`` is the share of class c among the
+   labelled items of i's stratum, the same for every group.  Configurations enter only through
+   this summary: it does not matter how strongly their errors are correlated item by item, as
+   nothing treats them as independent witnesses.
+2. The residual ``e_i = y_i − f_i`` is known on the labelled items.  The full human share of
+   group g is ``(Σ_labelled y + Σ_unlabelled f + Σ_unlabelled e) / N_g``: the first two sums
+   are known, the third is predicted.  Each group has its own residual mean ``μ_g``, so
+   misclassification that differs between the groups (differential error, which makes the LLM
+   see effects that are not there or miss ones that are) is learned from the labelled items of
+   each group, not assumed away.
+3. Priors: flat on ``μ_A + μ_B``; the residual effect ``μ_A − μ_B ~ N(0, τ² λ_h²)`` with a
+   scale ``τ`` shared by the study's hypotheses (uniform on (0, 0.2]) and a local ``λ_h``
+   (half-Cauchy, a horseshoe), both integrated on grids.  Most hypotheses' residual effects are
+   small, a few can be large; τ is learned from all hypotheses of the study.
+4. Because the labelled items are a simple random sample, the unlabelled items' residual mean
+   in group g is normal around ``μ_g`` with variance ``σ_g² / U_g`` (σ_g² from the labelled
+   residuals, shrunk towards ``f (1 − f)``).  Each draw completes the 2 × 2 table of the full
+   human labels, and the human test of :func:`hackrisk.analysis.frequentist.test_hypotheses`
+   (same Wald test, same zero rule) gives a draw of the full-human conclusion.
+5. Each configuration's own conclusion (its test on its own labels) is known, so
    ``P(wrong) = P(full-human conclusion ≠ configuration conclusion)`` over the draws, split into
    Type I / II / S as :func:`hackrisk.analysis.risk.classify_errors`.
 
@@ -66,11 +69,16 @@ __all__ = [
     "risk_scores",
     "calibration_study",
     "scores_table",
+    "CALIBRATION_NOTE",
     "plot_prospective_risk",
     "plot_reliability",
 ]
 
 log = logging.getLogger(__name__)
+
+#: Where the calibration of :func:`prospective_risk` was checked (said by the report and the
+#: notebook when a study has no full human labels to check it on its own data).
+CALIBRATION_NOTE = "(measured figures to be filled in)"
 
 #: Bin edges of predicted P(wrong) in reliability tables (those of issue #19's table).
 RELIABILITY_BINS = (0.0, 0.1, 0.3, 0.6, 0.9, 1.0)
@@ -273,16 +281,24 @@ def _full_share_draws(group: np.ndarray, cls: np.ndarray, labels: np.ndarray, tr
     d = a["ebar"] - b["ebar"]
     v = np.where((pa > 0) & (pb > 0), 1.0 / np.maximum(pa, 1e-12) + 1.0 / np.maximum(pb, 1e-12), 1.0)
     tau, w = _eb_scale_draws(d, v, n_draws, gen)  # (H, S)
+    # residual variances drawn from their scaled-inverse-χ² posteriors (Student-t tails: with
+    # few labels per group a plug-in variance would make extreme predictions too confident)
+    s2d = {}
+    for name, s2 in (("a", s2a), ("b", s2b)):
+        nu = np.maximum(stats[name]["n_l"] + 1.0, 1.0)[:, None]
+        s2d[name] = s2[:, None] * nu / gen.chisquare(np.broadcast_to(nu, tau.shape))
+    pa = np.where(a["n_l"][:, None] > 0, a["n_l"][:, None] / s2d["a"], 0.0)  # (H, S)
+    pb = np.where(b["n_l"][:, None] > 0, b["n_l"][:, None] / s2d["b"], 0.0)
     # posterior of (μ_A, μ_B) | τ: precision diag(pa, pb) + (1/τ²) [[1, −1], [−1, 1]]
     k = 1.0 / np.maximum(tau, 1e-4) ** 2
-    l11 = pa[:, None] + k
-    l22 = pb[:, None] + k
+    l11 = pa + k
+    l22 = pb + k
     l12 = -k
     det = l11 * l22 - l12**2
     # a group without labelled items: its mean follows the other through the prior only
     det = np.maximum(det, 1e-300)
     c11, c22, c12 = l22 / det, l11 / det, -l12 / det
-    ra, rb = (pa * a["ebar"])[:, None], (pb * b["ebar"])[:, None]
+    ra, rb = pa * a["ebar"][:, None], pb * b["ebar"][:, None]
     m_a = c11 * ra + c12 * rb
     m_b = c12 * ra + c22 * rb
     z1, z2 = gen.standard_normal((2, *tau.shape))
@@ -291,10 +307,10 @@ def _full_share_draws(group: np.ndarray, cls: np.ndarray, labels: np.ndarray, tr
     cond_var = np.maximum(c22 - c12**2 / np.maximum(c11, 1e-300), 0)
     mu_b = m_b + c12 / np.maximum(c11, 1e-300) * (mu_a - m_a) + np.sqrt(cond_var) * z2
     res = {}
-    for name, mu, s2 in (("a", mu_a, s2a), ("b", mu_b, s2b)):
+    for name, mu in (("a", mu_a), ("b", mu_b)):
         g = stats[name]
         u = g["u"][:, None]
-        e_unl = mu + np.sqrt(s2[:, None] / np.maximum(u, 1.0)) * gen.standard_normal(mu.shape)
+        e_unl = mu + np.sqrt(s2d[name] / np.maximum(u, 1.0)) * gen.standard_normal(mu.shape)
         total = g["sum_y"][:, None] + g["sum_f_unl"][:, None] + u * e_unl
         res[name] = np.clip(total, 0.0, g["n"][:, None])  # (H, S) full class-c count
     return {"k_a": res["a"].T, "k_b": res["b"].T, "n_a": a["n"], "n_b": b["n"],
@@ -333,8 +349,7 @@ def prospective_risk(
         The frequentist test applied to each configuration and to the completed human labels
         (as :func:`hackrisk.analysis.frequentist.test_hypotheses`).
     n_strata
-        Strata of the LLM consensus score per hypothesis (default: labelled items // 30,
-        clipped to 2..5).
+        Strata of the LLM consensus score (default: labelled items // 30, clipped to 2..5).
     draws, chains
         Monte-Carlo draws of the full human labelling: ``draws × chains`` independent draws
         laid out as ``(chain, draw)`` (default 2 chains).
@@ -349,8 +364,7 @@ def prospective_risk(
     -------
     arviz.InferenceData
         ``posterior``: ``effect`` (hypothesis; the full-human difference in class shares
-        p_A − p_B), ``stratum_rate`` and ``pooling`` (hypothesis, stratum; the hierarchical
-        parameters).  ``posterior_predictive``: ``true_estimate`` and ``true_conclusion``
+        p_A − p_B) and ``tau`` (hypothesis; the scale τ λ_h of the residual effect).  ``posterior_predictive``: ``true_estimate`` and ``true_conclusion``
         (hypothesis) of the full-human-label test, and ``error`` (hypothesis, model, prompt,
         temperature; int8 codes as ``classify_errors``, -1 for left-out configurations).
         ``constant_data``: each configuration's ``conclusion`` and ``estimate``, ``human`` per
@@ -442,8 +456,8 @@ def prospective_risk(
 
     out = az.InferenceData(posterior=posterior, posterior_predictive=pred, constant_data=const)
     attrs = {
-        "method": "finite-population prediction of the full human test (LLM-consensus strata "
-                  "x groups, hierarchical beta-binomial); independent Monte-Carlo draws",
+        "method": "prediction of the full human test: LLM-consensus strata, group residual "
+                  "means, horseshoe prior on residual effects; independent Monte-Carlo draws",
         "sampler": "exact Monte Carlo (no MCMC)",
         "task": d["task"], "alpha": alpha, "zero_rule": zero_rule,
         "n_items": int(n_item), "n_human": int(hm.sum()), "n_strata": int(n_j),
@@ -703,9 +717,11 @@ def calibration_study(
     dict of pandas.DataFrame
         ``"predictions"``: one row per budget × replicate × hypothesis × configuration with
         ``p_wrong`` (prospective risk), ``p_subset`` (1 when the configuration's conclusion differs
-        from the human test on the revealed subset, else 0), ``wrong`` (observed), ``cluster``.
-        ``"reliability"``: :func:`reliability_table` of ``p_wrong`` over all budgets (clusters =
-        budget × replicate × hypothesis).  ``"scores"``: per budget (and ``"all"``) and method
+        from the human test on the revealed subset, else 0), ``wrong`` (observed), ``name`` and
+        ``cluster`` (the hypothesis: its grouping and class).  ``"reliability"``:
+        :func:`reliability_table` of ``p_wrong`` over all budgets, clustered by hypothesis (its
+        conclusions share the full-human conclusion across configurations, budgets and
+        replicates, so they are resampled together).  ``"scores"``: per budget (and ``"all"``) and method
         (``prospective``, ``subset_test``, ``constant``: the observed wrong rate of that budget),
         ``brier``, ``auc``, ``n``, ``observed``, ``predicted``.
     """
@@ -739,10 +755,17 @@ def calibration_study(
     full = _human_test((yc & in_a).sum(1), in_a.sum(1), (yc & in_b).sum(1), in_b.sum(1),
                        alpha, zero_rule)["conclusion"]
     wrong_full = (_classify(llm, full[:, None]) > 0)  # (H, C)
+    # separate streams: the revealed subsets do not depend on how many draws a fit takes
     gen = np.random.default_rng(rng)
+    reveal_gen, fit_gen = (np.random.default_rng(s) for s in gen.integers(0, 2**62, size=2))
     n_items = truth.size
     truth_da = sub["truth"]
     hyp_ids = np.asarray(hyps["hypothesis"].values)
+    # a hypothesis is named by its coordinates (grouping, class) when it has them
+    names = [str(h) for h in hyp_ids]
+    if "grouping" in hyps.coords:
+        cls_name = hyps["class_name"].values if "class_name" in hyps.coords else d["cls"]
+        names = [f"{g}|{c}" for g, c in zip(hyps["grouping"].values, cls_name, strict=True)]
     cfg_idx = np.flatnonzero(d["annotated"])
     cfg_names = np.array([f"{m}|{p}|{t}" for m in sub["model"].values for p in sub["prompt"].values
                           for t in sub["temperature"].values], dtype=object)[cfg_idx]
@@ -750,12 +773,12 @@ def calibration_study(
     for n in n_human:
         for rep in range(reps):
             reveal = np.zeros(n_items, dtype=bool)
-            reveal[gen.choice(n_items, int(n), replace=False)] = True
+            reveal[reveal_gen.choice(n_items, int(n), replace=False)] = True
             masked_truth = truth_da.copy(data=np.where(reveal[None, :], truth_da.values, -1))
             study = sub.assign(truth=masked_truth)
             s = prospective_summary(prospective_risk(
                 study, hyps, alpha=alpha, zero_rule=zero_rule, draws=draws, chains=2,
-                rng=gen, **risk_kwargs))
+                rng=fit_gen, **risk_kwargs))
             p = np.asarray(s["p_wrong"].transpose("hypothesis", *CONFIG_DIMS).values)
             p = p.reshape(p.shape[0], -1)[:, cfg_idx]
             ys = yc & reveal[None, :]
@@ -765,10 +788,11 @@ def calibration_study(
             h_rep = np.repeat(hyp_ids, p.shape[1])
             frames.append(pd.DataFrame({
                 "n_human": int(n), "rep": rep, "hypothesis": h_rep,
+                "name": np.repeat(names, p.shape[1]),
                 "configuration": np.tile(cfg_names, p.shape[0]),
                 "p_wrong": p.ravel(), "p_subset": p_sub.ravel(),
                 "wrong": wrong_full.ravel().astype(float),
-                "cluster": [f"{n}/{rep}/{h}" for h in h_rep],
+                "cluster": np.repeat(names, p.shape[1]),
             }))
     pred = pd.concat(frames, ignore_index=True)
     rel = reliability_table(pred["p_wrong"], pred["wrong"], cluster=pred["cluster"], bins=bins,
