@@ -159,6 +159,7 @@ def analyze_study(study: Study, cube: xr.Dataset | None = None) -> dict[str, Any
         res.update(correct_study(study, cube, hyps))
     if study.analysis.get("bayes"):
         res.update(_bayes(res["tests"], seed=study.seed))
+        res.update(_prospective(cube, hyps, seed=study.seed))
     logger.info("analysis took %.1f s", time.perf_counter() - t0)
     _save_results(res, out)
     (out / "headline.json").write_text(json.dumps(headline(res), indent=2))
@@ -292,6 +293,26 @@ def _bayes(tests: xr.Dataset, *, seed: int) -> dict[str, Any]:
     return out
 
 
+def _prospective(cube: xr.Dataset, hyps: xr.Dataset, *, seed: int) -> dict[str, Any]:
+    """Prospective risk of a one-task study; where every item has a human label, its calibration
+    on the study's own data (hackrisk.analysis.prospective.calibration_study)."""
+    import importlib.util
+
+    from .analysis import prospective as PR
+
+    if cube.sizes["task"] != 1 or importlib.util.find_spec("arviz") is None:
+        return {}
+    out: dict[str, Any] = {"prospective_summary": PR.prospective_summary(
+        PR.prospective_risk(cube, hyps, rng=seed))}
+    truth = cube["truth"].isel(task=0).values[np.asarray(cube["item_id"].isel(task=0).values) != ""]
+    budgets = tuple(b for b in (50, 100, 150, 250, 300) if b <= 0.85 * truth.size)
+    if (truth >= 0).all() and budgets:
+        cal = PR.calibration_study(cube, hyps, n_human=budgets, reps=5, rng=seed)
+        out["prospective_reliability"] = cal["reliability"]
+        out["prospective_scores"] = cal["scores"]
+    return out
+
+
 def _save_results(res: dict[str, Any], out: Path) -> None:
     tables = out / "tables"
     tables.mkdir(exist_ok=True)
@@ -350,6 +371,15 @@ def headline(res: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _prospective_report(res: dict[str, Any]) -> dict[str, Any] | None:
+    if "prospective_summary" not in res:
+        return None
+    cal = None
+    if "prospective_reliability" in res:
+        cal = {"reliability": res["prospective_reliability"], "scores": res["prospective_scores"]}
+    return {"summary": res["prospective_summary"], "calibration": cal}
+
+
 def report_study(study: Study, res: dict[str, Any] | None = None, cube: xr.Dataset | None = None) -> Path:
     """Write PNG figures and the self-contained HTML report into the study's output folder."""
     from . import plots, report
@@ -379,4 +409,5 @@ def report_study(study: Study, res: dict[str, Any] | None = None, cube: xr.Datas
                                hypotheses=res["hypotheses"], risk=res["risk"],
                                mitigation=res.get("mitigation"), title=f"hackrisk report: {study.name}",
                                n_boot=int(study.analysis.get("n_boot", 500)), rng=study.seed,
-                               corrected=corrected or None, robust=res.get("robust"))
+                               corrected=corrected or None, robust=res.get("robust"),
+                               prospective=_prospective_report(res))

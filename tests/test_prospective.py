@@ -229,6 +229,34 @@ def test_plots(study):
     assert len(ax2.lines) >= 2  # diagonal + points
 
 
+def test_report_section(study):
+    """The report's prospective section: the reliability diagram of the study's own data when
+    it was computed, otherwise the sentence saying where the calibration was checked."""
+    pytest.importorskip("matplotlib")
+    from hackrisk.pipeline import _prospective
+    from hackrisk.report import render_report
+
+    cube, hyps, full, human, _ = study
+    res = _prospective(cube, hyps, seed=0)  # every item labelled: calibration on its own data
+    assert {"prospective_summary", "prospective_reliability", "prospective_scores"} <= set(res)
+    assert set(res["prospective_scores"]["n_human"]) == {50, 100, 150, 250, "all"}
+    page = render_report(full, n_boot=20, prospective={
+        "summary": res["prospective_summary"],
+        "calibration": {"reliability": res["prospective_reliability"],
+                        "scores": res["prospective_scores"]}})
+    assert "Prospective risk" in page and "Calibration on this study's own labels" in page
+    assert "alt='reliability diagram'" in page
+    masked = cube.assign(truth=cube["truth"].where(xr.DataArray(human, dims="item"), -1))
+    res2 = _prospective(masked, hyps, seed=0)  # partial labels: no calibration on own data
+    assert "prospective_reliability" not in res2
+    page2 = render_report(full, n_boot=20, prospective={"summary": res2["prospective_summary"],
+                                                        "calibration": None})
+    import html
+
+    assert html.escape(P.CALIBRATION_NOTE, quote=True) in page2
+    assert "reliability diagram" not in page2
+
+
 # ---------------------------------------------------------------------------------------------
 # calibration by simulation
 # ---------------------------------------------------------------------------------------------

@@ -225,9 +225,12 @@ def _eb_scale_draws(d: np.ndarray, v: np.ndarray, n_draws: int, gen: np.random.G
     pt = np.exp(lt - logsumexp(lt))
     n_h = d.size
     it = np.minimum((gen.random(n_draws)[:, None] > np.cumsum(pt)[None, :]).sum(-1), tau.size - 1)
-    cond = ll - logsumexp(ll, axis=2, keepdims=True)  # (H, T, L): λ_h | τ
-    cdf = np.cumsum(np.exp(cond), axis=2)[:, it, :]  # (H, S, L)
-    il = np.minimum((gen.random((n_h, n_draws))[:, :, None] > cdf).sum(-1), lam.size - 1)
+    cond = np.exp(ll - logsumexp(ll, axis=2, keepdims=True))  # (H, T, L): λ_h | τ
+    il = np.empty((n_h, n_draws), dtype=np.int64)
+    for h0 in range(0, n_h, 32):  # chunks of hypotheses keep the (H, S, L) CDF small
+        cdf = np.cumsum(cond[h0:h0 + 32], axis=2)[:, it, :]
+        u = gen.random((cdf.shape[0], n_draws))[:, :, None]
+        il[h0:h0 + 32] = np.minimum((u > cdf).sum(-1), lam.size - 1)
     return tau[it][None, :] * lam[il], pt
 
 
