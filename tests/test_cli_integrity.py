@@ -85,9 +85,14 @@ def server():
     except (ValueError, OSError) as err:
         pytest.skip(f"tiny model unavailable: {err}")
     be = TransformersBackend(net, tok, name="tiny", batch_size=4, max_length=256)
-    faults = {"on": False}
-    srv = make_server(be, api_key=KEY,
-                      fault=lambda n: (429 if n % 5 == 0 else 503 if n % 7 == 0 else None) if faults["on"] else None)
+    faults = {"on": False, "fn": None}
+
+    def fault(n):
+        if faults["fn"] is not None:
+            return faults["fn"](n)
+        return (429 if n % 5 == 0 else 503 if n % 7 == 0 else None) if faults["on"] else None
+
+    srv = make_server(be, api_key=KEY, fault=fault)
     srv.faults = faults
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     yield srv
@@ -192,3 +197,28 @@ def test_password_in_base_url_is_never_shown(caplog):
     assert redact_url("http://127.0.0.1:8080/v1") == "http://127.0.0.1:8080/v1"
     be = OpenAIBackend("m", base_url=f"https://me:{PASSWORD}@host/v1")
     assert PASSWORD not in repr(be) and PASSWORD not in be.safe_url
+
+
+def test_permanent_failures_are_reported_and_retried_next_run(server, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HACKRISK_TEST_KEY", KEY)
+    path = study_file(tmp_path, server.server_address[1])
+    start = [None]
+
+    def reject_two(n):  # the 6th and 9th request of this run are refused (HTTP 400), the rest answered
+        start[0] = n if start[0] is None else start[0]
+        return 400 if n - start[0] in (5, 8) else None
+
+    server.faults["fn"] = reject_two
+    try:
+        assert main(["annotate", "-q", str(path)]) == 2  # was: exit 0, the rejections cached as answers
+    finally:
+        server.faults["fn"] = None
+    err = capsys.readouterr().err
+    assert "annotate finished with 2 label(s) missing in" in err and "re-run `hackrisk annotate`" in err
+    cube = hackrisk.open_cube(tmp_path / "out" / "cube.zarr", lazy=False)
+    assert int((cube["label"] == -1).sum()) == 2 and int((cube["annotate_status"] & 8).astype(bool).sum()) == 2
+    assert main(["analyze", "-q", str(path)]) == 2 and "missing" in capsys.readouterr().err
+    answered = server.n_answered
+    assert main(["annotate", "-q", str(path)]) == 0
+    assert server.n_answered - answered == 2  # exactly the two failures are asked again
+    assert (hackrisk.open_cube(tmp_path / "out" / "cube.zarr", lazy=False)["label"].values != -1).all()
