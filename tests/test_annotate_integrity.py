@@ -161,3 +161,12 @@ def test_json_braces_in_a_template_get_the_double_brace_hint():
         TaskSpec("t", ["a", "b"], ['Reply as JSON {"label": "a"}: {text}'])
     spec = TaskSpec("t", ["a", "b"], ['Reply as JSON {{"label": "a"}}: {text}'])
     assert spec.render("p0", "hi")[0]["content"] == 'Reply as JSON {"label": "a"}: hi'
+
+
+def test_integer_truth_with_digit_named_labels_is_ambiguous():
+    spec = TaskSpec("likert", ["1", "2", "3"], ["Rate: {text}"])
+    df = pd.DataFrame({"text": ["a", "b", "c"], "truth": [1, 2, 3]})
+    with pytest.raises(ValueError, match="named like integers.*Fix: give truth as class names"):
+        annotate(df, spec, models=FakeBackend(), progress=False)
+    cube = annotate(df.assign(truth=["1", "2", "3"]), spec, models=FakeBackend(), progress=False)
+    assert list(cube["truth"].values[0]) == [0, 1, 2]  # "1" is the class named "1", never code 1

@@ -268,10 +268,17 @@ def _empty_cube(df: pd.DataFrame, spec: TaskSpec, backends: list[Any], prompt_id
             for m in backends for p in prompt_ids for t in temps]
     labels = pd.DataFrame(rows, columns=["task", "model", "prompt", "temperature", "item_id", "label"])
     models = pd.DataFrame({"identity": [m.identity for m in backends]}, index=[m.name for m in backends])
-    cube = make_cube(labels, items, {spec.name: list(spec.labels)},
-                     prompts={spec.name: {p: spec.template_string(p) for p in prompt_ids}}, models=models,
-                     attrs={"created_by": "hackrisk.annotate", "annotate_mode": mode,
-                            "answer_keys": list(spec.answer_keys)})
+    try:
+        cube = make_cube(labels, items, {spec.name: list(spec.labels)},
+                         prompts={spec.name: {p: spec.template_string(p) for p in prompt_ids}}, models=models,
+                         attrs={"created_by": "hackrisk.annotate", "annotate_mode": mode,
+                                "answer_keys": list(spec.answer_keys)})
+    except ValueError as err:
+        if "named like integers" not in str(err):
+            raise
+        raise ValueError(f"items: the human labels (truth) are integers and the labels {list(spec.labels)} are "
+                         "named like integers, so codes and names cannot be told apart. Fix: give truth as "
+                         "class names (text), e.g. items['truth'].astype(str) when 1 means the class \"1\".") from err
     cube["label"][:] = NOT_ANNOTATED
     fp = np.full(cube["item_id"].shape, "", dtype=object)
     fp[0, : len(df)] = item_fingerprints(df)
