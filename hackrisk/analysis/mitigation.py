@@ -1,10 +1,14 @@
-"""Mitigating LLM hacking with a budget of human labels: sampling, estimators, evaluation.
+"""Mitigating LLM hacking with human labels: corrected conclusions, sampling, evaluation.
 
-A researcher labels ``n`` items by hand and combines them with one configuration's LLM labels.
-This module draws the human-labelled subset (:func:`draw_human_sample`), estimates each
-hypothesis' group difference with six techniques (:func:`mitigate`), and scores the techniques
-against the conclusions drawn from *all* human labels (:func:`evaluate_mitigation`,
-:func:`select_model`).
+Your own study: :func:`correct` combines the human labels you have (``truth >= 0`` on a subset,
+-1 elsewhere) with every configuration's LLM labels and returns corrected estimates, intervals
+and tests per hypothesis and configuration; :func:`suggest_items` says which items to label
+next, with inclusion probabilities that stay valid over several rounds.
+
+The methodologist's question ("had I labelled ``n`` items…"): :func:`draw_human_sample` draws
+the human-labelled subsets, :func:`mitigate` estimates each hypothesis' group difference with
+the techniques below, and :func:`evaluate_mitigation` / :func:`select_model` score them against
+the conclusions drawn from *all* human labels.
 
 Techniques (``method=``):
 
@@ -26,9 +30,12 @@ group B; ``"logistic"`` — coefficient of the group indicator in a logistic reg
 class indicator (the log odds ratio). All inference targets the population (super-population)
 parameter, with items treated as independent draws.
 
-Every result is an ``xarray.Dataset`` with dims ``(hypothesis, model, prompt, temperature,
-draw)``; the computations are batched numpy over all of them (:mod:`._mitigation_kernels`),
-chunked over hypotheses to bound memory.
+Inference for the valid methods is small-sample sound by default (``small_sample=True``: a
+variance floor for groups whose few labels all agree, Student-t with Welch degrees of freedom,
+< 2 labelled items → undecided); see docs/mitigation.md. Results are ``xarray.Dataset`` s over
+``(hypothesis, model, prompt, temperature[, draw])``; the computations are batched numpy
+(:mod:`._mitigation_kernels`), PPI++ and DSL from per-group sufficient statistics (BLAS
+products of LLM labels with item weights), the rest chunked over hypotheses.
 """
 
 from __future__ import annotations
