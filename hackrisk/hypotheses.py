@@ -60,6 +60,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from . import conventions as _conv
 from .cube import covariate_names, items_table, validate_cube
 
 if TYPE_CHECKING:
@@ -384,14 +385,15 @@ def generate_hypotheses(
     *,
     groupings: Iterable[str] = ("random", "length", "keyword", "covariate"),
     covariates: Sequence[str] | None = None,
-    top_k: int = 3,
-    n_keywords: int = 5,
+    top_k: int | None = None,
+    n_keywords: int | None = None,
     min_group: int = 2,
     custom: Mapping[str, Any] | None = None,
     drop_human_zero: bool = True,
     min_word_count: int = 10,
     min_labelled: int | None = None,
     rng: int | np.random.Generator | None = 0,
+    conventions: str = "hackrisk",
 ) -> xr.Dataset:
     """Generate the hypotheses of a label cube (the paper's design; see the module docstring).
 
@@ -406,9 +408,11 @@ def generate_hypotheses(
     covariates
         Covariate names (without ``cov_``) to use; default all of the cube's covariates.
     top_k
-        Values of a categorical / string covariate tested each against the rest.
+        Values of a categorical / string covariate tested each against the rest (default 3;
+        10 under ``conventions="paper"``).
     n_keywords
-        Words per keyword rule (overall frequent, frequent per class, discriminative per class).
+        Words per keyword rule (overall frequent, frequent per class, discriminative per class;
+        default 5, 3 under ``conventions="paper"``).
     min_group
         Minimum number of items in each group (and, unless ``min_labelled`` says otherwise, of
         human-labelled items).
@@ -433,7 +437,17 @@ def generate_hypotheses(
     rng
         Seed or generator of the random splits. A task's random splits depend only on the seed,
         the task name and the item ids: not on the item order (permuting a cube's items permutes
-        the groups with them), nor on the other tasks of the cube.
+        the groups with them), nor on the other tasks of the cube. Not used under
+        ``conventions="paper"``, whose splits have fixed seeds.
+    conventions
+        ``"hackrisk"`` (default) or ``"paper"``: the authors' code decision by decision
+        (:mod:`hackrisk.conventions`, ``docs/conventions.md``) — random splits by
+        ``DataFrame.sample`` over the items in the cube's (file) order with seeds 2 / 1 / 1; length
+        in characters with group A = at or below the median; NLTK-style keywords (token counts,
+        3 per rule, substring membership); for a two-class task the class of the first human
+        label; the 10 most frequent covariate values; no removal of groupings that repeat a split;
+        ``drop_human_zero`` drops only a class *absent* from a group (a group made only of the
+        class is kept: R's ``glm`` calls it "no difference").
 
     Returns
     -------
@@ -453,6 +467,12 @@ def generate_hypotheses(
 
     # the generator reads only (task, item) variables: validate a light copy of a lazy cube
     validate_cube(cube.isel(model=[0], temperature=[0]).load() if is_lazy(cube) else cube)
+    _conv.check_conventions(conventions, "generate_hypotheses")
+    paper = conventions == "paper"
+    if top_k is None:
+        top_k = _conv.PAPER_TOP_K if paper else 3
+    if n_keywords is None:
+        n_keywords = _conv.PAPER_N_KEYWORDS if paper else 5
     groupings = tuple(groupings)
     unknown = [g for g in groupings if g not in GROUPINGS]
     if unknown:
@@ -487,7 +507,8 @@ def generate_hypotheses(
                          "least one task (items table column 'truth'), or pass min_labelled=0 to plan the "
                          "labelling (hackrisk.analysis.mitigation.suggest_items).")
 
-    want_text = "length" in groupings or "keyword" in groupings or bool(custom)
+    # hackrisk's own tokens (lengths in words, keywords); the paper preset tokenises its own way
+    want_text = bool(custom) or (not paper and ("length" in groupings or "keyword" in groupings))
     texts = np.asarray(cube["text"].values)[real_t, real_i]
     if want_text:
         lengths, x_all, words = _tokenize_items(texts)
@@ -510,7 +531,8 @@ def generate_hypotheses(
         sel = np.flatnonzero(real_t == t)
         pos = real_i[sel]  # cube item positions of the task's real items
         k_t = int(n_class[t])
-        classes = list(range(k_t)) if k_t > 2 else [0]
+        classes = (_conv.paper_test_classes(truth[t, pos], k_t) if paper
+                   else list(range(k_t)) if k_t > 2 else [0])
         names_t = [str(class_name[t, c]) for c in classes]
         y_t = truth[t, pos]
         if not (y_t >= 0).any() and min_labelled > 0:
@@ -518,7 +540,11 @@ def generate_hypotheses(
             continue
 
         cand: list[tuple[str, str, np.ndarray]] = []
-        if "random" in groupings:
+        texts_t = texts[sel] if paper else None
+        if "random" in groupings and paper:
+            for name, share, seed in _conv.PAPER_RANDOM_SPLITS:
+                cand.append((f"random:{name}", "random", _conv.paper_random_split(len(pos), share, seed)))
+        elif "random" in groupings:
             order = np.argsort(item_id[t, pos].astype(str), kind="stable")
             gen = np.random.default_rng([base_seed, zlib.crc32(task.encode("utf-8"))])
             for name, share in RANDOM_SPLITS:
@@ -526,10 +552,17 @@ def generate_hypotheses(
                 row = np.zeros(len(pos), dtype=np.int8)
                 row[perm[: int(round(share * len(pos)))]] = 1
                 cand.append((f"random:{name}", "random", row))
-        if "length" in groupings:
+        if "length" in groupings and paper:
+            cand.append(("length:median", "length", _conv.paper_length_split(texts_t)))
+        elif "length" in groupings:
             ln = lengths[sel].astype(np.float64)
             cand.append(("length:median", "length", _balanced_split(ln, np.ones(len(pos), bool))))
-        if "keyword" in groupings and n_keywords > 0 and x_all is not None:
+        if "keyword" in groupings and n_keywords > 0 and paper:
+            names_by_code = np.array([str(class_name[t, c]) for c in range(k_t)], dtype=object)
+            lab_t = [names_by_code[v] if v >= 0 else None for v in y_t]
+            for w in _conv.paper_keywords(texts_t, lab_t, k=n_keywords):
+                cand.append((f"keyword:{w}", "keyword", _conv.paper_keyword_member(texts_t, w)))
+        elif "keyword" in groupings and n_keywords > 0 and x_all is not None:
             x_t = x_all[sel]
             ids = _select_keywords(x_t, y_t, k_t, word_rank, n_keywords, min_word_count)
             if ids:
@@ -581,7 +614,7 @@ def generate_hypotheses(
                 if reason is None and m < min_labelled:
                     reason = _reason_size(side, int(m), min_labelled, labelled=True,
                                           name="min_group" if min_labelled == min_group else "min_labelled")
-            if reason is None:
+            if reason is None and not paper:
                 key, flip = row.tobytes(), np.where(row >= 0, 1 - row, row).astype(np.int8).tobytes()
                 if key in seen or flip in seen:
                     reason = f"same split as {seen.get(key, seen.get(flip))}"
@@ -595,7 +628,7 @@ def generate_hypotheses(
                             continue
                         if why is None and k == 0:
                             why = f"human labels: class {cname!r} absent from group {side}"
-                        if why is None and k == m:
+                        if why is None and k == m and not paper:
                             why = f"human labels: only class {cname!r} in group {side}"
                 if why is not None:
                     skipped.append({"task": task, "grouping": gname, "class_name": cname, "reason": why})
@@ -649,6 +682,7 @@ def generate_hypotheses(
         "min_labelled": int(min_labelled),
         "min_word_count": int(min_word_count),
         "drop_human_zero": int(bool(drop_human_zero)),
+        "conventions": conventions,
         "skipped": skipped,
         "excluded": excluded,
     })

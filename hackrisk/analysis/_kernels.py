@@ -23,13 +23,102 @@ __all__ = [
     "ZERO_RULES",
     "count_by_group",
     "two_by_two",
+    "glm_two_groups",
     "fisher_exact_p",
     "normal_p",
     "ols_batched",
     "logit_batched",
 ]
 
-ZERO_RULES = ("paper", "firth", "exact")
+ZERO_RULES = ("paper", "glm", "firth", "exact")
+
+_DBL_EPS = np.finfo(np.float64).eps
+_THRESH = 30.0  # R's binomial logit link clamps exp(eta) beyond |eta| > 30 (family.c)
+
+
+def _r_linkinv(eta: np.ndarray) -> np.ndarray:
+    """R's ``binomial()$linkinv`` for the logit link (``exp(eta)`` clamped to [eps, 1/eps])."""
+    e = np.where(eta < -_THRESH, _DBL_EPS, np.where(eta > _THRESH, 1 / _DBL_EPS, np.exp(np.clip(eta, -_THRESH, _THRESH))))
+    return e / (1 + e)
+
+
+def _r_mu_eta(eta: np.ndarray) -> np.ndarray:
+    """R's ``binomial()$mu.eta`` for the logit link (``eps`` beyond |eta| > 30)."""
+    e = np.exp(np.clip(eta, -_THRESH, _THRESH))
+    return np.where(np.abs(eta) > _THRESH, _DBL_EPS, e / (1 + e) ** 2)
+
+
+def _binomial_deviance(y: np.ndarray, mu: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Binomial deviance ``2 n (y log(y/mu) + (1-y) log((1-y)/(1-mu)))`` (0 log 0 = 0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = np.where(y > 0, y * np.log(y / mu), 0.0)
+        b = np.where(y < 1, (1 - y) * np.log((1 - y) / (1 - mu)), 0.0)
+    return 2 * n * (a + b)
+
+
+def glm_two_groups(k_a, n_a, k_b, n_b, *, epsilon: float = 1e-8, maxit: int = 25) -> dict[str, np.ndarray]:
+    """R's ``glm(cbind(k, n - k) ~ group, family = binomial)`` for two groups, iteration by iteration.
+
+    The authors of the paper (Baumann et al. 2025) test a group difference with R's ``glm`` on the
+    two aggregated rows and read the Wald z and p of the group coefficient from ``summary()``.
+    Where a group has all of its items in the class the MLE is infinite; R's IRLS (``glm.fit``)
+    then stops at a large finite coefficient with an enormous standard error, so the p-value is
+    close to 1. This kernel reproduces ``glm.fit`` step by step, vectorised over tables, so those
+    tables get the same (finite) numbers as R:
+
+    * start ``mu = (k + 0.5) / (n + 1)`` (the binomial family's ``initialize``);
+    * with two groups and a group indicator the model is saturated, so every IRLS step moves
+      each group's linear predictor independently to its working response
+      ``eta + (y - mu) / mu.eta(eta)``;
+    * stop when ``|dev - dev_old| / (|dev| + 0.1) < epsilon`` (``glm.control``: ``epsilon = 1e-8``,
+      ``maxit = 25``), the deviance being summed over both groups;
+    * the standard error comes from the working weights ``n mu.eta^2 / (mu (1 - mu))`` of the
+      *last* IRLS step (those of the QR decomposition ``summary.glm`` uses), the coefficient from
+      the final linear predictors.
+
+    Group A plays the authors' first group (factor level ``0``); the returned ``log_or`` and ``z``
+    are A minus B (R's coefficient ``group1`` and its z with the sign flipped, as the authors do).
+
+    Returns
+    -------
+    dict
+        ``log_or``, ``se``, ``z``, ``p_value`` (two-sided normal), ``iterations``, ``converged``.
+    """
+    k_a, n_a, k_b, n_b = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (k_a, n_a, k_b, n_b)))
+    n = np.stack([n_a, n_b])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y = np.stack([k_a, k_b]) / n
+    mu = (n * y + 0.5) / (n + 1)
+    eta = np.log(mu / (1 - mu))
+    dev_old = _binomial_deviance(y, mu, n).sum(0)
+    active = np.isfinite(dev_old)
+    converged = np.zeros(k_a.shape, dtype=bool)
+    iterations = np.zeros(k_a.shape, dtype=np.int64)
+    w_last = np.full(n.shape, np.nan)
+    for _ in range(maxit):
+        if not active.any():
+            break
+        me = _r_mu_eta(eta)
+        var = mu * (1 - mu)
+        w = n * me**2 / var
+        eta_new = eta + (y - mu) / me
+        mu_new = _r_linkinv(eta_new)
+        dev = _binomial_deviance(y, mu_new, n).sum(0)
+        upd = np.broadcast_to(active, eta.shape)
+        eta = np.where(upd, eta_new, eta)
+        mu = np.where(upd, mu_new, mu)
+        w_last = np.where(upd, w, w_last)
+        iterations = iterations + active
+        done = active & (np.abs(dev - dev_old) / (np.abs(dev) + 0.1) < epsilon)
+        converged |= done
+        dev_old = np.where(active, dev, dev_old)
+        active = active & ~done
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_or = eta[0] - eta[1]
+        se = np.sqrt(1 / w_last[0] + 1 / w_last[1])
+        z = log_or / se
+    return {"log_or": log_or, "se": se, "z": z, "p_value": normal_p(z), "iterations": iterations,
+            "converged": converged}
 
 
 def normal_p(z: np.ndarray) -> np.ndarray:
@@ -125,7 +214,13 @@ def two_by_two(k_a, n_a, k_b, n_b, *, zero_rule: str = "paper", alpha: float = 0
         Class counts and group sizes (broadcastable; NaN marks a missing configuration).
     zero_rule
         ``"paper"``: Wald test of the MLE; where a group has 0 or all of its items in the class
-        the MLE is infinite, and the paper's convention decides instead (see ``zero_conclusion``).
+        the MLE is infinite, and hackrisk's zero-cell convention decides instead (see
+        ``zero_conclusion``).
+        ``"glm"``: the authors' decision (Baumann et al. 2025). A class share of exactly 0 in a
+        group is special-cased as ``"paper"`` does (``zero_conclusion``); every other table,
+        including a share of 1, goes to R's ``glm`` (:func:`glm_two_groups`), which stops at a
+        finite coefficient with a huge SE on a separated table (p near 1, "no difference" — on
+        the human side too, where the hypothesis is kept).
         ``"firth"``: Firth-penalised logistic regression. With one binary regressor the penalised
         MLE equals the MLE after adding 0.5 to each of the four cells,
         ``log OR = log((k_a+.5)/(n_a-k_a+.5)) - log((k_b+.5)/(n_b-k_b+.5))``; its SE is the inverse
@@ -149,7 +244,7 @@ def two_by_two(k_a, n_a, k_b, n_b, *, zero_rule: str = "paper", alpha: float = 0
     """
     if zero_rule not in ZERO_RULES:
         raise ValueError(f"zero_rule={zero_rule!r} is not one of {ZERO_RULES}. "
-                         "Fix: pass zero_rule='paper', 'firth' or 'exact'.")
+                         "Fix: pass zero_rule='paper', 'glm', 'firth' or 'exact'.")
     k_a, n_a, k_b, n_b = (np.asarray(v, dtype=np.float64) for v in (k_a, n_a, k_b, n_b))
     valid = np.isfinite(k_a) & np.isfinite(k_b) & (n_a > 0) & (n_b > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -157,7 +252,12 @@ def two_by_two(k_a, n_a, k_b, n_b, *, zero_rule: str = "paper", alpha: float = 0
         p_b = k_b / n_b
         estimate = p_a - p_b
         degenerate = valid & ((k_a == 0) | (k_a == n_a) | (k_b == 0) | (k_b == n_b))
-        if zero_rule == "firth":
+        if zero_rule == "glm":
+            degenerate = valid & ((k_a == 0) | (k_b == 0))
+            fit = glm_two_groups(np.where(valid, k_a, 0), np.where(valid, n_a, 1),
+                                 np.where(valid, k_b, 0), np.where(valid, n_b, 1))
+            log_or, se, z = fit["log_or"], fit["se"], fit["z"]
+        elif zero_rule == "firth":
             a, b, c, d = k_a + 0.5, n_a - k_a + 0.5, k_b + 0.5, n_b - k_b + 0.5
             log_or = np.log(a / b) - np.log(c / d)
             pa, pb = a / (n_a + 1), c / (n_b + 1)
@@ -166,7 +266,7 @@ def two_by_two(k_a, n_a, k_b, n_b, *, zero_rule: str = "paper", alpha: float = 0
             log_or = np.log(k_a) - np.log(n_a - k_a) - np.log(k_b) + np.log(n_b - k_b)
             se = np.sqrt(1.0 / k_a + 1.0 / (n_a - k_a) + 1.0 / k_b + 1.0 / (n_b - k_b))
         z = log_or / se
-        if zero_rule == "paper":
+        if zero_rule in ("paper", "glm"):
             z = np.where(degenerate, np.nan, z)
             p = normal_p(z)
         elif zero_rule == "firth":
@@ -180,7 +280,7 @@ def two_by_two(k_a, n_a, k_b, n_b, *, zero_rule: str = "paper", alpha: float = 0
     sign = np.sign(np.where(np.isfinite(estimate), estimate, 0.0))
     conclusion = np.where(valid & (p < alpha), sign, 0.0)
     zero_decided = np.zeros(conclusion.shape, dtype=bool)
-    if zero_rule == "paper":
+    if zero_rule in ("paper", "glm"):
         zero_decided = degenerate
         if zero_conclusion == "llm":
             conclusion = np.where(degenerate, sign, conclusion)

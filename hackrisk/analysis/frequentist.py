@@ -30,7 +30,8 @@ import numpy as np
 import xarray as xr
 from scipy import stats
 
-from ..cube import CONFIG_DIMS, NOT_ANNOTATED, validate_cube
+from .. import conventions as _conv
+from ..cube import CONFIG_DIMS, NOT_ANNOTATED, OUTSIDE, validate_cube
 from ..hypotheses import align_group
 from . import _kernels as K
 
@@ -224,9 +225,10 @@ def test_hypotheses(
     hypotheses: xr.Dataset,
     *,
     alpha: float = 0.05,
-    zero_rule: str = "paper",
+    zero_rule: str | None = None,
     method: str = "wald",
     sample: int | None = None,
+    conventions: str = "hackrisk",
 ) -> xr.Dataset:
     """Test every hypothesis under every configuration and on the human labels.
 
@@ -258,11 +260,25 @@ def test_hypotheses(
           to each cell; SE from the Fisher information at that estimate), Wald test.
         * ``"exact"``: Fisher's exact test p-value (``log_or``, ``se``, ``z`` stay Wald's).
 
+        * ``"glm"`` (default under ``conventions="paper"``): the authors' decision — a class share
+          of exactly 0 in a group is decided as ``"paper"`` does (LLM side by the counts, human
+          side NaN / 0); every other table goes to R's ``glm`` reproduced iteration by iteration
+          (:func:`hackrisk.analysis._kernels.glm_two_groups`), so a group made only of the class
+          gives a finite coefficient with a huge SE and p near 1 ("no difference"), on both sides.
+
         With ``"firth"`` and ``"exact"`` no convention decides, so ``zero_decided`` is all False.
+        Default: ``"paper"`` (hackrisk's zero-cell rule) under ``conventions="hackrisk"``,
+        ``"glm"`` under ``conventions="paper"``; an explicit ``zero_rule`` overrides the preset.
     method
         ``"wald"`` (the only test implemented; ``zero_rule="exact"`` replaces its p-value).
     sample
         Which draw of the cube's ``sample`` dimension to test (see the module docstring).
+    conventions
+        ``"hackrisk"`` (default) or ``"paper"`` (``docs/conventions.md``). Under ``"paper"`` the
+        zero rule defaults to ``"glm"`` and a (task, configuration) whose share of unparseable
+        answers (label ``-2``) among the task's items exceeds 1 % is left out as the authors do:
+        ``annotated`` False, statistics NaN, ``unparseable_excluded`` True, counted in
+        ``attrs["n_unparseable_excluded"]``.
 
     Returns
     -------
@@ -293,6 +309,9 @@ def test_hypotheses(
     """
     if method not in _METHODS:
         raise ValueError(f"method={method!r} is not supported; use one of {_METHODS}.")
+    _conv.check_conventions(conventions, "test_hypotheses")
+    if zero_rule is None:
+        zero_rule = "glm" if conventions == "paper" else "paper"
     if zero_rule not in K.ZERO_RULES:
         raise ValueError(f"zero_rule={zero_rule!r} is not one of {K.ZERO_RULES}. Fix: use 'paper' (default), "
                          "'firth' or 'exact'.")
@@ -303,8 +322,9 @@ def test_hypotheses(
     if is_lazy(cube):  # dask-backed labels (open_cube): count block by block, identical results
         from ..scale import test_hypotheses_chunked
 
-        return test_hypotheses_chunked(cube, hypotheses, alpha=alpha, zero_rule=zero_rule, method=method,
-                                       sample=sample)
+        out = test_hypotheses_chunked(cube, hypotheses, alpha=alpha, zero_rule=zero_rule, method=method,
+                                      sample=sample)
+        return _apply_conventions(cube, out, conventions, sample)
     t_idx, cls, group, labels, cfg_shape, truth, real = _prepare(cube, hypotheses, sample)
     n_task, n_cfg = labels.shape[:2]
 
@@ -320,8 +340,49 @@ def test_hypotheses(
 
     counts = {"group": group, "t_idx": t_idx, "n_cfg": n_cfg, "cfg_shape": cfg_shape, "k_a": k_a, "k_b": k_b,
               "hn_a": hn_a, "hn_b": hn_b, "annotated_tc": annotated_tc, "used_tasks": used_tasks}
-    return tests_from_counts(cube, hypotheses, counts, alpha=alpha, zero_rule=zero_rule, method=method,
-                             sample=sample)
+    out = tests_from_counts(cube, hypotheses, counts, alpha=alpha, zero_rule=zero_rule, method=method,
+                            sample=sample)
+    return _apply_conventions(cube, out, conventions, sample)
+
+
+def unparseable_share(cube: xr.Dataset, *, sample: int | None = None) -> xr.DataArray:
+    """Share of unparseable answers (label ``-2``) per (task, configuration) among the task's items.
+
+    Works on lazy (dask-backed) cubes too. Padding items (``item_id == ""``) are not counted.
+    """
+    lab = cube["label"]
+    if "sample" in lab.dims:
+        lab = lab.isel(sample=0 if sample is None else sample)
+    real = cube["item_id"] != ""
+    n_real = real.sum("item")
+    n_out = ((lab == OUTSIDE) & real).sum("item")
+    return (n_out / n_real.where(n_real > 0)).compute()
+
+
+def _apply_conventions(cube: xr.Dataset, out: xr.Dataset, conventions: str, sample: int | None) -> xr.Dataset:
+    """Paper preset: leave out the (task, configuration) pairs with more than 1 % unparseable answers."""
+    out.attrs["conventions"] = conventions
+    if conventions != "paper":
+        return out
+    share = unparseable_share(cube, sample=sample)
+    bad = (share > _conv.PAPER_MAX_UNPARSEABLE).sel(task=out["task"])  # (hypothesis, model, prompt, temperature)
+    bad = bad.drop_vars([c for c in bad.coords if c not in out.coords], errors="ignore")
+    bad = bad.transpose(*out["conclusion"].dims)
+    for name in ("estimate", "log_or", "se", "z", "p_value", "k_a", "k_b", "n_a", "n_b"):
+        if name in out:
+            out[name] = out[name].where(~bad)
+    out["conclusion"] = xr.where(bad, np.int8(0), out["conclusion"]).astype(np.int8)
+    out["zero_decided"] = out["zero_decided"] & ~bad
+    out["annotated"] = out["annotated"] & ~bad
+    out["unparseable_excluded"] = bad
+    used = np.unique(np.asarray(out["task"].values).astype(str))
+    n_bad = int((share.sel(task=used) > _conv.PAPER_MAX_UNPARSEABLE).sum())
+    out.attrs["n_unparseable_excluded"] = n_bad
+    out.attrs["max_unparseable"] = _conv.PAPER_MAX_UNPARSEABLE
+    if n_bad:
+        log.info("test_hypotheses(conventions='paper'): %d (task, configuration) pairs with more than "
+                 "1%% unparseable answers were left out (unparseable_excluded).", n_bad)
+    return out
 
 
 def tests_from_counts(cube: xr.Dataset, hypotheses: xr.Dataset, counts: dict, *, alpha: float,
@@ -375,6 +436,7 @@ def tests_from_counts(cube: xr.Dataset, hypotheses: xr.Dataset, counts: dict, *,
         "method": method,
         "alpha": float(alpha),
         "zero_rule": zero_rule,
+        "conventions": "hackrisk",
         "sample": -1 if "sample" not in cube["label"].dims else int(sample or 0),
         "n_not_annotated": int(n_missing),
         "not_annotated": missing,

@@ -1,0 +1,242 @@
+"""The paper's conventions (Baumann et al. 2025) where they differ from hackrisk's own.
+
+hackrisk's functions that follow the paper take ``conventions="hackrisk"`` (the default) or
+``conventions="paper"``. Under ``"paper"`` they reproduce the decisions of the authors' public
+code (repository ``joebaumann/llmhacking``, commit ``3f66288``) item by item; every difference is
+listed in ``docs/conventions.md``. This module holds the pieces only the paper preset needs:
+
+* :func:`paper_random_split` — a fresh ``numpy.random.default_rng(seed)`` handed to
+  ``pandas.DataFrame.sample(frac=...)`` over the items in file order; group A is the sample
+  (50 % with seed 2, 20 % and 40 % with seed 1);
+* :func:`paper_length_split` — length in characters, group A = length at or below the median;
+* :func:`paper_tokenize` / :func:`paper_keywords` — lower-cased word tokens (an approximation of
+  NLTK's ``word_tokenize``, see below) without NLTK's English stop words (:func:`nltk_stopwords`,
+  shipped as package data), counted as tokens (not documents): the 3 most frequent words
+  overall, then per class (human labels, in order of first appearance) its 3 most frequent words
+  and the 3 of its frequent words whose presence changes the class share most;
+* :func:`paper_keyword_member` — membership is a case-insensitive *substring* match.
+
+Tokenisation: NLTK's ``word_tokenize`` needs the Punkt sentence model, which cannot be downloaded
+here, so :func:`paper_tokenize` applies the rules of NLTK's Treebank-style word tokenizer that
+decide which *alphabetic* tokens appear (only those are counted): ``: , ; @ # $ % & ? ! * ( ) [ ]
+{ } < > "`` and ``--`` / ``...`` are split off; a colon or comma is split off only when not followed
+by a digit; the contractions ``n't 's 'm 'd 'll 're 've`` are split off at a word's end
+(``can't`` gives ``ca`` + ``n't``, as NLTK); ``cannot`` gives ``can`` + ``not``; a period is split
+off at the end of a word (Punkt's sentence boundary) unless the word holds another period
+(``u.s.``); hyphens, slashes, inner periods and apostrophes keep a token together (it is then not
+alphabetic and not counted, as in the authors' code). Tokens are kept when ``str.isalpha()``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+
+__all__ = [
+    "CONVENTIONS",
+    "PAPER_RANDOM_SPLITS",
+    "PAPER_TOP_K",
+    "PAPER_N_KEYWORDS",
+    "PAPER_MAX_UNPARSEABLE",
+    "nltk_stopwords",
+    "check_conventions",
+    "paper_random_split",
+    "paper_length_split",
+    "paper_tokenize",
+    "paper_keywords",
+    "paper_keyword_member",
+    "paper_test_classes",
+]
+
+CONVENTIONS = ("hackrisk", "paper")
+"""Presets: ``"hackrisk"`` (default) and ``"paper"`` (the authors' code, decision by decision)."""
+
+PAPER_RANDOM_SPLITS = (("50/50", 0.5, 2), ("20/80", 0.2, 1), ("40/60", 0.4, 1))
+"""(name, fraction in group A, seed of ``numpy.random.default_rng``) of the paper's random splits."""
+
+PAPER_TOP_K = 10
+"""Covariate values tested each against the rest under the paper preset (its 10 most frequent)."""
+
+PAPER_N_KEYWORDS = 3
+"""Words per keyword rule under the paper preset."""
+
+PAPER_MAX_UNPARSEABLE = 0.01
+"""Configurations with a larger share of unparseable answers (label ``-2``) are left out."""
+
+
+def check_conventions(conventions: str, where: str) -> str:
+    """Validate a ``conventions=`` argument (returns it)."""
+    if conventions not in CONVENTIONS:
+        raise ValueError(f"{where}: conventions={conventions!r} is not one of {CONVENTIONS}. Fix: pass "
+                         "conventions='hackrisk' (default) or conventions='paper' (the authors' code).")
+    return conventions
+
+
+@lru_cache(maxsize=1)
+def nltk_stopwords() -> frozenset[str]:
+    """NLTK's English stop-word list, shipped as ``hackrisk/data/stopwords_nltk_english.txt``.
+
+    Source: the ``stopwords`` corpus of ``nltk_data`` (file ``corpora/stopwords/english``), as
+    returned by ``nltk.corpus.stopwords.words("english")``; the file header names it.
+    """
+    text = resources.files("hackrisk").joinpath("data", "stopwords_nltk_english.txt").read_text("utf-8")
+    return frozenset(w.strip() for w in text.splitlines() if w.strip() and not w.startswith("#"))
+
+
+_stopwords = nltk_stopwords
+
+
+# ------------------------------------------------------------------------------------------------
+# random and length splits
+
+
+def paper_random_split(n: int, frac: float, seed: int) -> np.ndarray:
+    """Group A of a paper random split of ``n`` items in file order (int8: 1 = A, 0 = B).
+
+    The authors call ``df.sample(frac=frac, random_state=numpy.random.default_rng(seed))`` on the
+    task's table; pandas draws the sampled *positions*, so the same positions are sampled here by
+    pandas itself, on a frame of ``n`` rows.
+    """
+    import pandas as pd
+
+    frame = pd.DataFrame(index=pd.RangeIndex(n))
+    picked = frame.sample(frac=frac, random_state=np.random.default_rng(seed)).index.to_numpy()
+    row = np.zeros(n, dtype=np.int8)
+    row[picked] = 1
+    return row
+
+
+def paper_length_split(texts: Sequence[str]) -> np.ndarray:
+    """Length in characters; group A (1) = at or below the median, B (0) = above."""
+    n_char = np.array([len(str(t)) for t in texts], dtype=np.float64)
+    if n_char.size == 0:
+        return np.zeros(0, dtype=np.int8)
+    return (n_char <= np.median(n_char)).astype(np.int8)
+
+
+# ------------------------------------------------------------------------------------------------
+# tokens and keywords
+
+_PAD = [
+    (re.compile(r"\.{2,}"), r" \g<0> "),
+    (re.compile(r"--"), r" -- "),
+    (re.compile(r"[;@#$%&?!*\[\](){}<>\"]"), r" \g<0> "),
+    (re.compile(r"([:,])(?=[^\d]|$)"), r" \1 "),
+]
+_CONTRACTION = re.compile(r"(?<=[^' ])(n't|'s|'m|'d|'ll|'re|'ve)(?= )")
+_CANNOT = re.compile(r"\b(can)(not)\b")
+
+
+def paper_tokenize(text: str) -> list[str]:
+    """Lower-cased word tokens of a text, approximating NLTK's ``word_tokenize`` (module docstring)."""
+    s = " " + str(text).lower() + " "
+    for pat, rep in _PAD:
+        s = pat.sub(rep, s)
+    s = _CANNOT.sub(r"\1 \2", s)
+    s = _CONTRACTION.sub(r" \1", s)
+    out: list[str] = []
+    for tok in s.split():
+        if len(tok) > 1 and tok.endswith(".") and "." not in tok[:-1]:
+            out.extend((tok[:-1], "."))
+        else:
+            out.append(tok)
+    return out
+
+
+def _words(text: str) -> list[str]:
+    stop = _stopwords()
+    return [t for t in paper_tokenize(text) if t.isalpha() and t not in stop]
+
+
+def _most_common(texts: Sequence[str], n: int) -> list[str]:
+    counts: Counter[str] = Counter()
+    for t in texts:
+        counts.update(_words(t))
+    return [w for w, _ in counts.most_common(n)]
+
+
+def paper_keyword_member(texts: Sequence[str], word: str) -> np.ndarray:
+    """int8 row: 1 where the text contains ``word`` (case-insensitive substring), else 0."""
+    w = word.lower()
+    return np.array([w in str(t).lower() for t in texts], dtype=np.int8)
+
+
+def paper_keywords(texts: Sequence[str], labels: Sequence[str | None], *, k: int = PAPER_N_KEYWORDS,
+                   max_classes: int = 15) -> list[str]:
+    """The paper's keyword groupings of one task, in the authors' order.
+
+    Parameters
+    ----------
+    texts
+        The task's texts in file order.
+    labels
+        Human label per text (``None`` = no human label; those texts count for the overall
+        frequencies only).
+    k
+        Words per rule (the authors use 3).
+    max_classes
+        Classes considered (the authors: the first 15; from the 12th class on only each class's
+        single most frequent word is a candidate).
+
+    Returns
+    -------
+    list of str
+        ``k`` most frequent words overall; then per class, in order of first appearance, its ``k``
+        most frequent words not yet chosen and the ``k`` not-yet-chosen words among its
+        ``n = k + 2 k K`` most frequent ones (``K`` classes) whose presence changes the class share
+        most (``|share among texts containing it - share among the others|``, only where the class
+        occurs in both; ties in frequency order).
+    """
+    texts = [str(t) for t in texts]
+    lab = [None if v is None else str(v) for v in labels]
+    classes = list(dict.fromkeys(v for v in lab if v is not None))
+    n = k + 2 * k * len(classes)
+    used: list[str] = []
+    for w in _most_common(texts, n):
+        if len(used) >= k:
+            break
+        if w not in used:
+            used.append(w)
+    labelled = [i for i, v in enumerate(lab) if v is not None]
+    lab_texts = [texts[i] for i in labelled]
+    lab_vals = np.array([lab[i] for i in labelled], dtype=object)
+    for idx, c in enumerate(classes[:max_classes]):
+        n_c = n if idx <= 10 else 1
+        cand = _most_common([texts[i] for i in labelled if lab[i] == c], n_c)
+        is_c = lab_vals == c
+        diff: dict[str, float] = {}
+        n_freq = 0
+        for w in cand:
+            if w in used:
+                continue
+            member = paper_keyword_member(lab_texts, w).astype(bool)
+            c1, c2 = int((is_c & member).sum()), int((is_c & ~member).sum())
+            if c1 > 0 and c2 > 0:
+                diff[w] = abs(c1 / member.sum() - c2 / (~member).sum())
+            if n_freq < k:
+                used.append(w)
+                n_freq += 1
+        n_disc = 0
+        for w, _ in sorted(diff.items(), key=lambda item: item[1], reverse=True):
+            if n_disc >= k:
+                break
+            if w not in used:
+                used.append(w)
+                n_disc += 1
+    return used
+
+
+def paper_test_classes(truth_codes: np.ndarray, n_class: int) -> list[int]:
+    """Class codes tested on one task: all classes when more than two, else the first human label.
+
+    ``truth_codes`` are the task's human label codes in file order (-1 = none).
+    """
+    if n_class > 2:
+        return list(range(n_class))
+    labelled = truth_codes[truth_codes >= 0]
+    return [int(labelled[0])] if labelled.size else [0]
