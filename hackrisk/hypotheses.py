@@ -238,11 +238,13 @@ def _covariate_kind(values: np.ndarray) -> str:
 
 
 def _covariate_rows(
-    name: str, values: np.ndarray, kind: str, top_k: int
+    name: str, values: np.ndarray, kind: str, top_k: int, paper: bool = False
 ) -> list[tuple[str, str, np.ndarray, int]] | None:
     """Candidate groupings of one covariate on one task's items: (grouping, kind, row, n_missing).
 
     ``None`` when the covariate is missing for every item (e.g. it belongs to another task).
+    ``paper``: the values are ranked by ``pandas.Series.value_counts`` over the items in file
+    order (its order among equally frequent values), as the authors' code does.
     """
     out: list[tuple[str, str, np.ndarray, int]] = []
     if kind == "numeric" and np.isnan(values.astype(np.float64)).all():
@@ -279,8 +281,12 @@ def _covariate_rows(
         row = np.full(values.shape, -1, dtype=np.int8)
         row[valid] = (s[valid] == "True").astype(np.int8)
         return [(f"cov:{name}=True", "covariate", row, n_missing)]
-    order = np.lexsort((np.arange(len(uniq)), -np.asarray(counts)))  # uniq is sorted: ties by value
-    for j in order[:top_k]:
+    if paper:
+        ranked = pd.Series(s[valid].astype(str)).value_counts().index[:top_k]
+        order = [uniq.index(v) for v in ranked]
+    else:
+        order = np.lexsort((np.arange(len(uniq)), -np.asarray(counts)))[:top_k]  # uniq sorted: ties by value
+    for j in order:
         row = np.full(values.shape, -1, dtype=np.int8)
         row[valid] = (s[valid] == uniq[j]).astype(np.int8)
         out.append((f"cov:{name}={uniq[j]}", "covariate", row, n_missing))
@@ -573,7 +579,7 @@ def generate_hypotheses(
                 kind = cov_kind[c]
                 if ("covariate" not in groupings) and kind != "datetime":
                     continue
-                rows = _covariate_rows(c, cov_values[c][t, pos], kind, top_k)
+                rows = _covariate_rows(c, cov_values[c][t, pos], kind, top_k, paper)
                 if rows is None:
                     skipped.append({"task": task, "grouping": f"cov:{c}", "class_name": "*",
                                     "reason": "covariate missing for every item"})
