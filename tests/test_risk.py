@@ -457,8 +457,9 @@ def test_annotation_quality_matches_sklearn():
     truth[0, :5] = -1
     cube["truth"] = (cube["truth"].dims, truth)
     q = R.annotation_quality(cube)
+    qp = R.annotation_quality(cube, conventions="paper")
     kc = [3, 2]
-    checked = 0
+    checked = n_excluded = 0
     for t in range(2):
         for m in range(2):
             for p in range(2):
@@ -475,10 +476,38 @@ def test_annotation_quality_matches_sklearn():
                     np.testing.assert_allclose(cell.kappa, metrics.cohen_kappa_score(yt, yp), rtol=1e-10)
                     np.testing.assert_allclose(
                         cell.macro_f1, metrics.f1_score(yt, yp, labels=present, average="macro"), rtol=1e-10)
+                    np.testing.assert_allclose(
+                        cell.weighted_f1, metrics.f1_score(yt, yp, labels=present, average="weighted"),
+                        rtol=1e-10)
                     assert int(cell.n_items) == ok.sum()
                     np.testing.assert_allclose(cell.outside_rate, (yp == -2).mean())
+                    # the authors: sklearn on the strings, "na" one more label; > 1 % na -> left out
+                    pc = qp.isel(task=t, model=m, prompt=p, temperature=k)
+                    if (yp == -2).mean() > 0.01:
+                        assert bool(pc.unparseable_excluded) and np.isnan(pc.macro_f1)
+                        n_excluded += 1
+                    else:
+                        ys, ps = yt.astype(str), np.where(yp == -2, "na", yp.astype(str))
+                        np.testing.assert_allclose(pc.macro_f1, metrics.f1_score(ys, ps, average="macro"),
+                                                   rtol=1e-10)
+                        np.testing.assert_allclose(pc.weighted_f1, metrics.f1_score(ys, ps, average="weighted"),
+                                                   rtol=1e-10)
                     checked += 1
     assert checked >= 14
+    assert n_excluded >= 1 and (qp.unparseable_excluded == (q.outside_rate > 0.01)).all()
+    # below 1 % na answers the paper's macro F1 averages over one more label ("na", F1 0)
+    big, _ = hackrisk.simulate_multiverse(n_tasks=1, n_items=300, n_classes=3, models=1, n_prompts=1,
+                                          temperatures=(0.0,), rng=5)
+    lab = big["label"].values.copy()
+    lab[0, 0, 0, 0, :2] = -2  # 0.67 %
+    big["label"] = (big["label"].dims, lab)
+    y, yp = big["truth"].values[0], lab[0, 0, 0, 0]
+    ys, ps = y.astype(str), np.where(yp == -2, "na", yp.astype(str))
+    pc = R.annotation_quality(big, conventions="paper").isel(task=0, model=0, prompt=0, temperature=0)
+    assert not bool(pc.unparseable_excluded)
+    np.testing.assert_allclose(pc.macro_f1, metrics.f1_score(ys, ps, average="macro"), rtol=1e-10)
+    hc = R.annotation_quality(big).isel(task=0, model=0, prompt=0, temperature=0)
+    assert float(hc.macro_f1) > float(pc.macro_f1)  # hackrisk leaves the na category out of the average
 
 
 # ---------------------------------------------------------------------------------------------

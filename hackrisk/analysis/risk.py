@@ -596,8 +596,8 @@ def error_regression(
     return ds
 
 
-def annotation_quality(cube: xr.Dataset) -> xr.Dataset:
-    """Accuracy, macro-F1 and Cohen's κ of every configuration against the human labels.
+def annotation_quality(cube: xr.Dataset, *, conventions: str = "hackrisk") -> xr.Dataset:
+    """Accuracy, macro- and weighted F1 and Cohen's κ of every configuration against the human labels.
 
     Items without a human label (``truth == -1``) and labels not yet annotated (``-1``) are left
     out; answers outside the label set (``-2``) count as wrong (an extra predicted category).
@@ -607,19 +607,29 @@ def annotation_quality(cube: xr.Dataset) -> xr.Dataset:
     ----------
     cube
         A label cube.
+    conventions
+        ``"hackrisk"`` (default) or ``"paper"``. The authors score the unparseable answer
+        (``"na"``) as one more label with ``sklearn.metrics.f1_score``, so under ``"paper"`` it
+        enters the macro average as a class (F1 0: never a human label) wherever a configuration
+        gave one; and a configuration with more than 1 % unparseable answers is left out
+        (metrics NaN, ``unparseable_excluded`` True), as the authors' reliability tables do.
 
     Returns
     -------
     xarray.Dataset
         On ``(task, model, prompt, temperature)``: ``accuracy``, ``macro_f1`` (mean F1 over the
         task's classes that occur in the human or the LLM labels, as
-        ``sklearn.metrics.f1_score(average="macro")`` over those classes), ``kappa`` (Cohen's κ,
+        ``sklearn.metrics.f1_score(average="macro")`` over those classes), ``weighted_f1`` (F1 per
+        class weighted by its number of human labels, ``average="weighted"``; the outside
+        answers have no human label, so weight 0), ``kappa`` (Cohen's κ,
         the outside answers being one more category), ``outside_rate`` and ``n_items``; and
         ``confusion`` on ``(..., true_class, pred_class)`` with ``pred_class = -2`` for outside
         answers.
     """
+    from .. import conventions as _conv
     from ..cube import validate_cube
 
+    _conv.check_conventions(conventions, "annotation_quality")
     validate_cube(cube, check_values=False)
     lab = cube["label"]
     if "sample" in lab.dims:
@@ -654,15 +664,25 @@ def annotation_quality(cube: xr.Dataset) -> xr.Dataset:
     acc = _safe_div(tp.sum(-1), n)
     f1 = _safe_div(2 * tp, row + col[..., :k_max])
     present = (row + col[..., :k_max]) > 0
-    macro = _safe_div(np.where(present, f1, 0.0).sum(-1), present.sum(-1).astype(np.float64))
+    n_present = present.sum(-1).astype(np.float64)
+    if conventions == "paper":  # sklearn sees "na" as one more label, F1 0
+        n_present = n_present + (col[..., k_max] > 0)
+    macro = _safe_div(np.where(present, f1, 0.0).sum(-1), n_present)
+    weighted = _safe_div((np.where(present, f1, 0.0) * row).sum(-1), row.sum(-1))
     pe = _safe_div((row * col[..., :k_max]).sum(-1), n**2)
     kappa = np.where(n > 0, _safe_div(acc - pe, 1 - pe), np.nan)
     kappa = np.where((n > 0) & (pe >= 1) & (acc >= 1), np.nan, kappa)
     outside = _safe_div(col[..., k_max], n)
     dims = ("task", *CONFIG_DIMS)
     pred_codes = np.concatenate([np.arange(k_max), [-2]])
+    data = {"accuracy": acc, "macro_f1": macro, "weighted_f1": weighted, "kappa": kappa}
+    excluded = None
+    if conventions == "paper":
+        excluded = outside > _conv.PAPER_MAX_UNPARSEABLE
+        data = {k: np.where(excluded, np.nan, v) for k, v in data.items()}
+    acc, macro, weighted, kappa = data["accuracy"], data["macro_f1"], data["weighted_f1"], data["kappa"]
     ds = xr.Dataset(
-        {"accuracy": (dims, acc), "macro_f1": (dims, macro), "kappa": (dims, kappa),
+        {"accuracy": (dims, acc), "macro_f1": (dims, macro), "weighted_f1": (dims, weighted), "kappa": (dims, kappa),
          "outside_rate": (dims, outside), "n_items": (dims, n.astype(np.int64)),
          "confusion": ((*dims, "true_class", "pred_class"), conf)},
         coords={d: cube[d].values for d in dims} | {"true_class": np.arange(k_max),
@@ -671,7 +691,10 @@ def annotation_quality(cube: xr.Dataset) -> xr.Dataset:
     for name, coord in cube["model"].coords.items():
         if name != "model" and coord.dims == ("model",):
             ds = ds.assign_coords({name: ("model", coord.values)})
+    if excluded is not None:
+        ds["unparseable_excluded"] = (dims, excluded)
     ds.attrs["method"] = "confusion counts vs human labels; -2 answers count as wrong"
+    ds.attrs["conventions"] = conventions
     return ds
 
 
