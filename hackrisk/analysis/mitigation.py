@@ -557,9 +557,23 @@ def _estimate_groups(method, estimand, Y, Yh, lab, unl, g, w, wu, pi, lam, fold,
             pa, sa = K.hajek_mean(Yc, lab_a, w)
             pb, sb = K.hajek_mean(Yc, lab_b, w)
             out.update(estimate_a=pa, estimate_b=pb, va_l=sa**2, vb_l=sb**2)
-        else:
-            th, s, _, _, _ = K.ppi_logistic(X, Yc, Yc * 0, lab, unl, w, wu, lam=0.0)
-            _logit_out(th, s)
+        else:  # = K.ppi_logistic(..., lam=0) (weighted MLE + sandwich), from per-group sums
+            Gm = np.stack(np.broadcast_arrays(A, B), -1)  # (..., NI, 2)
+            wl_ = np.where(lab > 0, w, 0.0) * lab
+            wn_ = np.where(unl > 0, wu, 0.0) * unl
+
+            def gs(v):
+                return (np.asarray(v)[..., None] * Gm).sum(-2)
+
+            zero = gs(np.zeros(Gm.shape[:-1]))
+            Ld = {"c": gs(lab), "s0": gs(wl_), "sy": gs(wl_ * Yc), "sh": zero, "q0": gs(wl_**2),
+                  "qy": gs(wl_**2 * Yc), "qh": zero, "qyh": zero}
+            Ud = {"c": gs(unl), "u0": gs(wn_), "uh": zero, "v0": gs(wn_**2), "vh": zero}
+            coef, se_, _, mu = K.ppi_logistic_groups(Ld, Ud, lam=0.0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                lg = np.log(mu / (1 - mu))
+            out.update(estimate=coef, se=se_, estimate_a=lg[..., 0], estimate_b=lg[..., 1],
+                       va_l=nan, vb_l=nan, va_u=nan, vb_u=nan)
     elif method == "substitution":
         Z = lab * Yc + unl * Yh
         na, nb = (lab_a + unl_a).sum(-1), (lab_b + unl_b).sum(-1)
