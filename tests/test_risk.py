@@ -183,6 +183,27 @@ def test_classify_errors_codes_and_type_m():
     assert np.isnan(tm[[0, 1, 2, 3, 4, 7, 8, 9]]).all()
     assert "error" not in t  # input not mutated
     assert set(e.to_dataframe().columns) >= {"error", "type_m", "conclusion"}
+    # signed effect error Delta_LLM - Delta_human wherever classified (the authors' effect_size_error)
+    ee = e.effect_error.values.ravel()
+    want = est.ravel() - np.repeat(hest, 2)
+    ok = e.error.values.ravel() >= 0
+    np.testing.assert_allclose(ee[ok], want[ok])
+    assert np.isnan(ee[~ok]).all()
+    assert "share_error_a" not in e  # no counts in these tests
+
+
+def test_classify_errors_share_errors_from_counts():
+    cube, _ = hackrisk.simulate_multiverse(n_tasks=1, n_items=200, n_classes=2, models=2, n_prompts=1,
+                                           temperatures=(0.0,), rng=8)
+    hyps = hackrisk.hypotheses.generate_hypotheses(cube)
+    from hackrisk.analysis.frequentist import test_hypotheses
+
+    e = R.classify_errors(test_hypotheses(cube, hyps))
+    pa = e.k_a / e.n_a - e.human_k_a / e.human_n_a
+    ok = e.error >= 0
+    np.testing.assert_allclose(e.share_error_a.where(ok).values, pa.where(ok).values)
+    np.testing.assert_allclose((e.share_error_a - e.share_error_b).where(ok).values,
+                               e.effect_error.where(ok).values, atol=1e-12)
 
 
 def test_classify_errors_needs_tests():

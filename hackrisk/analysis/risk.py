@@ -133,8 +133,13 @@ def classify_errors(tests: xr.Dataset) -> xr.Dataset:
     -------
     xarray.Dataset
         A copy of ``tests`` with ``error`` (int8: 0 correct, 1 Type I, 2 Type II, 3 Type S,
-        -1 not annotated) and ``type_m`` (``|estimate| / |human_estimate|`` where both are
-        significant with the same sign, else NaN) on the LLM-side dims.
+        -1 not annotated), ``type_m`` (``|estimate| / |human_estimate|`` where both are
+        significant with the same sign, else NaN), ``effect_error`` (the signed error of the
+        effect, ``Δ_LLM − Δ_human`` = ``estimate - human_estimate``, wherever the conclusion is
+        classified, as the authors' ``effect_size_error``) and, when the tests carry the counts
+        (``k_a``, ``n_a``, ``human_k_a``, ...), ``share_error_a`` / ``share_error_b`` (LLM minus
+        human class share in group A / B, the authors' ``group_*_proportion_error``) on the
+        LLM-side dims.
     """
     _require(tests, ["conclusion", "human_conclusion", "estimate", "human_estimate"],
              "classify_errors")
@@ -152,7 +157,18 @@ def classify_errors(tests: xr.Dataset) -> xr.Dataset:
     err.attrs = {"description": "0 correct, 1 Type I, 2 Type II, 3 Type S, -1 not annotated"}
     type_m.attrs = {"description": "|estimate| / |human_estimate| where both are significant "
                                    "with the same sign (Type M exaggeration ratio)"}
-    return tests.assign(error=err, type_m=type_m)
+    extra = {}
+    eff = (tests["estimate"] - tests["human_estimate"]).where(valid).transpose(*c.dims)
+    eff.attrs = {"description": "signed effect error: estimate - human_estimate (Delta_LLM - Delta_human)"}
+    extra["effect_error"] = eff
+    if all(v in tests for v in ("k_a", "n_a", "k_b", "n_b", "human_k_a", "human_n_a", "human_k_b", "human_n_b")):
+        for side in ("a", "b"):
+            share = tests[f"k_{side}"] / tests[f"n_{side}"]
+            hshare = tests[f"human_k_{side}"] / tests[f"human_n_{side}"].where(tests[f"human_n_{side}"] > 0)
+            se = (share - hshare).where(valid).transpose(*c.dims)
+            se.attrs = {"description": f"LLM minus human class share in group {side.upper()}"}
+            extra[f"share_error_{side}"] = se
+    return tests.assign(error=err, type_m=type_m, **extra)
 
 
 # ---------------------------------------------------------------------------------------------
