@@ -285,7 +285,8 @@ def _assert_calibrated(pred: pd.DataFrame, *, k: float = 3.0):
 def test_calibration_correlated_differential_errors():
     """Errors shared item by item across configurations + differential misclassification:
     predicted P(wrong) matches the observed rate within 3 cluster-robust Monte-Carlo SE per bin
-    (16 studies x 2 budgets x 2 replicates x 4 hypotheses x 12 configurations)."""
+    (16 studies x 2 budgets x 2 replicates x 4 hypotheses x 12 configurations; measured: the
+    largest gap is the lowest bin, 10 % predicted vs 19 % observed, z = 1.8)."""
     pred = _pooled_study(range(16))
     _assert_calibrated(pred)
 
@@ -293,7 +294,7 @@ def test_calibration_correlated_differential_errors():
 def test_calibration_simulate_multiverse_group_bias():
     """The simulator's own group-dependent errors (bias_sd = 0.03), as in the earlier tests: with
     four hypotheses of mostly small effects and 60 labels the shared scale of the residual effects
-    is barely identified, so the risk errs on the safe side (measured: 8 % predicted vs 2 %
+    is barely identified, so the risk errs on the safe side (measured: 10 % predicted vs 3 %
     observed in the lowest bin); no bin has significantly MORE wrong conclusions than predicted."""
     frames = []
     for seed in range(21, 31):
@@ -356,7 +357,10 @@ def real_calibration(tasks=REAL_TASKS, *, reps=5, fits=6, seed=0, missing="skip"
             res = P.calibration_study(cube, hyps, n_human=real_budgets(n_items), reps=reps,
                                       rng=seed + f)
             pred = res["predictions"]
-            frames.append(pred.assign(task=task, fit=f, cluster=f"{task}/" + pred["cluster"]))
+            # clusters: one per distinct hypothesis (random splits differ between draws)
+            rnd = pred["name"].str.startswith("random")
+            cl = np.where(rnd, f"{task}/{f}/" + pred["name"], f"{task}/" + pred["name"])
+            frames.append(pred.assign(task=task, fit=f, cluster=cl))
     return pd.concat(frames, ignore_index=True)
 
 
