@@ -112,6 +112,8 @@ def test_inputs_and_messages(study):
         P.prospective_risk(masked, hyps, human=~human)
     with pytest.raises(ValueError, match="draws"):
         P.prospective_risk(cube, hyps, human=human, draws=0)
+    with pytest.raises(ValueError, match="no human labels"):
+        P.prospective_risk(cube, hyps, human=np.zeros(cube.sizes["item"], bool))
     with pytest.raises(ValueError, match="n_human"):
         P.calibration_study(cube, hyps, n_human=(10_000,))
 

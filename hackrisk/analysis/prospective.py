@@ -317,7 +317,8 @@ def _full_share_draws(group: np.ndarray, cls: np.ndarray, labels: np.ndarray, tr
         total = g["sum_y"][:, None] + g["sum_f_unl"][:, None] + u * e_unl
         res[name] = np.clip(total, 0.0, g["n"][:, None])  # (H, S) full class-c count
     return {"k_a": res["a"].T, "k_b": res["b"].T, "n_a": a["n"], "n_b": b["n"],
-            "n_strata": n_j_max, "tau": tau, "tau_prior": w}
+            "n_strata": n_j_max, "tau": tau, "tau_prior": w,
+            "unlabelled_groups": (a["n_l"] == 0) & (b["n_l"] == 0)}
 
 
 def prospective_risk(
@@ -393,6 +394,10 @@ def prospective_risk(
     lab = labels[annotated]  # (C, N)
     n_cfg, n_item = lab.shape
     hm = d["human"]
+    if not hm.any():
+        raise ValueError(f"task {d['task']!r} has no human labels (truth == -1 everywhere, or an "
+                         "empty human mask). Fix: label a random subset of the items first "
+                         "(e.g. with `hackrisk suggest`) and add the labels to the cube.")
     n_s = n_chain * int(draws)
     log.info("prospective risk: %d items (%d human), %d configurations, %d hypotheses",
              n_item, hm.sum(), n_cfg, d["cls"].size)
@@ -403,6 +408,10 @@ def prospective_risk(
         effect = fc["k_a"] / fc["n_a"][None] - fc["k_b"] / fc["n_b"][None]  # (S, H)
     true_con = res["conclusion"].astype(np.int8)
     err_c = _classify(llm["conclusion"][None, :, :], true_con[:, :, None])  # (S, H, C)
+    if fc["unlabelled_groups"].any():  # nothing known about either group: no prediction
+        log.warning("prospective_risk: %d hypotheses have no human label in either group; "
+                    "their P(wrong) is NaN.", int(fc["unlabelled_groups"].sum()))
+        err_c[:, fc["unlabelled_groups"], :] = -1
 
     # back onto the cube's configuration dims ---------------------------------------------------
     n_all = annotated.size
