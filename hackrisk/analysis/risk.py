@@ -234,12 +234,15 @@ def _hypothesis_rates(tests: xr.Dataset, cfg_codes: np.ndarray, n_slices: int):
 
 
 def _aggregate(values: np.ndarray, valid: np.ndarray, task_code: np.ndarray, n_tasks: int,
-               n_boot: int, gen: np.random.Generator) -> np.ndarray:
+               n_boot: int, gen: np.random.Generator, weights: np.ndarray | None = None) -> np.ndarray:
     """Task-then-hypothesis means of ``values`` (H, Z) where ``valid``; bootstrap over hypotheses.
 
-    Returns (1 + n_boot, Z): row 0 the estimate, then one row per replicate.
+    ``weights`` (H,): weighted means over the hypotheses of a task. Returns (1 + n_boot, Z): row 0
+    the estimate, then one row per replicate.
     """
     y = np.concatenate([np.where(valid, values, 0.0), valid.astype(np.float64)], axis=1)
+    if weights is not None:
+        y = y * weights[:, None]
     y32 = y.astype(np.float32)
     z = values.shape[1]
     # running sums over tasks of the task means (and of the tasks that have one): O(n_boot · z)
@@ -272,6 +275,7 @@ def risk(
     n_boot: int = 1000,
     ci: float = 0.95,
     rng: int | np.random.Generator | None = 0,
+    weights: xr.DataArray | np.ndarray | None = None,
 ) -> xr.Dataset:
     """LLM hacking risk: Type I, II, S, M and overall error rates, with bootstrap CIs.
 
@@ -291,6 +295,12 @@ def risk(
         Coverage of the percentile intervals.
     rng
         Seed or generator of the bootstrap.
+    weights
+        Optional weight per hypothesis (a DataArray on ``hypothesis``, aligned by its coordinate,
+        or an array in hypothesis order), e.g. :func:`hackrisk.analysis.lfdr.lfdr_weights`: the
+        probability that the human conclusion is right about whether an effect exists, so that
+        errors against doubtful human "truths" count less. The mean over hypotheses within a task
+        becomes a weighted mean; hypotheses of weight 0 drop out.
 
     Returns
     -------
@@ -354,7 +364,16 @@ def risk(
     valid = np.stack(masks, axis=1).reshape(n_h, -1)
     task_code, tasks = pd.factorize(pd.Series(tests["task"].values))
     gen = np.random.default_rng(rng)
-    agg = _aggregate(values, valid, task_code, len(tasks), n_boot, gen)
+    w = None
+    if weights is not None:
+        if isinstance(weights, xr.DataArray):
+            w = weights.sel(hypothesis=tests["hypothesis"]).values.astype(np.float64)
+        else:
+            w = np.asarray(weights, dtype=np.float64).reshape(-1)
+        if w.shape != (n_h,) or not np.isfinite(w).all() or (w < 0).any():
+            raise ValueError(f"risk: weights must be {n_h} finite non-negative numbers, one per hypothesis "
+                             "(NaN: use .fillna(0)). Fix: pass lfdr_weights(tests).")
+    agg = _aggregate(values, valid, task_code, len(tasks), n_boot, gen, w)
     agg = agg.reshape(1 + n_boot, len(_RISK_VARS), n_r, n_s)
     out = {name: agg[:, q] for q, name in enumerate(_RISK_VARS)}
     out["risk_balanced"] = 0.5 * out["type_i"] + 0.5 * (out["type_ii"] + out["type_s"])
@@ -388,6 +407,7 @@ def risk(
         "ci_kind": "percentile bootstrap, hypotheses resampled within tasks",
         "ci_prob": ci, "n_boot": int(n_boot), "by": ",".join(by_list),
         "alpha": tests.attrs.get("alpha", np.nan),
+        "weighted": int(w is not None),
     })
     return ds
 
