@@ -714,3 +714,44 @@ def test_partial_human_labels_no_placeholder():
     q = R.annotation_quality(cube)
     assert (q["n_items"] == 300).all()  # quality: the labelled items only
     assert int(q["confusion"].sum(["true_class", "pred_class"]).max()) == 300
+
+
+# ---------------------------------------------------------------------------------------------
+# risk against model features
+# ---------------------------------------------------------------------------------------------
+def _feature_tests(rng=0, h=300, m=8, b0=-1.5, b1=0.6):
+    gen = np.random.default_rng(rng)
+    size = np.linspace(-1.5, 1.5, m)  # e.g. standardised log parameter count
+    hc = gen.choice([-1, 0, 1], h)
+    p_wrong = 1 / (1 + np.exp(-(b0 + b1 * size)))  # per model
+    wrong = gen.random((h, m, 2, 2)) < p_wrong[None, :, None, None]
+    # a wrong conclusion: flip a null to significant, a significant one to null
+    c = np.where(wrong, np.where(hc[:, None, None, None] == 0, 1, 0), hc[:, None, None, None])
+    t = make_tests(c, hc, rng=rng)
+    return t.assign_coords(size=("model", size), family=("model", np.array(["x"] * m, dtype=object)))
+
+
+def test_risk_on_model_features_matches_statsmodels_and_recovers_slope():
+    sm = pytest.importorskip("statsmodels.api")
+    t = _feature_tests()
+    fit = R.risk_on_model_features(t, "size")
+    e = R.classify_errors(t)
+    err = e.error.transpose("hypothesis", "model", ...).values.reshape(300, 8, -1)
+    k, n = (err > 0).sum(-1).ravel(), (err >= 0).sum(-1).ravel()
+    x = sm.add_constant(np.tile(t["size"].values, 300))
+    ref = sm.GLM(np.column_stack([k, n - k]), x, family=sm.families.Binomial()).fit(
+        cov_type="cluster", cov_kwds={"groups": np.repeat(np.arange(300), 8), "use_correction": False})
+    np.testing.assert_allclose(fit.coef.values, ref.params, rtol=1e-7)
+    np.testing.assert_allclose(fit.se.values, ref.bse, rtol=1e-6)
+    # known truth: slope 0.6 per unit, intercept -1.5
+    assert abs(float(fit.coef.sel(term="size")) - 0.6) < 3 * float(fit.se.sel(term="size"))
+    assert abs(float(fit.coef.sel(term="intercept")) + 1.5) < 3 * float(fit.se.sel(term="intercept"))
+    np.testing.assert_allclose(fit.risk.values, (err > 0).sum((0, 2)) / (err >= 0).sum((0, 2)))
+    # Type I only: human-null hypotheses
+    t1 = R.risk_on_model_features(t, ["size"], error="type_i")
+    assert t1.attrs["n_hypotheses"] == int((t.human_conclusion == 0).sum())
+    # risk by a model coordinate
+    r = R.risk(t, by="size", n_boot=0)
+    assert r.sizes["size"] == 8 and np.isfinite(r.risk_pooled.sel(ci="estimate")).all()
+    with pytest.raises(ValueError, match="numeric coordinate on 'model'"):
+        R.risk_on_model_features(t, "family")

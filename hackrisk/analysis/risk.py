@@ -58,6 +58,7 @@ __all__ = [
     "risk",
     "risk_by_effect_size",
     "error_regression",
+    "risk_on_model_features",
     "variance_explained",
     "annotation_quality",
     "hacking",
@@ -629,6 +630,111 @@ def error_regression(
                      "n_hypotheses": int(keep.sum()), "n_conclusions": int(n.sum()),
                      "converged": bool(converged), "cov_type": cov_type, "alpha": alpha,
                      "ci_prob": ci})
+    return ds
+
+
+def risk_on_model_features(
+    tests: xr.Dataset,
+    features: str | Sequence[str],
+    *,
+    error: str = "any",
+    standardize: bool = False,
+    ci: float = 0.95,
+) -> xr.Dataset:
+    """Logistic regression of a wrong conclusion on numeric model features (e.g. size, a benchmark).
+
+    The features are numeric coordinates on ``model`` (columns of the ``models=`` table given to
+    :func:`hackrisk.make_cube`, e.g. parameter count or a benchmark score; ``log_params`` etc. can be
+    added with ``tests.assign_coords``). The unit is a (hypothesis, model) pair: its annotated
+    configurations (prompts x temperatures) give a binomial count of wrong conclusions, modelled as
+    ``logit P(wrong) = b0 + sum_j b_j feature_j``. Standard errors are clustered by hypothesis (a
+    hypothesis' items are shared by every model, so its errors are not independent).
+
+    Parameters
+    ----------
+    tests
+        Output of ``test_hypotheses``, carrying the model coordinates.
+    features
+        Name(s) of numeric coordinates on ``model``.
+    error
+        ``"any"`` (Type I, II or S; every hypothesis), ``"type_i"`` (human-null hypotheses only),
+        ``"type_ii"`` / ``"type_s"`` (human-significant hypotheses only).
+    standardize
+        Centre and scale each feature (coefficients per standard deviation).
+    ci
+        Coverage of the Wald intervals.
+
+    Returns
+    -------
+    xarray.Dataset
+        On ``term`` (``intercept`` and the features): ``coef``, ``se``, ``z``, ``p_value``,
+        ``lower``, ``upper``, ``odds_ratio``; ``risk`` and ``n_conclusions`` on ``model`` (the
+        observed rate per model). attrs: ``n_hypotheses``, ``n_models``, ``converged``, ``error``.
+    """
+    from scipy import stats
+
+    _require(tests, ["conclusion", "human_conclusion", "estimate", "human_estimate"], "risk_on_model_features")
+    feats = [features] if isinstance(features, str) else [str(f) for f in features]
+    for f in feats:
+        if f not in tests.coords or tests[f].dims != ("model",) or not np.issubdtype(tests[f].dtype, np.number):
+            raise ValueError(f"risk_on_model_features: {f!r} is not a numeric coordinate on 'model'. Fix: "
+                             "give make_cube a models= table with that column, or "
+                             "tests.assign_coords(name=('model', values)).")
+    codes = {"any": None, "type_i": 1, "type_ii": 2, "type_s": 3}
+    if error not in codes:
+        raise ValueError(f"risk_on_model_features: error={error!r}; use one of {list(codes)}.")
+    if "error" not in tests:
+        tests = classify_errors(tests)
+    err = tests["error"].transpose("hypothesis", "model", ...).values
+    err = err.reshape(err.shape[0], err.shape[1], -1)
+    hc = tests["human_conclusion"].values
+    keep_h = np.ones(hc.shape, dtype=bool)
+    if error == "type_i":
+        keep_h = hc == 0
+    elif error in ("type_ii", "type_s"):
+        keep_h = hc != 0
+    err = err[keep_h]
+    n = (err >= 0).sum(-1).astype(np.float64)  # (H, M)
+    k = ((err > 0) if codes[error] is None else (err == codes[error])).sum(-1).astype(np.float64)
+    fx = np.column_stack([tests[f].values.astype(np.float64) for f in feats])  # (M, q)
+    if not np.isfinite(fx).all():
+        raise ValueError("risk_on_model_features: a feature is missing (NaN) for some model. Fix: fill it or "
+                         "select the models that have it (tests.sel(model=...)).")
+    if standardize:
+        sd = fx.std(0)
+        fx = (fx - fx.mean(0)) / np.where(sd > 0, sd, 1.0)
+    h_idx, m_idx = np.nonzero(n > 0)
+    if np.unique(m_idx).size < len(feats) + 1:
+        raise ValueError("risk_on_model_features: fewer models with annotated conclusions than terms.")
+    x = np.column_stack([np.ones(h_idx.size), fx[m_idx]])
+    kk, nn = k[h_idx, m_idx], n[h_idx, m_idx]
+    if kk.sum() == 0 or (kk == nn).all():
+        raise ValueError("risk_on_model_features: every conclusion is " + ("right" if kk.sum() == 0 else "wrong")
+                         + ", so the logistic regression has no finite solution.")
+    beta, fit, converged = _irls_binomial(x, kk, nn)
+    w = nn * fit * (1 - fit)
+    bread = np.linalg.pinv(x.T @ (x * w[:, None]))
+    scores = x * (kk - nn * fit)[:, None]
+    g = np.zeros((err.shape[0], x.shape[1]))
+    np.add.at(g, h_idx, scores)
+    cov = bread @ (g.T @ g) @ bread
+    se = np.sqrt(np.diag(cov))
+    z = beta / se
+    q = stats.norm.ppf(0.5 + ci / 2)
+    terms = np.array(["intercept", *feats], dtype=object)
+    per_model_n = n.sum(0)
+    ds = xr.Dataset(
+        {"coef": ("term", beta), "se": ("term", se), "z": ("term", z),
+         "p_value": ("term", 2 * stats.norm.sf(np.abs(z))),
+         "lower": ("term", beta - q * se), "upper": ("term", beta + q * se), "odds_ratio": ("term", np.exp(beta)),
+         "risk": ("model", _safe_div(k.sum(0), per_model_n)),
+         "n_conclusions": ("model", per_model_n.astype(np.int64))},
+        coords={"term": terms, "model": tests["model"].values} | {f: ("model", tests[f].values) for f in feats},
+    )
+    ds.attrs.update({"method": "binomial logit of wrong conclusions per (hypothesis, model) on model features, "
+                               "SE clustered by hypothesis",
+                     "n_hypotheses": int(np.unique(h_idx).size), "n_models": int(np.unique(m_idx).size),
+                     "converged": bool(converged), "error": error, "standardize": int(standardize), "ci_prob": ci})
     return ds
 
 
