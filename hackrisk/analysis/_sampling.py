@@ -149,21 +149,29 @@ def sample(
     if kind == "prior":
         return posterior_from_prior(build(), draws=draws, chains=chains, seed=seed)
     if kind == "nutpie":
-        import nutpie
-
-        compiled = compiled_model(cache_key, build, data)
-        idata = nutpie.sample(
-            compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
-            progress_bar=False, save_warmup=False, low_rank_modified_mass_matrix=low_rank,
-        )
-        idata.posterior.attrs["sampler"] = f"nutpie {nutpie.__version__}"
-        return idata
+        return sample_nutpie(compiled_model(cache_key, build, data), draws=draws, tune=tune,
+                             chains=chains, seed=seed, low_rank=low_rank)
     import pymc as pm
 
     with build():
         idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=seed,
                           progressbar=False, compute_convergence_checks=False)
     idata.posterior.attrs["sampler"] = f"pymc {pm.__version__}"
+    return idata
+
+
+def sample_nutpie(compiled: Any, *, draws: int, tune: int, chains: int, seed: int,
+                  low_rank: bool = False, target_accept: float = 0.8) -> az.InferenceData:
+    """NUTS with nutpie on a compiled model (``compile_pymc_model`` or ``from_pyfunc``)."""
+    import nutpie
+
+    cores = max(1, min(chains, n_cores()))
+    idata = nutpie.sample(
+        compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
+        progress_bar=False, save_warmup=False, low_rank_modified_mass_matrix=low_rank,
+        target_accept=target_accept,
+    )
+    idata.posterior.attrs["sampler"] = f"nutpie {nutpie.__version__}"
     return idata
 
 

@@ -234,6 +234,89 @@ def aggregate_errors(
     return out
 
 
+def _has_numba() -> bool:
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _centring(k: np.ndarray, n: np.ndarray, unit: np.ndarray, bin_of_unit: np.ndarray,
+              unit_fac: dict, group_fac: dict, n_basis: int) -> dict[str, Any]:
+    """Partial-centring weights ``w = σ̂² / (σ̂² + v)`` of the risk model's random effects.
+
+    ``v`` is the data variance of a level's logit offset (1 / binomial Fisher information
+    ``Σ n p (1 − p)``) and ``σ̂²`` a moment estimate of the effect variance: the mean squared
+    one-step (score) estimate of the level offsets minus their mean data variance.  Expected
+    rates: pooled per unit for the configuration factors, pooled per bin for the task, per bin
+    and task for the units.  The estimates are crude, but they only steer the sampler's
+    geometry (:func:`hackrisk.analysis._bayes_models.risk_model`), never the model.
+    Also returns the cluster design ``cluster_q`` (zero-sum within each task when the task
+    effect is in the model).
+    """
+    from ._bayes_models import zero_sum_basis
+
+    n_unit = bin_of_unit.size
+    kf, nf = k.astype(float), n.astype(float)
+
+    def _offsets(idx: np.ndarray, n_levels: int, expected: np.ndarray):
+        info = np.bincount(idx, weights=nf * expected * (1 - expected), minlength=n_levels)
+        score = np.bincount(idx, weights=kf - nf * expected, minlength=n_levels)
+        info = np.maximum(info, 1e-9)
+        return score / info, 1.0 / info
+
+    def _weight(dev: np.ndarray, var: np.ndarray, prior_sd: float = 1.0) -> np.ndarray:
+        # the optimal weight σ² / (σ² + v) at the lower 1% point of an approximate posterior of σ
+        # (the offsets as N(0, σ² + v) draws, σ's half-normal prior, on a log grid): the low end
+        # of σ is where a too-centred form opens a funnel, and with few levels or little data σ
+        # ranges down far below its typical value
+        s2 = np.geomspace(1e-3, 5.0 * prior_sd, 160) ** 2
+        tot = s2[:, None] + var[None, :]
+        lp = -0.5 * (np.log(tot) + dev[None, :] ** 2 / tot).sum(1) - 0.5 * s2 / prior_sd**2
+        lp += 0.5 * np.log(s2)  # log-spaced grid
+        cdf = np.cumsum(np.exp(lp - lp.max()))
+        s2_low = s2[np.searchsorted(cdf / cdf[-1], 0.01)]
+        return np.clip(s2_low / (s2_low + var), 0.05, 0.95)
+
+    def _pooled(idx: np.ndarray, n_levels: int) -> np.ndarray:
+        return (np.bincount(idx, weights=kf, minlength=n_levels) + 0.5) / (
+            np.bincount(idx, weights=nf, minlength=n_levels) + 1.0)
+
+    p_unit = _pooled(unit, n_unit)[unit]
+    g_bin = bin_of_unit[unit]
+    p_bin = _pooled(g_bin, int(bin_of_unit.max()) + 1)[g_bin]
+    out: dict[str, Any] = {"steps_centred": bool((nf * p_bin * (1 - p_bin)).sum() >= 20.0 * n_basis)}
+    out["group_factors"] = {}
+    for f, (levels, idx) in group_fac.items():
+        dev, var = _offsets(idx, levels.size, p_unit)
+        out["group_factors"][f] = (levels, idx, float(np.mean(_weight(dev, var))))
+    out["task"] = None
+    logit = np.log(p_bin / (1 - p_bin))
+    if "task" in unit_fac:
+        levels, t_of_unit = unit_fac["task"]
+        t_dev, t_var = _offsets(t_of_unit[unit], levels.size, p_bin)
+        logit = logit + t_dev[t_of_unit[unit]]
+    dev, var = _offsets(unit, n_unit, 1.0 / (1.0 + np.exp(-logit)))
+    w_unit = _weight(dev, var, 0.5)
+    if "task" in unit_fac:
+        # cluster effects zero-sum within each task: a Helmert block per task, its mean weight
+        q = np.zeros((n_unit, n_unit))
+        w_free = np.zeros(n_unit)
+        col = 0
+        for t in range(levels.size):
+            members = np.flatnonzero(t_of_unit == t)
+            if members.size > 1:
+                q[members, col:col + members.size - 1] = zero_sum_basis(members.size)
+                w_free[col:col + members.size - 1] = w_unit[members].mean()
+                col += members.size - 1
+        out["cluster_q"], out["w_cluster"] = q[:, :col], w_free[:col]
+    else:
+        out["cluster_q"], out["w_cluster"] = np.eye(n_unit), w_unit
+    if "task" in unit_fac:
+        out["task"] = (levels, t_of_unit, float(np.mean(_weight(t_dev, t_var))))
+    return out
+
 # ---------------------------------------------------------------------------------------------
 # model 1: fit
 # ---------------------------------------------------------------------------------------------
@@ -247,7 +330,7 @@ def fit_risk_model(
     n_knots: int = 3,
     cluster_effect: bool = True,
     n_grid: int = 40,
-    draws: int = 500,
+    draws: int = 1000,
     tune: int = 500,
     chains: int | None = None,
     sampler: str = "auto",
@@ -274,7 +357,10 @@ def fit_risk_model(
     n_grid
         Points of the ``x`` grid on which the risk curves are evaluated.
     draws, tune, chains
-        Sampler settings; ``chains=None`` runs one chain per core (at least two).
+        Sampler settings; ``chains=None`` runs one chain per core (at least two).  The fit checks
+        its own diagnostics (:func:`hackrisk.analysis._sampling.check_diagnostics`): a
+        ``UserWarning`` names the quantity with divergences, R-hat > 1.01 or bulk ESS < 400;
+        the figures are in ``posterior.attrs["diagnostics_*"]``.
     sampler
         ``"auto"`` (nutpie if installed, else PyMC), ``"nutpie"``, ``"pymc"`` or ``"prior"``
         (prior draws laid out as a posterior; for tests and prior checks).
@@ -290,7 +376,7 @@ def fit_risk_model(
         other factors at the observed mix of ``x``).  ``observed_data``: ``n_wrong``;
         ``constant_data``: ``n``, ``x``, ``quality``, ``knots`` and the group coords.
     """
-    from . import _bayes_models as bm
+    from . import _bayes_models as bm  # numpy at import; pymc only inside its model builders
 
     agg = data if "n_wrong" in data else aggregate_errors(data, x=x, n_bins=n_bins, quality=quality)
     for f in factors:
@@ -330,29 +416,51 @@ def fit_risk_model(
         q_mean, q_sd = float(np.average(qv, weights=n)), float(np.std(qv)) or 1.0
         q = (qv - q_mean) / q_sd
     rate = (k.sum() + 0.5) / (n.sum() + 1.0)
-    model = bm.risk_model(basis=basis, unit=unit, n_wrong=k, n_total=n, unit_factors=unit_fac,
-                          group_factors=group_fac, cluster=cluster_effect, quality=q,
-                          base_logit=float(np.log(rate / (1 - rate))))
+    spec: dict[str, Any] = {
+        "basis": basis, "unit": unit, "n_wrong": k, "n_total": n,
+        "n_basis": basis.shape[1], "n_unit": n_unit,
+        "base_logit": float(np.log(rate / (1 - rate))), "quality": q,
+        "cluster": bool(cluster_effect and n_unit > 1),
+        **_centring(k, n, unit, np.asarray([b for _, b in ulev], dtype=np.int64), unit_fac, group_fac,
+                     basis.shape[1]),
+    }
+    spec["cluster"] = spec["cluster"] and spec["cluster_q"].shape[1] > 0
     log.info("risk model: %d groups, %d tests, factors %s", n.size, n.sum(), list(fac))
-    idata = bm.sample(model, sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed,
-                      low_rank=True)
-    post = idata.posterior
+    if bm.resolve_sampler(sampler) == "prior":
+        raw = bm.risk_model_prior(spec, draws=chains * draws, gen=gen)
+        idata = None
+        n_chain, n_draw = chains, draws
+        post_attrs = {"sampler": "prior (mock)"}
+    elif bm.resolve_sampler(sampler) == "nutpie" and _has_numba():
+        # the model's density written out for numba: compiled once per process, for any size
+        from . import _risk_kernel
+        from ._sampling import sample_nutpie
+
+        idata = sample_nutpie(_risk_kernel.nutpie_model(spec), draws=draws, tune=tune,
+                              chains=chains, seed=seed, low_rank=True, target_accept=0.9)
+    else:
+        idata = bm.sample(lambda: bm.risk_model(spec), sampler=sampler, draws=draws, tune=tune,
+                          chains=chains, seed=seed, cache_key=bm.risk_model_key(spec),
+                          data=bm.risk_model_data(spec), low_rank=True)
+    if idata is not None:
+        post = idata.posterior
+        n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
+        raw = {name: _flat_draws(post[name]) for name in post.data_vars}
+        post_attrs = dict(post.attrs)
+    values = bm.risk_model_transform(spec, raw)
     keep = ["beta", "tau"] + [f"{p}_{f}" for f in fac for p in ("effect", "sigma")]
     if q is not None:
         keep.append("gamma_quality")
-    if "sigma_cluster" in post:
+    if spec["cluster"]:
         keep.append("sigma_cluster")
     new = {}
     for name in keep:
-        da = post[name]
-        extra = [d for d in da.dims if d not in ("chain", "draw")]
         dims = ["chain", "draw"]
         if name == "beta":
             dims.append("basis")
         elif name.startswith("effect_"):
             dims.append(name[len("effect_"):])
-        new[name] = (dims, np.asarray(da.transpose("chain", "draw", *extra).values))
-    n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
+        new[name] = (dims, _unflat(values[name], n_chain, n_draw))
     coords: dict[str, Any] = {"chain": np.arange(n_chain), "draw": np.arange(n_draw),
                               "basis": np.arange(basis.shape[1])}
     for f, (levels, _) in fac.items():
@@ -380,8 +488,8 @@ def fit_risk_model(
             new["risk_curve_model"] = (["chain", "draw", "model", "x_grid"],
                                        _unflat(curve, n_chain, n_draw))
     posterior = xr.Dataset(new, coords=coords)
-    posterior.attrs.update(post.attrs)
-    posterior.attrs["sampler"] = post.attrs.get("sampler", sampler)
+    posterior.attrs.update(post_attrs)
+    posterior.attrs["sampler"] = post_attrs.get("sampler", sampler)
     gcoords = {c: ("group", np.asarray(agg[c].values)) for c in (*_FACTORS, "bin")}
     gcoords["group"] = np.arange(n.size)
     observed = xr.Dataset({"n_wrong": ("group", k)}, coords=gcoords)
@@ -392,7 +500,7 @@ def fit_risk_model(
     import arviz as az
 
     out = az.InferenceData(posterior=posterior, observed_data=observed, constant_data=constant)
-    if "sample_stats" in idata.groups():
+    if idata is not None and "sample_stats" in idata.groups():
         out.add_groups(sample_stats=idata.sample_stats)
     out.posterior.attrs.update({
         "model": "hierarchical risk model (binomial P-spline, hackrisk.analysis.bayesian)",
@@ -400,6 +508,11 @@ def fit_risk_model(
         "x": agg.attrs.get("x", x), "alpha": float(agg.attrs.get("alpha", 0.05)),
         "quality_mean": q_mean, "quality_sd": q_sd,
     })
+    if idata is not None:  # every reported quantity: 0 divergences, R-hat <= 1.01, bulk ESS >= 400
+        from ._sampling import check_diagnostics, diagnostics_attrs
+
+        diag = check_diagnostics(out, what="fit_risk_model (hierarchical risk model)")
+        out.posterior.attrs.update(diagnostics_attrs(diag))
     return out
 
 
