@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xarray as xr
 
+from ._colors import ERROR_COLORS, OKABE_ITO
 from .cube import CONFIG_DIMS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,16 +36,6 @@ __all__ = [
     "plot_hacking",
 ]
 
-#: The Okabe–Ito colour-blind-safe palette.
-OKABE_ITO = {
-    "black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9", "green": "#009E73",
-    "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7",
-}
-#: Colour of each error type (and of correct conclusions / the pooled risk).
-ERROR_COLORS = {
-    "correct": OKABE_ITO["green"], "Type I": OKABE_ITO["orange"], "Type II": OKABE_ITO["sky_blue"],
-    "Type S": OKABE_ITO["vermillion"], "risk": OKABE_ITO["blue"], "human": OKABE_ITO["black"],
-}
 _RISK_VARS = [("type_i", "Type I"), ("type_ii", "Type II"), ("type_s", "Type S"), ("risk_pooled", "risk")]
 
 

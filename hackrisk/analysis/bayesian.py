@@ -593,7 +593,7 @@ def plot_posterior_risk_curve(
     ``by="model"`` draws one curve per model.  The dashed line marks the significance threshold
     (x = 0 for ``x="z_distance"``).
     """
-    from ..plots import OKABE_ITO
+    from .._colors import OKABE_ITO
 
     ax = _axes(ax)
     rc = risk_curves(idata, by=by, hdi_prob=hdi_prob)["risk"]

@@ -855,7 +855,7 @@ def plot_prospective_risk(
     ``result`` is :func:`prospective_risk` output or its :func:`prospective_summary`;
     ``hypothesis`` a coordinate value (default: the first).
     """
-    from ..plots import ERROR_COLORS
+    from .._colors import ERROR_COLORS
 
     s = result if isinstance(result, xr.Dataset) else prospective_summary(result)
     h = s["hypothesis"].values[0] if hypothesis is None else hypothesis
@@ -885,7 +885,7 @@ def plot_reliability(table: pd.DataFrame, *, ax: Axes | None = None, label: str 
     Points at (mean predicted, observed wrong rate) with the cluster-bootstrap interval; the
     diagonal is perfect calibration; the number of conclusions is written next to each point.
     """
-    from ..plots import OKABE_ITO
+    from .._colors import OKABE_ITO
 
     ax = _axes(ax, figsize=(4.8, 4.4))
     ax.plot([0, 1], [0, 1], color="0.5", ls="--", lw=1)
