@@ -123,9 +123,11 @@ def _run(args: argparse.Namespace) -> int:
                   f"corrected=xr.open_dataset({str(corr)!r}))")
         return 0
     t0 = time.perf_counter()
+    t_start, t_annotated = time.time(), 0.0
     cube = None
     if args.command in ("annotate", "demo"):
         cube = pipeline.annotate_study(study, progress=not args.quiet)
+        t_annotated = time.perf_counter() - t0
         from .annotate.runner import missing_labels
 
         missing = missing_labels(cube)
@@ -152,8 +154,24 @@ def _run(args: argparse.Namespace) -> int:
         _print_headline(study, res, report, args.quiet)
         if not args.quiet:
             print(f"  total time: {time.perf_counter() - t0:.1f} s")
+            if args.command == "demo":
+                print(_time_split(t_start, t_annotated, time.perf_counter() - t0))
         return 0
     raise AssertionError(args.command)
+
+
+def _time_split(t_start: float, annotation: float, total: float) -> str:
+    """``time split: set-up / annotation / analysis``; set-up from ``HACKRISK_DEMO_T0`` (the epoch
+    seconds at which ``make demo`` started, set by the Makefile) to the start of the study."""
+    import os
+
+    t0 = os.environ.get("HACKRISK_DEMO_T0", "")
+    try:
+        setup = f"{t_start - float(t0):.0f} s"
+    except ValueError:
+        setup = "not measured (run `make demo`)"
+    return (f"  time split: set-up {setup} / annotation {annotation:.0f} s / "
+            f"analysis {total - annotation:.0f} s")
 
 
 def _parser() -> argparse.ArgumentParser:
