@@ -40,6 +40,8 @@ __all__ = [
     "fleiss_kappa",
     "agreement",
     "compare_human_llm",
+    "alt_test",
+    "benjamini_yekutieli",
 ]
 
 LEVELS = ("nominal", "ordinal", "interval", "ratio")
@@ -441,4 +443,204 @@ def compare_human_llm(
             rows.append(llm_rows(np.take(arr, m, axis=model_axis), f"LLM: {name}"))
     out = pd.DataFrame(rows)
     out.insert(0, "task", task)
+    return out
+
+
+# ---- the alternative annotator test (Calderon et al. 2025) ------------------------------------------
+
+def benjamini_yekutieli(p_values: np.ndarray, q: float = 0.05, axis: int = -1) -> np.ndarray:
+    """Rejections of the Benjamini–Yekutieli step-up procedure (FDR ``q`` under any dependence).
+
+    With ``m`` p-values sorted increasingly, reject the ``k`` smallest for the largest ``k`` with
+    ``p_(k) <= k q / (m H_m)``, ``H_m = 1 + 1/2 + ... + 1/m``. NaN p-values count in ``m`` but are
+    never rejected. Vectorised along ``axis``.
+    """
+    p = np.moveaxis(np.asarray(p_values, dtype=np.float64), axis, -1)
+    m = p.shape[-1]
+    if m == 0:
+        return np.zeros(p.shape, dtype=bool)
+    order = np.argsort(np.where(np.isnan(p), np.inf, p), axis=-1)
+    sp = np.take_along_axis(p, order, axis=-1)
+    h_m = np.sum(1.0 / np.arange(1, m + 1))
+    ok = sp <= np.arange(1, m + 1) * q / (m * h_m)
+    k = np.where(ok.any(-1), m - np.argmax(ok[..., ::-1], axis=-1), 0)  # largest passing rank
+    rej_sorted = np.arange(m) < k[..., None]
+    out = np.zeros(p.shape, dtype=bool)
+    np.put_along_axis(out, order, rej_sorted, axis=-1)
+    return np.moveaxis(out, -1, axis)
+
+
+def alt_test(
+    cube: Any,
+    ratings: pd.DataFrame,
+    *,
+    task: str | None = None,
+    scoring: str = "accuracy",
+    class_values: dict[str, float] | None = None,
+    epsilon: float = 0.2,
+    q: float = 0.05,
+    min_raters: int = 2,
+    min_items: int = 30,
+) -> Any:
+    """The alternative annotator test (Calderon et al. 2025) for every configuration of a task.
+
+    Can the LLM replace a human annotator? For each human rater ``j`` (leave one annotator out)
+    and each item ``i`` that ``j`` rated, the LLM label and ``j``'s label are both scored against
+    the *other* raters of the item (``scoring``): ``W_llm = 1[score_llm >= score_j]``,
+    ``W_j = 1[score_j >= score_llm]``. The one-sided t-test of ``H0: mean(W_j - W_llm) >= ε``
+    against ``<`` (``ε`` the cost-benefit margin: how much worse the LLM may be, since it is
+    cheaper) gives a p-value per rater; Benjamini–Yekutieli at ``q`` across raters decides which
+    are beaten. The **winning rate** is the share of raters beaten (the LLM "passes" at >= 0.5);
+    the **advantage probability** is the mean over raters of ``mean(W_llm)``.
+
+    Parameters
+    ----------
+    cube
+        Label cube; every configuration of ``task`` is tested.
+    ratings
+        Individual human ratings, long format ``item_id, rater, rating`` (e.g.
+        ``TaskData.ratings``); ``rating`` holds class names for ``scoring="accuracy"`` and numbers
+        for ``"neg_rmse"``.
+    task
+        Task (default: the cube's only task).
+    scoring
+        ``"accuracy"`` (share of the other raters with the same label) or ``"neg_rmse"`` (minus the
+        root mean squared difference to the other raters' numbers; LLM classes are turned into
+        numbers by ``class_values``).
+    class_values
+        ``{class name: number}`` for ``"neg_rmse"``.
+    epsilon, q
+        Margin of the t-tests and FDR level (Calderon et al.: ε = 0.2 for crowd workers, 0.1 for
+        experts; q = 0.05).
+    min_raters
+        Items with fewer human ratings are left out.
+    min_items
+        Raters with fewer remaining items are not tested.
+
+    Returns
+    -------
+    xarray.Dataset
+        On ``(model, prompt, temperature)``: ``winning_rate``, ``advantage_prob``, ``passes``
+        (winning rate >= 0.5), ``n_raters``; on ``(rater, model, prompt, temperature)``:
+        ``p_value``, ``beaten`` (BY rejection), ``advantage`` (mean ``W_llm``) and on ``rater``
+        ``n_items``. An LLM answer outside the label set (``-2``) scores below every human
+        (accuracy 0; ``-inf`` for ``neg_rmse``); items not annotated (``-1``) in a configuration
+        make it NaN.
+
+    Notes
+    -----
+    Everything is vectorised over configurations: with ``C[i, c]`` the class counts of item ``i``
+    over all raters, the score of label ``x`` against the raters other than ``j`` is
+    ``(C[i, x] - 1[x == r_ij]) / (n_i - 1)``; for ``neg_rmse`` the sums of the ratings and of
+    their squares play the same role.
+    """
+    import xarray as xr
+    from scipy import stats
+
+    from ..cube import CONFIG_DIMS, validate_cube
+
+    if scoring not in ("accuracy", "neg_rmse"):
+        raise ValueError(f"alt_test: scoring={scoring!r}; use 'accuracy' or 'neg_rmse'.")
+    if min_raters < 2:
+        raise ValueError("alt_test: min_raters must be >= 2 (a left-out rater needs others to be scored against).")
+    validate_cube(cube, check_values=False)
+    tasks = [str(t) for t in cube["task"].values]
+    if task is None:
+        if len(tasks) != 1:
+            raise ValueError(f"alt_test: the cube has tasks {tasks}; pass task= to choose one.")
+        task = tasks[0]
+    if task not in tasks:
+        raise ValueError(f"alt_test: task {task!r} not in the cube's tasks {tasks}.")
+    for col in ("item_id", "rater", "rating"):
+        if col not in ratings.columns:
+            raise ValueError(f"alt_test: ratings lack column {col!r}; expected item_id, rater, rating "
+                             "(e.g. TaskData.ratings).")
+    sub = cube.sel(task=task)
+    ids = np.asarray(sub["item_id"].values).astype(str)
+    real = np.flatnonzero(ids != "")
+    names = [str(n) for n in np.asarray(sub["class_name"].values) if str(n) != ""]
+    k = len(names)
+    lab = sub["label"].transpose(*CONFIG_DIMS, "item").values[..., real]  # (M, P, T, I)
+    cfg_shape = lab.shape[:3]
+    lab = lab.reshape(-1, real.size).astype(np.int64)
+    pos_of = pd.Index(ids[real])
+    r = ratings[ratings["item_id"].astype(str).isin(set(ids[real]))]
+    item = pos_of.get_indexer(r["item_id"].astype(str))
+    rater_codes, raters = pd.factorize(r["rater"].astype(str), sort=True)
+    n_i = np.bincount(item, minlength=real.size)
+    keep = n_i[item] >= min_raters
+    item, rater_codes = item[keep], rater_codes[keep]
+    if scoring == "accuracy":
+        lookup = {n: c for c, n in enumerate(names)}
+        vals = r["rating"].astype(str).map(lookup)[keep]
+        if vals.isna().any():
+            bad = r["rating"][keep][vals.isna()].iloc[0]
+            raise ValueError(f"alt_test: rating {bad!r} is not a class of task {task!r} ({names}). Fix: recode "
+                             "the ratings to class names, or use scoring='neg_rmse' with class_values.")
+        code = vals.to_numpy(np.int64)
+        counts = np.zeros((real.size, k + 1))
+        np.add.at(counts, (item, code), 1.0)
+        n_o = n_i[item] - 1.0
+        h_score = (counts[item, code] - 1.0) / n_o
+        lab_c = np.where(lab == -2, k, lab)  # outside: a category no human uses
+        llm_l = lab_c[:, item]  # (C, pairs)
+        l_score = (counts[item[None, :], np.clip(llm_l, 0, k)] - (llm_l == code[None, :])) / n_o
+        l_score = np.where(llm_l >= 0, l_score, np.nan)
+    else:
+        if class_values is None or set(class_values) != set(names):
+            raise ValueError(f"alt_test: scoring='neg_rmse' needs class_values with a number for every class "
+                             f"{names}. Fix: e.g. class_values={{'negative': -2, 'neutral': 0, 'positive': 2}}.")
+        x = pd.to_numeric(r["rating"][keep], errors="raise").to_numpy(np.float64)
+        s1 = np.bincount(item, weights=x, minlength=real.size)
+        s2 = np.bincount(item, weights=x * x, minlength=real.size)
+        n_o = n_i[item] - 1.0
+        s1o, s2o = s1[item] - x, s2[item] - x * x
+
+        def neg_rmse(v):
+            return -np.sqrt(np.maximum(v * v - 2 * v * s1o / n_o + s2o / n_o, 0.0))
+
+        h_score = neg_rmse(x)
+        table = np.array([class_values[n] for n in names], dtype=np.float64)
+        llm_v = np.where(lab >= 0, table[np.clip(lab, 0, k - 1)], np.nan)[:, item]
+        l_score = np.where(lab[:, item] == -2, -np.inf, neg_rmse(llm_v))
+    annotated = (lab != -1).all(axis=1)  # (C,)
+    w_llm = (l_score >= h_score[None, :]).astype(np.float64)
+    d = (h_score[None, :] >= l_score).astype(np.float64) - w_llm
+    n_r = len(raters)
+    n_items = np.bincount(rater_codes, minlength=n_r)
+    tested = n_items >= min_items
+    p = np.full((n_r, lab.shape[0]), np.nan)
+    adv = np.full((n_r, lab.shape[0]), np.nan)
+    for j in np.flatnonzero(tested):
+        dj = d[:, rater_codes == j]
+        nj = dj.shape[1]
+        mean = dj.mean(1)
+        sd = dj.std(1, ddof=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = (mean - epsilon) / (sd / np.sqrt(nj))
+        t = np.where(sd > 0, t, np.where(mean < epsilon, -np.inf, np.where(mean > epsilon, np.inf, np.nan)))
+        p[j] = stats.t.cdf(t, nj - 1)
+        adv[j] = w_llm[:, rater_codes == j].mean(1)
+    beaten = np.zeros(p.shape, dtype=bool)
+    if tested.any():
+        beaten[tested] = benjamini_yekutieli(p[tested], q, axis=0)
+    n_tested = int(tested.sum())
+    win = beaten.sum(0) / n_tested if n_tested else np.full(lab.shape[0], np.nan)
+    advantage = np.nanmean(adv[tested], axis=0) if n_tested else np.full(lab.shape[0], np.nan)
+    win = np.where(annotated, win, np.nan)
+    advantage = np.where(annotated, advantage, np.nan)
+    p = np.where(annotated[None, :], p, np.nan)
+    dims = tuple(CONFIG_DIMS)
+    rd = ("rater", *dims)
+    out = xr.Dataset(
+        {"winning_rate": (dims, win.reshape(cfg_shape)), "advantage_prob": (dims, advantage.reshape(cfg_shape)),
+         "passes": (dims, (np.nan_to_num(win) >= 0.5).reshape(cfg_shape) & annotated.reshape(cfg_shape)),
+         "n_raters": (dims, np.full(cfg_shape, n_tested)),
+         "p_value": (rd, p.reshape(n_r, *cfg_shape)), "beaten": (rd, beaten.reshape(n_r, *cfg_shape)),
+         "advantage": (rd, adv.reshape(n_r, *cfg_shape)), "n_items": ("rater", n_items)},
+        coords={"rater": np.asarray(raters, dtype=object)} | {dm: sub[dm].values for dm in dims},
+    )
+    out.attrs.update({"method": "alternative annotator test (Calderon et al. 2025), leave one rater out, "
+                                "one-sided t-tests, Benjamini-Yekutieli", "scoring": scoring,
+                      "epsilon": float(epsilon), "q": float(q), "task": task})
     return out
