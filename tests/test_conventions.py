@@ -291,3 +291,15 @@ def test_default_preset_unchanged_and_zero_rule_override():
     paper_hyps = generate_hypotheses(cube, conventions="paper")
     forced = test_hypotheses(cube, paper_hyps, conventions="paper", zero_rule="paper")
     assert forced.attrs["zero_rule"] == "paper" and forced.attrs["conventions"] == "paper"
+
+
+def test_lazy_cube_same_paper_results():
+    pytest.importorskip("dask")
+    import xarray as xr
+
+    _, cube, _ = _real("framesI_tweets23", rng=3)
+    hyps = generate_hypotheses(cube, conventions="paper")
+    ref = test_hypotheses(cube, hyps, conventions="paper")
+    lazy = test_hypotheses(cube.chunk({"item": 40}), hyps, conventions="paper")
+    assert ref.attrs["n_unparseable_excluded"] == 1
+    xr.testing.assert_identical(ref, lazy)
