@@ -6,7 +6,8 @@ share of exactly 0 (human side: the hypothesis is dropped; LLM side: both 0 -> n
 against ``statsmodels.GLM(..., family=Binomial())``, whose IRLS also stops at a large finite
 coefficient on a separated table (p about 0.999, "no difference"). hackrisk reproduces R's
 ``glm.fit`` iteration by iteration (start values, deviance criterion 1e-8, weights of the last
-step); on separated tables both land far from the significance level, so the conclusions agree.
+step; checked against a published R output); on separated tables both land far from the
+significance level, so the conclusions agree.
 """
 
 from __future__ import annotations
@@ -92,6 +93,22 @@ def test_glm_kernel_separated_table_stops_like_r():
     assert float(r["se"]) > 1e3
     assert 0.999 < float(r["p_value"]) < 1.0
     assert 15 <= int(r["iterations"]) <= 25 and bool(r["converged"])
+
+
+def test_glm_iterations_reproduce_a_published_r_output():
+    """R output published on Cross Validated ("Binomial GLM - Non-significant difference between 100%
+    opposite groups of observations"): ``glm(response ~ treatment, binomial)`` on 0/1 rows with
+    A = 20/20, C = 4/15, D = 0/6 prints (Intercept) 20.57 (SE 3964.63), treatmentC -21.58
+    (3964.63), treatmentD -41.13 (8253.04), residual deviance 17.397, 19 Fisher scoring iterations.
+    The same IRLS code path (with the Bernoulli rows' start values and deviance) gives exactly that.
+    """
+    fit = K.glm_groups(np.array([20.0, 4, 0]), np.array([20.0, 15, 6]), rows="bernoulli")
+    eta, var = fit["eta"], fit["var_eta"]
+    assert int(fit["iterations"]) == 19 and bool(fit["converged"])
+    np.testing.assert_allclose([eta[0], eta[1] - eta[0], eta[2] - eta[0]], [20.57, -21.58, -41.13], atol=0.005)
+    np.testing.assert_allclose([np.sqrt(var[0]), np.sqrt(var[0] + var[1]), np.sqrt(var[0] + var[2])],
+                               [3964.63, 3964.63, 8253.04], atol=0.005)
+    np.testing.assert_allclose(float(fit["deviance"]), 17.397, atol=0.0005)
 
 
 def _patterns():

@@ -24,6 +24,7 @@ __all__ = [
     "count_by_group",
     "two_by_two",
     "glm_two_groups",
+    "glm_groups",
     "fisher_exact_p",
     "normal_p",
     "ols_batched",
@@ -85,17 +86,72 @@ def glm_two_groups(k_a, n_a, k_b, n_b, *, epsilon: float = 1e-8, maxit: int = 25
         ``log_or``, ``se``, ``z``, ``p_value`` (two-sided normal), ``iterations``, ``converged``.
     """
     k_a, n_a, k_b, n_b = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (k_a, n_a, k_b, n_b)))
-    n = np.stack([n_a, n_b])
+    fit = glm_groups(np.stack([k_a, k_b]), np.stack([n_a, n_b]), epsilon=epsilon, maxit=maxit)
+    eta, var = fit["eta"], fit["var_eta"]
     with np.errstate(divide="ignore", invalid="ignore"):
-        y = np.stack([k_a, k_b]) / n
-    mu = (n * y + 0.5) / (n + 1)
-    eta = np.log(mu / (1 - mu))
-    dev_old = _binomial_deviance(y, mu, n).sum(0)
+        log_or = eta[0] - eta[1]
+        se = np.sqrt(var[0] + var[1])
+        z = log_or / se
+    return {"log_or": log_or, "se": se, "z": z, "p_value": normal_p(z), "iterations": fit["iterations"],
+            "converged": fit["converged"]}
+
+
+def glm_groups(k: np.ndarray, n: np.ndarray, *, rows: str = "aggregated", epsilon: float = 1e-8,
+               maxit: int = 25) -> dict[str, np.ndarray]:
+    """R's ``glm.fit`` (binomial, logit) for a model with one parameter per group, step by step.
+
+    ``k``, ``n``: successes and trials per group, shape ``(G, ...)`` (the trailing shape is a batch
+    of independent fits). ``rows="aggregated"`` is ``glm(cbind(k, n - k) ~ group)``: start
+    ``mu = (k + 0.5)/(n + 1)`` per group. ``rows="bernoulli"`` is the same model on one 0/1 row
+    per observation (``glm(y ~ group)``): each row starts at ``mu = 0.75`` (y = 1) or ``0.25``, so
+    the first step moves a group to the mean of its rows' working responses, and the deviance
+    is the Bernoulli one (the grouped deviance plus ``-2`` times the saturated log-likelihood),
+    which changes where the convergence criterion stops.
+
+    Returns
+    -------
+    dict
+        ``eta`` (G, ...) final linear predictor per group, ``var_eta`` (G, ...) its variance from
+        the weights of the last IRLS step (``1 / (n mu.eta^2 / var(mu))``), ``iterations`` and
+        ``converged`` (batch shape), ``deviance``.
+    """
+    if rows not in ("aggregated", "bernoulli"):
+        raise ValueError(f"glm_groups: rows={rows!r}; use 'aggregated' or 'bernoulli'.")
+    k = np.asarray(k, dtype=np.float64)
+    n = np.asarray(n, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y = k / n
+    const = 0.0
+    if rows == "aggregated":
+        mu = (n * y + 0.5) / (n + 1)
+        eta = np.log(mu / (1 - mu))
+        dev_old = _binomial_deviance(y, mu, n).sum(0)
+    else:
+        # rows with y = 1 start at eta = log 3, rows with y = 0 at -log 3; the saturated (in rows)
+        # deviance is the grouped one plus the groups' binomial entropy
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ent = -2 * n * (np.where(y > 0, y * np.log(y), 0.0) + np.where(y < 1, (1 - y) * np.log(1 - y), 0.0))
+        const = ent.sum(0)
+        dev_old = (-2 * n * (y * np.log(0.75) + (1 - y) * np.log(0.25))).sum(0)
+        w0 = 0.75 * 0.25
+        z1 = np.log(3) + 0.25 / w0  # working response of a y = 1 row; -z1 for a y = 0 row
+        eta0 = y * z1 - (1 - y) * z1  # the WLS step with equal weights: the group mean
+        mu = _r_linkinv(eta0)
+        eta = eta0
+        dev = _binomial_deviance(y, mu, n).sum(0) + const
+        w_first = n * w0  # weights of that first step (every row mu = .75 or .25)
     active = np.isfinite(dev_old)
-    converged = np.zeros(k_a.shape, dtype=bool)
-    iterations = np.zeros(k_a.shape, dtype=np.int64)
+    converged = np.zeros(dev_old.shape, dtype=bool)
+    iterations = np.zeros(dev_old.shape, dtype=np.int64)
     w_last = np.full(n.shape, np.nan)
-    for _ in range(maxit):
+    if rows == "bernoulli":
+        iterations = iterations + active
+        w_last = np.where(active, w_first, w_last)
+        done = active & (np.abs(dev - dev_old) / (np.abs(dev) + 0.1) < epsilon)
+        converged |= done
+        dev_old = np.where(active, dev, dev_old)
+        active = active & ~done
+    for _ in range(maxit - (rows == "bernoulli")):
         if not active.any():
             break
         me = _r_mu_eta(eta)
@@ -103,7 +159,7 @@ def glm_two_groups(k_a, n_a, k_b, n_b, *, epsilon: float = 1e-8, maxit: int = 25
         w = n * me**2 / var
         eta_new = eta + (y - mu) / me
         mu_new = _r_linkinv(eta_new)
-        dev = _binomial_deviance(y, mu_new, n).sum(0)
+        dev = _binomial_deviance(y, mu_new, n).sum(0) + const
         upd = np.broadcast_to(active, eta.shape)
         eta = np.where(upd, eta_new, eta)
         mu = np.where(upd, mu_new, mu)
@@ -113,12 +169,10 @@ def glm_two_groups(k_a, n_a, k_b, n_b, *, epsilon: float = 1e-8, maxit: int = 25
         converged |= done
         dev_old = np.where(active, dev, dev_old)
         active = active & ~done
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_or = eta[0] - eta[1]
-        se = np.sqrt(1 / w_last[0] + 1 / w_last[1])
-        z = log_or / se
-    return {"log_or": log_or, "se": se, "z": z, "p_value": normal_p(z), "iterations": iterations,
-            "converged": converged}
+    with np.errstate(divide="ignore"):
+        var_eta = 1 / w_last
+    return {"eta": eta, "var_eta": var_eta, "iterations": iterations, "converged": converged,
+            "deviance": dev_old}
 
 
 def normal_p(z: np.ndarray) -> np.ndarray:
