@@ -320,3 +320,31 @@ def test_lazy_cube_same_paper_results():
     lazy = test_hypotheses(cube.chunk({"item": 40}), hyps, conventions="paper")
     assert ref.attrs["n_unparseable_excluded"] == 1
     xr.testing.assert_identical(ref, lazy)
+
+
+def test_tokens_and_keywords_equal_nltk_when_installed():
+    """With NLTK installed (not a dependency): alphabetic tokens per text vs NLTKWordTokenizer after an
+    untrained Punkt sentence split (the trained English model cannot be downloaded here), and the
+    keyword selection itself, on both real tasks."""
+    pytest.importorskip("nltk", reason="nltk is optional; the comparison runs where it is installed")
+    from nltk.tokenize import NLTKWordTokenizer
+    from nltk.tokenize.punkt import PunktSentenceTokenizer
+
+    wt, punkt = NLTKWordTokenizer(), PunktSentenceTokenizer()
+
+    def nltk_tokens(text):
+        return [w for s in punkt.tokenize(str(text).lower()) for w in wt.tokenize(s)]
+
+    for task in ("relevance_tweets23", "framesI_tweets23"):
+        df = pd.read_csv(_data_dir() / "llmhacking" / f"{task}.csv.gz")
+        same = [[w for w in cv.paper_tokenize(t) if w.isalpha()] == [w for w in nltk_tokens(t) if w.isalpha()]
+                for t in df["text"]]
+        assert np.mean(same) > 0.97, (task, np.mean(same))
+        ours = cv.paper_keywords(df["text"].tolist(), df["ground_truth"].tolist())
+        orig = cv.paper_tokenize
+        try:
+            cv.paper_tokenize = nltk_tokens
+            theirs = cv.paper_keywords(df["text"].tolist(), df["ground_truth"].tolist())
+        finally:
+            cv.paper_tokenize = orig
+        assert ours == theirs
