@@ -17,6 +17,7 @@ from .datasets import list_tasks, load_table, load_task
 from .human import add_human_labels
 from .hypotheses import generate_hypotheses, hypotheses_table, skipped_table
 from .io import open_cube, save_cube, write_labels
+from .package import package, verify_package
 from .simulate import simulate_multiverse
 
 __version__ = "0.1.0"
@@ -53,4 +54,6 @@ __all__ = [
     "list_tasks",
     "load_task",
     "load_table",
+    "package",
+    "verify_package",
 ]

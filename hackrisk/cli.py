@@ -7,10 +7,13 @@
 ``hackrisk suggest STUDY.toml``     which items to label by hand next (--n 200 --scheme active -o to_label.csv)
 ``hackrisk report STUDY.toml``      figures and the HTML report
 ``hackrisk explore STUDY.toml``     how to open the explorer in Jupyter
+``hackrisk package STUDY.toml -o DIR``  a self-contained replication package (--zip for one file)
+``hackrisk verify DIR``             check a replication package: checksums, analysis re-run, every number
 
 Exit codes: 0 success, 1 unexpected failure (a bug: please report it), 2 a failure with a
 one-line reason and fix (study file, data, arguments, server, store, missing labels), 130
-interrupted (nothing is lost: the next run resumes). ``--debug`` shows the traceback.
+interrupted (nothing is lost: the next run resumes). ``--debug`` shows the traceback. ``verify``
+exits 2 when a file or a number of the package differs, naming it.
 """
 
 from __future__ import annotations
@@ -82,9 +85,40 @@ def _print_headline(study: Study, res: dict, report: Path | None, quiet: bool) -
         print(f"  report:  {report}")
 
 
+def _verify(args: argparse.Namespace) -> int:
+    from .package import verify_package
+
+    result = verify_package(args.package)
+    if not args.quiet or not result.ok:
+        print(result)
+    if not result.ok:
+        print(f"hackrisk: the package {args.package} does not verify: {result.problems[0]}"
+              f"{f' (and {len(result.problems) - 1} more)' if len(result.problems) > 1 else ''}. Fix: restore the "
+              "changed files from the original package, or re-make it with `hackrisk package`.", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _package(study: Study, args: argparse.Namespace) -> Path:
+    from .package import package
+
+    t0 = time.perf_counter()
+    path = package(study, args.output, zip=args.zip, overwrite=args.overwrite,
+                   execute=not getattr(args, "no_execute", False))
+    if not args.quiet:
+        folder = Path(args.output).resolve()
+        print(f"replication package: {path} ({time.perf_counter() - t0:.1f} s)\n"
+              f"  a reviewer runs:  hackrisk verify {path}\n"
+              f"  the report:       {folder / 'report.html'}\n"
+              f"  the notebook:     jupyter lab {folder / 'replicate.ipynb'}")
+    return path
+
+
 def _run(args: argparse.Namespace) -> int:
     from . import pipeline
 
+    if args.command == "verify":
+        return _verify(args)
     if args.command == "demo":
         study = _demo_study(args)
     else:
@@ -109,6 +143,9 @@ def _run(args: argparse.Namespace) -> int:
             print(f"{n_new} item(s) to label ({args.scheme}) written to {path}\n"
                   "  fill in the label column (class names), then add to the study file:\n"
                   f"    [human]\n    labels = \"{path.resolve()}\"\n  and run `hackrisk analyze`.")
+        return 0
+    if args.command == "package":
+        _package(study, args)
         return 0
     if args.command == "explore":
         print("In Jupyter (after `hackrisk analyze` has written the results):\n"
@@ -152,6 +189,11 @@ def _run(args: argparse.Namespace) -> int:
         res = pipeline.analyze_study(study, cube)
         report = pipeline.report_study(study, res, cube)
         _print_headline(study, res, report, args.quiet)
+        if args.command == "demo" and not args.no_package:
+            from types import SimpleNamespace
+
+            _package(study, SimpleNamespace(output=study.output / "package", zip=False, overwrite=True,
+                                            quiet=args.quiet))
         if not args.quiet:
             print(f"  total time: {time.perf_counter() - t0:.1f} s")
             if args.command == "demo":
@@ -192,6 +234,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--model", default=None, help="model spec (default: embedded SmolLM2; 'tiny-random' for tests)")
     demo.add_argument("--prompts", type=_at_least(1), default=None, help="use only the first N prompts")
     demo.add_argument("--temperatures", type=_temperatures, default=None, help="comma-separated temperatures")
+    demo.add_argument("--no-package", action="store_true",
+                      help="do not write the replication package (default: <output>/package)")
     for name, text in (("validate", "check a study file"), ("annotate", "annotate the multiverse (resumable)"),
                        ("analyze", "hypotheses, tests, risks, hacking, mitigation"),
                        ("report", "figures and the self-contained HTML report"),
@@ -208,6 +252,21 @@ def _parser() -> argparse.ArgumentParser:
     sug.add_argument("--scheme", choices=("random", "confidence", "active"), default="active",
                      help="random sample, or more labels where the LLMs are unsure / likely wrong (default active)")
     sug.add_argument("-o", "--output", default=None, help="CSV to write (default: <output>/to_label.csv)")
+    pkg = sub.add_parser("package", parents=[common], help="write a self-contained replication package",
+                         description="Write the study's replication package: cube, data, study file, results, "
+                                     "report, an executed notebook, the environment and SHA-256 checksums.")
+    pkg.add_argument("study", help="the study file (TOML), annotated with `hackrisk annotate`")
+    pkg.add_argument("-o", "--output", required=True, help="folder to write the package into")
+    pkg.add_argument("--zip", action="store_true", help="also write <output>.zip")
+    pkg.add_argument("--overwrite", action="store_true", help="replace an earlier package in the folder")
+    pkg.add_argument("--no-execute", action="store_true",
+                     help="store replicate.ipynb without executing it (no Jupyter kernel needed)")
+    pkg.add_argument("--allow-incomplete", action="store_true",
+                     help="package the fully annotated configurations only, and say so")
+    ver = sub.add_parser("verify", parents=[common], help="check a replication package (exit 2 if anything differs)",
+                         description="Check the checksums of a replication package, re-run its analysis from the "
+                                     "packaged cube and study file, and compare every number.")
+    ver.add_argument("package", help="the package folder (or its .zip)")
     return parser
 
 

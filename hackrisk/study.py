@@ -69,7 +69,7 @@ try:  # Python >= 3.11
 except ModuleNotFoundError:  # pragma: no cover
     import tomli as tomllib  # type: ignore[no-redef]
 
-__all__ = ["Study", "StudyError", "load_study", "parse_study", "check_human_labels"]
+__all__ = ["Study", "StudyError", "load_study", "parse_study", "format_study", "check_human_labels"]
 
 _SECTIONS: dict[str, set[str]] = {
     "study": {"name", "output", "alpha", "seed"},
@@ -134,8 +134,12 @@ def _line_of(text: str, section: str | None, key: str) -> int | None:
     return found_section
 
 
-def parse_study(text: str, path: str | Path = "<study>") -> Study:
-    """Validate the TOML ``text`` of a study file; relative paths are taken from ``path``'s folder."""
+def parse_study(text: str, path: str | Path = "<study>", *, check_models: bool = True) -> Study:
+    """Validate the TOML ``text`` of a study file; relative paths are taken from ``path``'s folder.
+
+    ``check_models=False`` accepts model folders / files that do not exist here (a replication
+    package holds the labels, not the models).
+    """
     path = Path(path)
 
     def fail(section: str | None, key: str, problem: str, fix: str) -> None:
@@ -277,7 +281,8 @@ def parse_study(text: str, path: str | Path = "<study>") -> Study:
                       "max_retries": "a whole number >= 0, e.g. max_retries = 6",
                       "timeout": "seconds > 0, e.g. timeout = 60"}[key])
         spec = str(m.get("model", "default"))
-        if backend == "transformers" and spec not in ("default", "tiny-random") and not (base / spec).exists() \
+        if check_models and backend == "transformers" and spec not in ("default", "tiny-random") \
+                and not (base / spec).exists() \
                 and not Path(spec).exists():
             fail("models", "model", f"unknown model {spec!r} for {m['name']!r}: no such folder or file",
                  "use \"default\" (embedded SmolLM2), \"tiny-random\", or the path of a model folder / GGUF file")
@@ -407,6 +412,82 @@ def _parse_human(sec: Mapping[str, Any], base: Path, text: str, path: Path, fail
     line = _line_of(text, "human", "labels")
     human["where"] = f"{path}:{line}" if line else str(path)
     return human
+
+
+def format_study(study: Study, *, base: str | Path | None = None) -> str:
+    """The TOML text of a study file that :func:`parse_study` reads back as ``study``.
+
+    Paths (data, human labels, output) are written relative to ``base`` (default: the study
+    file's folder) when they lie inside it, else absolute. Internal keys (``budgets_given``,
+    ``where``) are left out: the budgets written are those given.
+    """
+    base = Path(base if base is not None else study.path.parent).resolve()
+
+    def rel(p: str | Path) -> str:
+        p = Path(p).resolve()
+        try:
+            return p.relative_to(base).as_posix() or "."
+        except ValueError:
+            return str(p)
+
+    sections: list[tuple[str, dict[str, Any]]] = [
+        ("study", {"name": study.name, "output": rel(study.output), "alpha": study.alpha, "seed": study.seed})]
+    data = dict(study.data)
+    for key in ("path", "source"):
+        if data.get(key):
+            data[key] = rel(data[key])
+    sections.append(("data", data))
+    sections.append(("task", dict(study.task)))
+    sections.append(("annotate", {"temperatures": list(study.temperatures), "mode": study.mode,
+                                  "batch_size": study.batch_size, "max_new_tokens": study.max_new_tokens}))
+    for m in study.models:
+        sections.append(("[models]", dict(m)))
+    if study.hypotheses:
+        sections.append(("hypotheses", dict(study.hypotheses)))
+    sections.append(("analysis", {k: v for k, v in study.analysis.items() if k != "budgets_given"}))
+    if study.human:
+        sections.append(("human", {"labels": rel(study.human["labels"]), "methods": list(study.human["methods"])}))
+    lines = ["# written by hackrisk (format_study)"]
+    for name, values in sections:
+        lines.append(f"\n[{name}]")
+        lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in values.items() if v is not None]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_value(key)
+
+
+def _toml_value(v: Any) -> str:
+    """One TOML value (strings escaped, floats written so that they read back as floats)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        v = float(v)
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return repr(v)
+    if isinstance(v, str):
+        out = []
+        for ch in v:
+            if ch in ('"', "\\"):
+                out.append("\\" + ch)
+            elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+                out.append({"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(ch, f"\\u{ord(ch):04X}"))
+            else:
+                out.append(ch)
+        return '"' + "".join(out) + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, Mapping):
+        return "{ " + ", ".join(f"{_toml_key(str(k))} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    if isinstance(v, Path):
+        return _toml_value(str(v))
+    raise TypeError(f"format_study: cannot write {v!r} ({type(v).__name__}) as a TOML value.")
 
 
 def load_study(path: str | Path) -> Study:

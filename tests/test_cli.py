@@ -45,7 +45,7 @@ def check_outputs(out: Path, n_items: int, n_prompts: int, n_temps: int) -> dict
 def test_reduced_demo_with_tiny_model(tmp_path):
     """`hackrisk demo` with a tiny random model on a few items, then again from the cache."""
     args = ["demo", "--output", str(tmp_path / "out"), "--items", "60", "--model", "tiny-random",
-            "--prompts", "2", "--temperatures", "0,1", "--source", str(vader_source())]
+            "--prompts", "2", "--temperatures", "0,1", "--source", str(vader_source()), "--no-package"]
     r = run_cli(*args, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "LLM hacking risk" in r.stdout and "report:" in r.stdout
