@@ -16,7 +16,10 @@ Where the files come from (first hit wins):
 4. a download with SHA-256 verification and an atomic rename into the cache, unless
    ``HACKRISK_OFFLINE=1``.
 
-Every file is checked against the SHA-256 recorded here; a missing file raises
+The paper's task files are checked by content (columns, ids, labels, texts without invisible
+characters; :mod:`hackrisk.tasks`) and the SHA-256 of the bytes read is kept in
+``TaskData.info["provenance"]``; the VADER files are checked against the SHA-256 recorded here. A
+missing file raises
 :class:`DataNotFoundError` (a ``FileNotFoundError`` and a ``ValueError``) that names the file,
 the environment variables and how to obtain it.
 """
@@ -319,59 +322,57 @@ def _download(url: str, dest: Path, sha256: str) -> Path:
 
 
 def list_tasks() -> pd.DataFrame:
-    """Registered tasks: name, family, rows, classes, description (one row each)."""
+    """Registered tasks: name, family, rows, classes, description, available (one row each).
+
+    Every task of the paper (29 files; :func:`hackrisk.tasks.list_paper_tasks` has the details) and
+    the four VADER sets. ``available`` says where a copy is on this machine: ``"mirror"`` (the
+    folder ``HACKRISK_DATA_DIR``), ``"cache"``, ``""`` (none here: the task downloads at the pinned
+    commit when online) or ``"no: ..."`` (the redacted survey, with the reason).
+    """
     rows = [
         {"name": n, "family": "llmhacking", "rows": e.rows, "classes": list(e.classes),
          "path": e.path, "sha256": e.sha256_gz, "description": e.description}
         for n, e in LLMHACKING_TASKS.items()
     ]
+    from .tasks import PAPER_TASKS, _available
+
+    avail = {n: _available(t) for n, t in PAPER_TASKS.items()}
+    for r in rows:
+        r["available"] = avail[r["name"]]
+    rows += [
+        {"name": t.name, "family": "llmhacking", "rows": t.rows, "classes": list(t.classes),
+         "path": f"llmhacking/{t.file}.csv", "sha256": None, "description": t.description,
+         "available": avail[t.name] if not t.unavailable else f"no: {t.unavailable.split(';')[0]}"}
+        for t in PAPER_TASKS.values() if t.name not in LLMHACKING_TASKS
+    ]
     rows += [
         {"name": f"vader_{n}", "family": "vader", "rows": e.rows, "classes": list(VADER_CLASSES),
          "path": f"vader/{n}_{{GroundTruth,anonDataRatings}}.tsv.gz",
-         "sha256": e.sha256_gz["anonDataRatings"], "description": e.description}
+         "sha256": e.sha256_gz["anonDataRatings"], "description": e.description,
+         "available": _vader_available(n)}
         for n, e in VADER_TASKS.items()
     ]
     return pd.DataFrame(rows)
 
 
-def _read_llmhacking_bytes(name: str, source: str | Path | None) -> tuple[bytes, str]:
-    """Return the plain CSV bytes of task ``name`` and where they came from."""
-    entry = LLMHACKING_TASKS[name]
-    looked: list[Path] = []
+def _vader_available(name: str) -> str:
+    root = data_dir()
+    if root is not None and (root / "vader" / f"{name}_anonDataRatings.tsv.gz").is_file():
+        return "mirror"
+    return "cache" if (cache_dir() / "vader" / VADER_SDIST).is_file() else ""
 
-    def from_file(path: Path) -> bytes:
-        raw = path.read_bytes()
-        if path.suffix == ".gz":
-            _check(path, _sha256(raw), entry.sha256_gz)
-            return gzip.decompress(raw)
-        _check(path, _sha256(raw), entry.sha256_csv)
-        return raw
 
-    roots: list[Path] = []
-    if source is not None:
-        src = Path(source).expanduser()
-        if src.is_file():
-            return from_file(src), str(src)
-        roots.append(src)
-    elif data_dir() is not None:
-        roots.append(data_dir())  # type: ignore[arg-type]
-    for root in roots:
-        for cand in (root / entry.path, root / Path(entry.path).name,
-                     root / "llmhacking" / f"{name}.csv", root / f"{name}.csv"):
-            looked.append(cand)
-            if cand.is_file():
-                return from_file(cand), str(cand)
-    cached = cache_dir() / "llmhacking" / f"{name}.csv"
-    looked.append(cached)
-    if cached.is_file():
-        return from_file(cached), str(cached)
-    url = LLMHACKING_URL.format(commit=LLMHACKING_COMMIT, name=name)
-    if source is None and not _offline():
-        try:
-            return from_file(_download(url, cached, entry.sha256_csv)), url
-        except OSError as exc:  # network errors; checksum errors propagate as ValueError
-            logger.warning("download of %s failed: %s", url, exc)
-    raise _not_found(entry.path, looked, f"Source: {url}")
+def _read_llmhacking_bytes(name: str, source: str | Path | None) -> tuple[bytes, str, dict[str, Any]]:
+    """The plain CSV bytes of task ``name``, where they came from and their provenance.
+
+    Verified by content (columns, ids, labels, texts without invisible characters; see
+    :mod:`hackrisk.tasks`), not by bytes: a published copy whose bytes differ from the mirror's only
+    in invisible characters loads, a copy with a changed label, word or row does not.
+    """
+    from .tasks import read_task_bytes
+
+    raw, prov = read_task_bytes(name, source)
+    return raw, prov["source"], prov
 
 
 def _parse_list(series: pd.Series) -> pd.Series:
@@ -405,7 +406,7 @@ def load_llmhacking(name: str, *, source: str | Path | None = None) -> TaskData:
             "of those, or read any other CSV with hackrisk.datasets.load_table(path, text=..., label=...)."
         )
     entry = LLMHACKING_TASKS[name]
-    raw, where = _read_llmhacking_bytes(name, source)
+    raw, where, prov = _read_llmhacking_bytes(name, source)
     df = pd.read_csv(io.BytesIO(raw), dtype={"user_id": str, "status_id": str, "id": str})
     if len(df) != entry.rows:
         raise ValueError(f"{where}: {len(df)} rows, expected {entry.rows}. Fix: fetch the file again.")
@@ -447,7 +448,7 @@ def load_llmhacking(name: str, *, source: str | Path | None = None) -> TaskData:
         name=name, items=items, classes=entry.classes, ratings=ratings,
         prompts=_PROMPTS.get(name, ()), source=where,
         info={"citation": _CITE_LLMHACKING, "commit": LLMHACKING_COMMIT,
-              "description": entry.description,
+              "description": entry.description, "provenance": prov,
               "notes": "truth = label on which both expert coders agree (rows where they disagreed "
                        "were dropped by the paper); the paper used no task-specific covariates."},
     )
@@ -643,9 +644,13 @@ def load_vader(
 
 
 def load_task(name: str, **kwargs: Any) -> TaskData:
-    """Load any registered task by name (see :func:`list_tasks`): llmhacking or ``vader_<set>``."""
+    """Load any registered task by name (see :func:`list_tasks`): a task of the paper or ``vader_<set>``."""
     if name in LLMHACKING_TASKS:
         return load_llmhacking(name, **kwargs)
+    from .tasks import PAPER_TASKS, load_paper_task
+
+    if name in PAPER_TASKS:
+        return load_paper_task(name, **kwargs)
     if name.removeprefix("vader_") in VADER_TASKS and name.startswith("vader_"):
         return load_vader(name, **kwargs)
     raise ValueError(f"unknown task {name!r}; registered: {list(list_tasks()['name'])}. "
@@ -921,6 +926,8 @@ def empty_cube(
                     rows.append((td_name, str(m), p, float(t), first, str(classes[td_name][0])))
     labels = pd.DataFrame(rows, columns=["task", "model", "prompt", "temperature", "item_id", "label"])
     cube = make_cube(labels, items, classes, prompts=prompts, models=model_table,
-                     attrs={"datasets": [td.source for td in tasks]})
+                     attrs={"datasets": [td.source for td in tasks],
+                            "data_sha256": [f"{td.name}:{td.info['provenance']['sha256']}" for td in tasks
+                                            if isinstance(td.info.get("provenance"), Mapping)]})
     cube["label"] = xr.full_like(cube["label"], NOT_ANNOTATED)
     return validate_cube(cube)

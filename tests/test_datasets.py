@@ -1,4 +1,4 @@
-"""Loaders against the mirror in ../shared/data (rows, label sets, dtypes, checksums) and offline errors."""
+"""Loaders against the mirror in ../shared/data (rows, label sets, dtypes, content checks) and offline errors."""
 
 from __future__ import annotations
 
@@ -62,7 +62,10 @@ def test_registry_checksums_match_manifest(mirror):
             assert manifest.loc[path, "rows"] == entry.rows
             raw = gzip.decompress((mirror / path).read_bytes())
             assert hashlib.sha256(raw).hexdigest() == entry.sha256_txt[kind]
-    assert set(ds.list_tasks()["name"]) == set(ds.LLMHACKING_TASKS) | {f"vader_{n}" for n in ds.VADER_TASKS}
+    from hackrisk.tasks import PAPER_TASKS
+
+    assert set(ds.LLMHACKING_TASKS) <= set(PAPER_TASKS)
+    assert set(ds.list_tasks()["name"]) == set(PAPER_TASKS) | {f"vader_{n}" for n in ds.VADER_TASKS}
 
 
 LLMH_COUNTS = {
@@ -212,13 +215,13 @@ def test_offline_without_mirror_fails_clearly(nothing):
         ds.load_task("no_such_task")
 
 
-def test_checksum_mismatch_is_refused(mirror, tmp_path, monkeypatch):
+def test_changed_label_is_refused_by_content(mirror, tmp_path, monkeypatch):
     bad = tmp_path / "bad"
     (bad / "llmhacking").mkdir(parents=True)
     raw = gzip.decompress((mirror / "llmhacking/framesI_tweets23.csv.gz").read_bytes())
     (bad / "llmhacking/framesI_tweets23.csv.gz").write_bytes(gzip.compress(raw.replace(b"neutral", b"neutrol", 1)))
     monkeypatch.setenv("HACKRISK_DATA_DIR", str(bad))
-    with pytest.raises(ValueError, match="checksum"):
+    with pytest.raises(ValueError, match="label of id frames_tweets23_0 is 'neutrol', published 'neutral'"):
         ds.load_llmhacking("framesI_tweets23")
 
 
@@ -252,7 +255,7 @@ def test_download_is_verified_and_cached(mirror, tmp_path, monkeypatch):
     # a corrupted download is refused and leaves nothing behind
     cached.unlink()
     payload["ok"] = payload["ok"][:-10]
-    with pytest.raises(ValueError, match="checksum"):
+    with pytest.raises(ValueError, match="content differs|published"):
         ds.load_llmhacking("relevance_tweets23")
     assert not any((tmp_path / "cache" / "data" / "llmhacking").iterdir())
 
