@@ -469,7 +469,7 @@ def generate_hypotheses(
         covariate name is unknown, or a custom grouping is malformed (wrong length, not boolean,
         unknown column or task).
     """
-    from .scale import is_lazy
+    from ._chunked import is_lazy
 
     # the generator reads only (task, item) variables: validate a light copy of a lazy cube
     validate_cube(cube.isel(model=[0], temperature=[0]).load() if is_lazy(cube) else cube)

@@ -317,13 +317,15 @@ def test_hypotheses(
                          "'firth' or 'exact'.")
     if not 0 < alpha < 1:
         raise ValueError(f"alpha={alpha} must lie in (0, 1).")
-    from ..scale import is_lazy
+    from .._chunked import is_lazy
 
     if is_lazy(cube):  # dask-backed labels (open_cube): count block by block, identical results
-        from ..scale import test_hypotheses_chunked
+        from .._chunked import count_lazy
 
-        out = test_hypotheses_chunked(cube, hypotheses, alpha=alpha, zero_rule=zero_rule, method=method,
-                                      sample=sample)
+        counts = count_lazy(cube, hypotheses, check_hypotheses=_check_hypotheses, label_array=_label_array,
+                            sample=sample)
+        out = tests_from_counts(cube, hypotheses, counts, alpha=alpha, zero_rule=zero_rule, method=method,
+                                sample=sample)
         return _apply_conventions(cube, out, conventions, sample)
     t_idx, cls, group, labels, cfg_shape, truth, real = _prepare(cube, hypotheses, sample)
     n_task, n_cfg = labels.shape[:2]

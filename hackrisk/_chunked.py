@@ -1,0 +1,255 @@
+"""Execution helpers of the chunked (dask) analysis: the one pass over a lazy ``label``.
+
+Below the analyses that use it: :mod:`hackrisk.analysis.frequentist` (``test_hypotheses`` on a
+lazy cube) and :mod:`hackrisk.hypotheses` call into this module, and this module imports neither
+of them (nor :mod:`hackrisk.scale`, the public chunked API above them); the checks that belong to
+the analyses are passed in as functions.  See :mod:`hackrisk.scale` for the method.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from .cube import CONFIG_DIMS, LABEL_DIMS, NOT_ANNOTATED, OUTSIDE, validate_cube
+
+log = logging.getLogger("hackrisk.scale")
+
+_MAX_BLOCK_LABELS = 2**23  # labels per block: 16 MB of int16, 32 MB of float32 one-hot per class
+
+
+def is_lazy(cube: xr.Dataset) -> bool:
+    """Whether the cube's ``label`` is a dask array (opened lazily, e.g. by :func:`hackrisk.open_cube`)."""
+    from dask.base import is_dask_collection
+
+    return isinstance(cube, xr.Dataset) and "label" in cube and is_dask_collection(cube["label"].data)
+
+
+def analysis_chunks(cube: xr.Dataset, *, max_labels: int = _MAX_BLOCK_LABELS) -> dict[str, int]:
+    """Dask chunks of ``label`` for the analysis: one task, whole item chunks of the store, and as
+    many configurations as fit in ``max_labels`` labels per block.
+
+    A zarr store written by :func:`hackrisk.save_cube` keeps one configuration per chunk (so that
+    annotation runners can write configurations independently); the analysis is faster on blocks
+    that hold many configurations. Item chunks of the store are kept whole, so every stored chunk
+    is read exactly once.
+
+    Parameters
+    ----------
+    cube
+        A label cube, in memory or lazy.
+    max_labels
+        Upper bound on the labels per block (default 2**23: 16 MB of int16).
+
+    Returns
+    -------
+    dict
+        ``{dim: chunk size}`` for ``task, model, prompt, temperature, item`` (and ``sample``).
+    """
+    if max_labels < 1:
+        raise ValueError(f"analysis_chunks: max_labels={max_labels} must be >= 1.")
+    lab = cube["label"]
+    n_item = lab.sizes["item"]
+    if lab.chunks is not None:
+        item_chunk = int(lab.data.chunks[lab.get_axis_num("item")][0])
+    else:
+        item_chunk = min(n_item, 65536)
+    item_chunk = max(1, min(item_chunk, n_item))
+    out = {"task": 1, "item": item_chunk}
+    if "sample" in lab.dims:
+        out["sample"] = 1
+    budget = max(1, max_labels // item_chunk)
+    for dim in ("temperature", "prompt", "model"):  # innermost first
+        size = max(1, min(lab.sizes[dim], budget))
+        out[dim] = size
+        budget = max(1, budget // size)
+    return out
+
+
+def _distinct_rows(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows of a boolean matrix and, per input row, the index of its distinct row."""
+    packed = np.packbits(mask, axis=1)
+    _, first, inv = np.unique(packed, axis=0, return_index=True, return_inverse=True)
+    return mask[first], inv.reshape(-1)
+
+
+def _block_partial(lab: np.ndarray, rows: np.ndarray | None, codes: np.ndarray | None, real: np.ndarray,
+                   n_class: int, sample: int | None) -> dict[str, Any]:
+    """Everything one block of ``label`` contributes, so that each block is read by one task.
+
+    ``lab``: (1, m, p, q, i) or (1, m, p, q, i, s); ``rows``: (r, i) distinct group memberships of
+    the task's hypotheses (None: the task has none); ``real``: (i,) non-padding items.
+
+    Returns partial ``counts`` (k, m*p*q, r) float64, ``missing`` (m, p, q) labels -1 on real
+    items, ``labelled`` (p,) any label != -1, ``bad`` number of invalid codes.
+    """
+    from .analysis import _kernels as K
+
+    if lab.ndim == 6:  # sample dimension: validate every draw, count the chosen one
+        bad = (lab < OUTSIDE) | (lab >= n_class) | (~real[:, None] & (lab != NOT_ANNOTATED))
+        labelled = (lab != NOT_ANNOTATED).any(axis=(0, 1, 3, 4, 5))
+        lab = lab[..., sample]
+    else:
+        bad = (lab < OUTSIDE) | (lab >= n_class) | (~real & (lab != NOT_ANNOTATED))
+        labelled = (lab != NOT_ANNOTATED).any(axis=(0, 1, 3, 4))
+    lab = lab[0]
+    out = {"bad": int(np.count_nonzero(bad)), "labelled": labelled,
+           "missing": ((lab == NOT_ANNOTATED) & real).sum(axis=-1, dtype=np.int64)}
+    if rows is not None:
+        flat = lab.reshape(-1, lab.shape[-1])
+        member = rows.astype(np.float32)
+        # one class at a time: the float32 one-hot of a block is then as large as the block, not k times
+        out["counts"] = np.concatenate([K.count_by_group(flat, member, codes[j:j + 1]) for j in range(codes.size)]
+                                       ).astype(np.float64)  # exact integers
+    return out
+
+
+def _add_partials(*parts: dict[str, Any]) -> dict[str, Any]:
+    """Sum of block partials over item blocks (``labelled`` is OR-ed)."""
+    out = dict(parts[0])
+    for part in parts[1:]:
+        for key, val in part.items():
+            out[key] = (out[key] | val) if key == "labelled" else out[key] + val
+    return out
+
+
+def _tree_sum(items: list, fan_in: int = 4):
+    """Delayed tree reduction of block partials (bounded fan-in keeps memory flat)."""
+    import dask
+
+    add = dask.delayed(_add_partials, pure=True)
+    while len(items) > 1:
+        items = [add(*items[i:i + fan_in]) if len(items[i:i + fan_in]) > 1 else items[i]
+                 for i in range(0, len(items), fan_in)]
+    return items[0]
+
+
+def count_lazy(
+    cube: xr.Dataset,
+    hypotheses: xr.Dataset,
+    *,
+    check_hypotheses: Callable,
+    label_array: Callable,
+    sample: int | None = None,
+    chunks: Mapping[str, int] | None = None,
+    scheduler: str | None = None,
+) -> dict[str, Any]:
+    """The counting pass of :func:`hackrisk.scale.count_hypotheses` (see there).
+
+    ``check_hypotheses(cube, hypotheses) -> (t_idx, cls, group)`` and ``label_array(cube,
+    sample)`` are the in-memory path's checks (:mod:`hackrisk.analysis.frequentist`), so both
+    paths raise the same messages.
+    """
+    import dask
+
+    from .analysis import _kernels as K
+
+    validate_cube(cube, check_values=False)
+    # every check that does not involve the labels, on a light copy; labels are checked in the pass
+    validate_cube(cube.isel(model=[0], temperature=[0]).load())
+    t_idx, cls, group = check_hypotheses(cube, hypotheses)
+    # checks sample= with the in-memory rules, on a one-label slice (same messages)
+    label_array(cube.isel({d: [0] for d in LABEL_DIMS}), sample)
+    s_idx = None if "sample" not in cube["label"].dims else (0 if sample is None else int(sample))
+
+    lab = cube["label"]
+    chunks = analysis_chunks(cube) | dict(chunks or {})
+    chunks = {d: c for d, c in chunks.items() if d in lab.dims and d != "sample"}
+    if "sample" in lab.dims:
+        chunks["sample"] = -1  # every draw in the block: one reader per block
+    lab = lab.variable.chunk(chunks).transpose(*LABEL_DIMS, ...)
+    data = lab.data
+    n_task = lab.sizes["task"]
+    cfg_shape = tuple(lab.sizes[d] for d in CONFIG_DIMS)
+    n_cfg = int(np.prod(cfg_shape))
+    real = np.asarray(cube["item_id"].values) != ""
+    truth = np.asarray(cube["truth"].values)
+    n_cls = np.asarray((cube["class_name"] != "").sum("class").values)
+
+    # per task: distinct membership rows of its hypotheses (A, and A or B) and the classes to count
+    plans = {}
+    for t in np.unique(t_idx):
+        hs = np.flatnonzero(t_idx == t)
+        g = group[hs]
+        rows, inv = _distinct_rows(np.concatenate([g == 1, g >= 0]))
+        codes, cls_pos = np.unique(cls[hs], return_inverse=True)
+        plans[int(t)] = (hs, rows, inv, codes.astype(np.int16), cls_pos)
+
+    blocks = data.to_delayed(optimize_graph=True)  # (task, m, p, q, item[, sample]) blocks
+    bounds = [np.concatenate([[0], np.cumsum(c)]) for c in data.chunks]
+    partial = dask.delayed(_block_partial, pure=True)
+    lazy, where = [], []
+    for t_b in range(blocks.shape[0]):
+        t0, t1 = bounds[0][t_b], bounds[0][t_b + 1]
+        if t1 - t0 != 1:
+            raise ValueError(f"chunks: 'task' must be chunked 1 per block for the analysis, got {data.chunks[0]}. "
+                             "Fix: pass chunks={'task': 1, ...} (the default).")
+        plan = plans.get(int(t0))
+        item_args = []
+        for i_b in range(blocks.shape[4]):
+            i0, i1 = bounds[4][i_b], bounds[4][i_b + 1]
+            rows = None if plan is None else dask.delayed(np.ascontiguousarray(plan[1][:, i0:i1]))
+            item_args.append((rows, dask.delayed(real[t0, i0:i1])))
+        codes = None if plan is None else plan[3]
+        for idx in np.ndindex(*blocks.shape[1:4]):
+            parts = []
+            for i_b, (rows, real_b) in enumerate(item_args):
+                blk = blocks[(t_b, *idx, i_b)] if blocks.ndim == 5 else blocks[(t_b, *idx, i_b, 0)]
+                parts.append(partial(blk, rows, codes, real_b, int(n_cls[t0]), s_idx))
+            lazy.append(_tree_sum(parts))
+            where.append((t0, *(slice(bounds[1 + a][j], bounds[1 + a][j + 1]) for a, j in enumerate(idx))))
+
+    compute_kw = {} if scheduler is None else {"scheduler": scheduler}
+    results = dask.compute(*lazy, **compute_kw)
+
+    n_bad = 0
+    labelled = np.zeros((n_task, lab.sizes["prompt"]), dtype=bool)
+    missing = np.zeros((n_task, *cfg_shape), dtype=np.int64)
+    counts = {t: np.zeros((p[3].size, *cfg_shape, p[1].shape[0])) for t, p in plans.items()}
+    for (t, sm, sp, sq), res in zip(where, results, strict=True):
+        n_bad += res["bad"]
+        labelled[t, sp] |= res["labelled"]
+        missing[t, sm, sp, sq] = res["missing"]
+        if "counts" in res:
+            c = res["counts"]
+            shape = (c.shape[0], sm.stop - sm.start, sp.stop - sp.start, sq.stop - sq.start, c.shape[-1])
+            counts[t][:, sm, sp, sq] = c.reshape(shape)
+    if n_bad > 0 or _unused_prompt_labelled(cube, labelled):
+        validate_cube(cube)  # raises the in-memory path's message (a full pass, on error only)
+        raise ValueError("cube 'label' holds invalid codes (outside -2..K-1, or on padding items). "
+                         "Fix: check the labels with hackrisk.validate_cube(cube.load()).")
+    annotated_tc = missing.reshape(n_task, n_cfg) == 0
+
+    n_h = group.shape[0]
+    k_a = np.empty((n_h, n_cfg + 1), dtype=np.float64)
+    k_b = np.empty_like(k_a)
+    hn_a = np.empty(n_h, dtype=np.int64)
+    hn_b = np.empty(n_h, dtype=np.int64)
+    for t, (hs, rows, inv, codes, cls_pos) in plans.items():
+        cnt = counts[t].reshape(codes.size, n_cfg, rows.shape[0])  # (k, C, r)
+        tr = truth[t]
+        hum = K.count_by_group(tr[None, :], rows, codes).astype(np.float64)  # (k, 1, r)
+        both = np.concatenate([cnt, hum], axis=1)  # (k, C+1, r)
+        ka = both[cls_pos, :, inv[: hs.size]]
+        k_a[hs] = ka
+        k_b[hs] = both[cls_pos, :, inv[hs.size:]] - ka
+        hn = rows.astype(np.float32) @ (tr >= 0).astype(np.float32)
+        hn_a[hs] = hn[inv[: hs.size]]
+        hn_b[hs] = hn[inv[hs.size:]] - hn[inv[: hs.size]]
+    return {"k_a": k_a, "k_b": k_b, "hn_a": hn_a, "hn_b": hn_b, "annotated_tc": annotated_tc,
+            "t_idx": t_idx, "cls": cls, "group": group, "n_cfg": n_cfg, "cfg_shape": cfg_shape,
+            "used_tasks": np.array(sorted(plans), dtype=np.int64)}
+
+
+def _unused_prompt_labelled(cube: xr.Dataset, labelled: np.ndarray) -> bool:
+    """Labels exist for a (task, prompt) that has no template."""
+    if "prompt_template" not in cube:
+        return False
+    unused = np.asarray(cube["prompt_template"].values) == ""
+    return bool((unused & np.asarray(labelled)).any())
+
+
