@@ -78,7 +78,17 @@ log = logging.getLogger(__name__)
 
 #: Where the calibration of :func:`prospective_risk` was checked (said by the report and the
 #: notebook when a study has no full human labels to check it on its own data).
-CALIBRATION_NOTE = "(measured figures to be filled in)"
+CALIBRATION_NOTE = (
+    "This study has no full human labelling to check the risk on, so here is where it was checked "
+    "(calibration_study, docs/prospective.md): real SmolLM2-135M labels of four human-labelled "
+    "corpora (VADER tweets, 300 items x 15 configurations; the paper's relevance, stance and "
+    "frames tweets, 150 items x 6 configurations), 50 to 250 human labels revealed, 23,040 "
+    "conclusions on 136 hypotheses. The observed share of wrong conclusions lay inside the 95 % "
+    "cluster-bootstrap interval in every bin of predicted risk (below 0.1: 0.032 predicted, 0.035 "
+    "observed; 0.9 and above: 0.988 predicted, 0.985 observed), and the Brier score (0.108, 0.068, "
+    "0.084, 0.050 at 50, 100, 150, 250 labels) beat the rule 'wrong when the LLM conclusion "
+    "differs from the test on the labelled subset' (0.154, 0.093, 0.122, 0.080) and a constant "
+    "rate (0.22-0.23). It assumes the human-labelled items are a random sample of the study's.")
 
 #: Bin edges of predicted P(wrong) in reliability tables (those of issue #19's table).
 RELIABILITY_BINS = (0.0, 0.1, 0.3, 0.6, 0.9, 1.0)
