@@ -29,6 +29,12 @@ second class gives the same test with the sign flipped.
 Hypotheses are ordered by task (cube order), then grouping (random, length, keyword, covariate /
 temporal in covariate order, user in ``custom`` order), then class code.
 
+The table above is hackrisk's default (``conventions="hackrisk"``). ``conventions="paper"``
+reproduces the authors' code instead — seeded ``DataFrame.sample`` splits in file order, character
+lengths (group A at or below the median), NLTK-style keywords with substring membership, the class
+of the first human label, 10 covariate values, no removal of repeated splits, and only an *absent*
+class dropped on the human side (:mod:`hackrisk.conventions`, ``docs/conventions.md``).
+
 Every candidate (task, grouping, class) that is not kept is listed in ``attrs["skipped"]`` with its
 reason:
 
