@@ -19,8 +19,9 @@
 
 :func:`verify_package` checks the checksums, re-runs the analysis from the packaged cube and
 study file, and compares every packaged number with the re-run: deterministic results to 1e-12,
-bootstrap and Monte-Carlo results exactly when the re-run uses the same software and otherwise
-within four Monte-Carlo standard errors (their seeds are in the study file).
+bootstrap, Monte-Carlo and Bayesian results exactly when the re-run uses the same software and
+otherwise within four Monte-Carlo standard errors (their seeds are in the study file; the standard
+errors used are listed in ``docs/replication.md``).
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ def package(study: Study | str | os.PathLike, output: str | os.PathLike, *, zip:
     meta = {"format": _FORMAT, "study": pstudy.name, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "seed": pstudy.seed, "n_boot": int(pstudy.analysis.get("n_boot", 500)),
             "n_draws": int(pstudy.analysis.get("n_draws", 10)), "rtol": RTOL, "mc_k": MC_K,
-            "results": {k: {"kind": result_kind(k), "netcdf": isinstance(res[k], xr.Dataset)} for k in keys}}
+            "results": {k: {"kind": result_kind(k), "netcdf": (out / f"{k}.nc").is_file()} for k in keys}}
     (out / "package.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
     _write_binder(out / "binder")
     _write_readme(out, pstudy)
@@ -603,7 +604,7 @@ def _compare_results(folder: Path, rerun: Path, meta: dict, rows: list, problems
         kind = info["kind"]
         if info.get("netcdf"):
             found: list[str] = []
-            add(_compare_netcdf(folder / f"{key}.nc", rerun / f"{key}.nc", key, kind, n_boot, found), found,
+            add(_compare_netcdf(folder / f"{key}.nc", rerun / f"{key}.nc", key, kind, n_boot, found, n_draws), found,
                 f"{key}.nc")
         csv = folder / "tables" / f"{key}.csv"
         if csv.exists() or (rerun / "tables" / f"{key}.csv").exists():
@@ -656,7 +657,38 @@ def _bootstrap_tolerance(ds: xr.Dataset, name: str, n_boot: int) -> np.ndarray |
     return np.where(is_est, 0.0, tol)
 
 
-def _compare_netcdf(packaged: Path, rerun: Path, key: str, kind: str, n_boot: int, problems: list) -> dict:
+def _mc_tolerance(ds: xr.Dataset, name: str, key: str, n_draws: int) -> np.ndarray | None:
+    """4 MC SE of a Monte-Carlo result: ``<name>_sd / sqrt(draws)`` (hacking curve), binomial SE over
+    the cases of the draws (mitigation rates); None where neither applies."""
+    x = np.asarray(ds[name].values, dtype=float)
+    if f"{name}_sd" in ds:
+        return MC_K * np.asarray(ds[f"{name}_sd"].broadcast_like(ds[name]).values, dtype=float) / np.sqrt(max(n_draws, 1))
+    if key == "mitigation" and name in ("type_i", "type_ii", "type_s", "risk") and "n_cases" in ds:
+        n = np.asarray(ds["n_null" if name == "type_i" and "n_null" in ds else "n_cases"].values, dtype=float)
+        n = np.maximum(np.nan_to_num(n, nan=1.0), 1.0)
+        return MC_K * np.sqrt(np.maximum(x * (1 - x), 0.25 / n) / n)
+    return None
+
+
+_BAYES_ESS = 400  # effective sample size assumed for posterior summaries (nutpie / NUTS defaults give more)
+
+
+def _bayes_tolerance(ds: xr.Dataset, name: str) -> np.ndarray | None:
+    """4 MC SE of a posterior summary: quantiles (``ci`` dim, 90 % interval of width w: SD about
+    w / 3.29, SE of a quantile about 1.25 SD / sqrt(ESS)), probabilities sqrt(p (1-p) / ESS)."""
+    var = ds[name]
+    x = np.asarray(var.values, dtype=float)
+    if "ci" in var.dims and "lower" in list(ds["ci"].values):
+        width = (var.sel(ci="upper") - var.sel(ci="lower")).broadcast_like(var).transpose(*var.dims)
+        return MC_K * 1.25 * np.abs(np.asarray(width.values, dtype=float)) / 3.29 / np.sqrt(_BAYES_ESS)
+    finite = x[np.isfinite(x)]
+    if finite.size and finite.min() >= 0 and finite.max() <= 1:
+        return MC_K * np.sqrt(np.maximum(x * (1 - x), 1 / _BAYES_ESS) / _BAYES_ESS)
+    return None
+
+
+def _compare_netcdf(packaged: Path, rerun: Path, key: str, kind: str, n_boot: int, problems: list,
+                    n_draws: int = 10) -> dict:
     row = {"check": "result", "what": f"{key}.nc ({kind})", "n_numbers": 0, "max_diff": 0.0, "status": "match"}
     if not packaged.exists() or not rerun.exists():
         problems.append(f"{key}.nc: {'missing in the package' if not packaged.exists() else 'not made by the re-run'}")
@@ -699,7 +731,9 @@ def _compare_netcdf(packaged: Path, rerun: Path, key: str, kind: str, n_boot: in
         with np.errstate(invalid="ignore"):
             diff = np.where(ok, 0.0, np.abs(xf - yf))
         if not ok.all():
-            tol = _bootstrap_tolerance(a, name, n_boot) if kind == "bootstrap" else None
+            tol = (_bootstrap_tolerance(a, name, n_boot) if kind == "bootstrap" else
+                   _mc_tolerance(a, name, key, n_draws) if kind == "monte_carlo" else
+                   _bayes_tolerance(a, name) if kind == "bayesian" else None)
             if tol is not None:
                 within = ok | (np.abs(xf - yf) <= tol)
                 n_mc += int((~ok & within).sum())

@@ -336,6 +336,18 @@ def _save_results(res: dict[str, Any], out: Path) -> None:
                     pass
         elif isinstance(value, pd.DataFrame):
             value.to_csv(tables / f"{key}.csv")
+            _table_netcdf(value, out / f"{key}.nc")
+
+
+def _table_netcdf(df: pd.DataFrame, path: Path) -> None:
+    """A result table as netCDF too: one ``row`` dimension, text columns as strings, attrs as JSON."""
+    flat = df.reset_index()
+    ds = xr.Dataset({str(c): ("row", flat[c].astype(str).to_numpy() if flat[c].dtype == object
+                              else flat[c].astype(np.int8).to_numpy() if flat[c].dtype == bool
+                              else flat[c].to_numpy()) for c in flat.columns})
+    ds.attrs = {str(k): (v if isinstance(v, (str, int, float)) and not isinstance(v, bool)
+                         else json.dumps(v, default=str)) for k, v in df.attrs.items()}
+    ds.to_netcdf(path, engine="h5netcdf")
 
 
 def headline(res: dict[str, Any]) -> dict[str, Any]:

@@ -104,7 +104,7 @@ def _change_result(pkg: Path) -> float:
 def test_package_holds_everything(demo_package):
     pkg = demo_package
     for rel in ("cube.zarr/zarr.json", "cube.nc", "study.toml", "data/items.parquet", "data/items.csv",
-                "tests.nc", "risk.nc", "tables/tests.csv", "tables/mitigation.csv", "headline.json",
+                "tests.nc", "risk.nc", "mitigation.nc", "tables/tests.csv", "tables/mitigation.csv", "headline.json",
                 "report.html", "figures/risk_curve.png", "replicate.ipynb", "environment.json", "package.json",
                 "binder/requirements.txt", "binder/runtime.txt", "README.md", MANIFEST):
         assert (pkg / rel).is_file(), rel
@@ -114,7 +114,7 @@ def test_package_holds_everything(demo_package):
     assert env["seed"] == 0
     meta = json.loads((pkg / "package.json").read_text())
     assert meta["results"]["tests"]["kind"] == "deterministic" and meta["results"]["risk"]["kind"] == "bootstrap"
-    assert meta["n_boot"] == 300
+    assert meta["n_boot"] == 300 and meta["results"]["mitigation"] == {"kind": "monte_carlo", "netcdf": True}
     listed = [line.split("  ", 1)[1] for line in (pkg / MANIFEST).read_text().splitlines()]
     assert "cube.zarr/zarr.json" in listed and MANIFEST not in listed and not any(".lock" in p for p in listed)
     items = (pkg / "data" / "items.csv").read_text().splitlines()
@@ -208,3 +208,61 @@ def test_package_command_and_zip(demo_package, tmp_path):
     assert r.returncode == 0, r.stdout[-3000:]
     r = run_cli("package", str(src / "study.toml"), "-o", str(tmp_path / "again"), cwd=tmp_path)
     assert r.returncode == 2 and "already holds a package" in r.stderr
+
+
+# ---- tolerances (fast) ------------------------------------------------------------------------------
+
+
+def _risk_like(lower: float, upper: float, estimate: float = 0.3) -> xr.Dataset:
+    ds = xr.Dataset({"type_i": ("ci", [estimate, lower, upper]), "n_null": ((), 20)},
+                    coords={"ci": ["estimate", "lower", "upper"]}, attrs={"n_boot": 400, "alpha": 0.05})
+    return ds
+
+
+@pytest.mark.parametrize(("kind", "shift", "status"), [
+    ("deterministic", 0.0, "match"),
+    ("deterministic", 1e-13, "match"),                   # within 1e-12
+    ("deterministic", 1e-9, "MISMATCH (1)"),             # a deterministic number must agree to 1e-12
+    ("bootstrap", 0.01, "within MC error"),              # 4 MC SE of a bound: 4 * 0.68 * 0.4 / 20 = 0.054
+    ("bootstrap", 0.08, "MISMATCH (1)"),
+])
+def test_bootstrap_bounds_within_monte_carlo_error_deterministic_numbers_to_1e12(tmp_path, kind, shift, status):
+    from hackrisk.package import _compare_netcdf
+
+    _risk_like(0.1, 0.5).to_netcdf(tmp_path / "a.nc", engine="h5netcdf")
+    _risk_like(0.1 + shift, 0.5).to_netcdf(tmp_path / "b.nc", engine="h5netcdf")
+    found: list[str] = []
+    row = _compare_netcdf(tmp_path / "a.nc", tmp_path / "b.nc", "risk", kind, 400, found)
+    assert row["status"] == status, found
+    assert bool(found) == status.startswith("MISMATCH")
+    if found:
+        assert found[0].startswith("risk.nc: type_i[ci=lower]: packaged 0.1, re-run ")
+
+
+def test_the_point_estimate_of_a_bootstrap_result_is_deterministic(tmp_path):
+    from hackrisk.package import _compare_netcdf
+
+    _risk_like(0.1, 0.5).to_netcdf(tmp_path / "a.nc", engine="h5netcdf")
+    _risk_like(0.1, 0.5, estimate=0.3 + 1e-6).to_netcdf(tmp_path / "b.nc", engine="h5netcdf")
+    found: list[str] = []
+    row = _compare_netcdf(tmp_path / "a.nc", tmp_path / "b.nc", "risk", "bootstrap", 400, found)
+    assert row["status"] == "MISMATCH (1)" and "type_i[ci=estimate]" in found[0]
+
+
+def test_manifest_names_changed_missing_and_added_files(tmp_path):
+    from hackrisk.package import _check_manifest
+
+    (tmp_path / "a.txt").write_text("a")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.txt").write_text("b")
+    write_manifest(tmp_path)
+    (tmp_path / "a.txt").write_text("A")
+    (tmp_path / "sub" / "b.txt").unlink()
+    (tmp_path / "c.txt").write_text("c")
+    rows: list = []
+    problems: list = []
+    _check_manifest(tmp_path, rows, problems)
+    assert problems == ["a.txt: changed (its SHA-256 differs from MANIFEST.sha256)",
+                        "sub/b.txt: missing (listed in MANIFEST.sha256)",
+                        "c.txt: not in MANIFEST.sha256 (added after packaging)"]
+    assert rows[0]["status"] == "MISMATCH (3 file(s))"
