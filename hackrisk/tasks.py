@@ -177,7 +177,11 @@ def _parse(raw: bytes, where: str) -> tuple[str, list[str], list[list[str]]]:
     except UnicodeDecodeError as err:
         raise ValueError(f"{where}: not UTF-8 text (byte {err.start}). Fix: use the published file "
                          "(UTF-8) or a copy saved as UTF-8.") from err
-    rows = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline="")))
+    csv.field_size_limit(max(csv.field_size_limit(), 1 << 28))  # long documents in one field
+    try:
+        rows = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline="")))
+    except csv.Error as err:
+        raise ValueError(f"{where}: not a readable CSV file ({err}). Fix: fetch the published file again.") from err
     if not rows:
         raise ValueError(f"{where}: the file is empty. Fix: fetch it again.")
     return text, rows[0], rows[1:]
