@@ -61,6 +61,12 @@ test: setup $(LLAMA_STAMP)
 test-slow: setup $(LLAMA_STAMP)
 	$(PY) -m pytest -m slow -q
 
+# The documentation site (offline; warnings are errors). Tutorials are executed and cached under
+# .cache/jupyter_cache: only notebooks whose code changed run again.
+docs: setup
+	$(VENV)/bin/sphinx-build -c docs -b html -W --keep-going -q . docs/_build/html
+	@echo "docs: docs/_build/html/index.html"
+
 lint: setup
 	$(VENV)/bin/ruff check hackrisk tests benchmarks
 
@@ -68,4 +74,4 @@ bench: setup
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache
+	rm -rf $(VENV) demo-output .pytest_cache docs/_build docs/generated

@@ -156,7 +156,7 @@ def robust_conclusions(
         * ``n_higher``, ``n_lower``, ``n_null``: how many of them conclude "higher in A"
           (+1), "lower in A" (−1), "no difference" (0);
         * ``majority``: the conclusion most configurations reach (ties go to 0, "no
-          difference", then to the sign of the larger |sum of estimates|), ``majority_text`` in
+          difference", then to the sign of the larger ``|sum of estimates|``), ``majority_text`` in
           words;
         * ``share_majority``: share of the decided configurations whose conclusion equals the
           majority;
