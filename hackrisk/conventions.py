@@ -243,11 +243,16 @@ def paper_keywords(texts: Sequence[str], labels: Sequence[str | None], *, k: int
 
 
 def paper_test_classes(truth_codes: np.ndarray, n_class: int) -> list[int]:
-    """Class codes tested on one task: all classes when more than two, else the first human label.
+    """Class codes tested on one task, as the authors choose them from the human labels.
 
-    ``truth_codes`` are the task's human label codes in file order (-1 = none).
+    ``truth_codes`` are the task's human label codes in file order (-1 = none). More than two
+    distinct human labels: every class of the task (classes no human used are then dropped as
+    absent); two or fewer: only the first human label in file order. Without human labels (planning,
+    ``min_labelled=0``): every class when the label set has more than two, else class 0.
     """
-    if n_class > 2:
-        return list(range(n_class))
     labelled = truth_codes[truth_codes >= 0]
-    return [int(labelled[0])] if labelled.size else [0]
+    if labelled.size == 0:
+        return list(range(n_class)) if n_class > 2 else [0]
+    if np.unique(labelled).size > 2:
+        return list(range(n_class))
+    return [int(labelled[0])]

@@ -257,9 +257,11 @@ def _covariate_rows(
         return None
     if kind == "datetime" and np.isnat(values).all():
         return None
-    if kind == "bool":
+    if kind == "bool" and not paper:
         row = values.astype(np.int8)
         return [(f"cov:{name}=True", "covariate", row, 0)]
+    if kind == "bool":  # the paper: each of the (two) values against the rest, value_counts order
+        values = np.where(values, "True", "False").astype(object)
     if kind == "numeric":
         x = values.astype(np.float64)
         valid = ~np.isnan(x)
@@ -283,7 +285,7 @@ def _covariate_rows(
         return None
     uniq, counts = np.unique(s[valid].astype(str), return_counts=True)
     uniq = list(uniq)
-    if uniq and set(uniq) <= {"True", "False"}:
+    if uniq and set(uniq) <= {"True", "False"} and not paper:
         row = np.full(values.shape, -1, dtype=np.int8)
         row[valid] = (s[valid] == "True").astype(np.int8)
         return [(f"cov:{name}=True", "covariate", row, n_missing)]

@@ -188,7 +188,23 @@ def test_keywords_token_counts_frequent_and_discriminating():
 
 def test_classes_two_class_task_first_human_label():
     assert cv.paper_test_classes(np.array([-1, 1, 0, 1]), 2) == [1]
-    assert cv.paper_test_classes(np.array([2, 0]), 3) == [0, 1, 2]
+    assert cv.paper_test_classes(np.array([2, 0, 1]), 3) == [0, 1, 2]
+    # a 3-class label set of which the humans used two: binary for the authors
+    assert cv.paper_test_classes(np.array([-1, 2, 0, 2]), 3) == [2]
+    assert cv.paper_test_classes(np.array([-1, -1]), 3) == [0, 1, 2]
+
+
+def test_boolean_covariate_both_values_as_value_counts():
+    cube, _ = hackrisk.simulate_multiverse(n_tasks=1, n_items=120, n_classes=2, models=1, n_prompts=1,
+                                           temperatures=(0.0,), rng=2)
+    flag = np.zeros(cube.sizes["item"], dtype=bool)
+    flag[:40] = True
+    cube = cube.assign(cov_flag=(("task", "item"), flag[None, :]))
+    paper = hypotheses_table(generate_hypotheses(cube, conventions="paper", covariates=["flag"],
+                                                 groupings=["covariate"]))
+    assert list(dict.fromkeys(paper["grouping"])) == ["cov:flag=False", "cov:flag=True"]  # 80 before 40
+    own = hypotheses_table(generate_hypotheses(cube, covariates=["flag"], groupings=["covariate"]))
+    assert set(own["grouping"]) == {"cov:flag=True"}
 
 
 def test_unknown_conventions_named():
