@@ -8,8 +8,9 @@
    and region-written into the store, as annotation runners do with :func:`hackrisk.write_labels`.
 2. In a fresh subprocess whose address space is capped (``RLIMIT_AS`` = the cube's in-memory
    size, so it could not load the labels and still run), the store is opened lazily and analysed
-   with :func:`hackrisk.scale.analyze_chunked` (hypotheses, chunked tests, errors, risk): once
-   with 1 dask worker thread, once with 2. Peak RSS (``VmHWM``) and wall time are recorded.
+   with :func:`hackrisk.scale.analyze_chunked` (hypotheses, chunked tests, errors, risk): with
+   1 and with 2 dask worker threads, interleaved and repeated (``--repeats``), the minimum time of
+   each reported (``speedup_2_workers`` = 1-worker / 2-worker seconds). Peak RSS (``VmHWM``) and wall time are recorded.
 3. Results: the two runs must be identical, and a subset (2 models with every prompt and
    temperature) is re-analysed in memory with :func:`hackrisk.analysis.frequentist.test_hypotheses`
    and must be identical too.
@@ -205,6 +206,8 @@ def main() -> None:
     ap.add_argument("--limit-fraction", type=float, default=1.0,
                     help="cap the analysis' address space at this fraction of the cube's in-memory size")
     ap.add_argument("--keep", action="store_true", help="keep the store (printed) instead of deleting it")
+    ap.add_argument("--repeats", type=int, default=2,
+                    help="runs of each worker count, interleaved; the minimum time is reported")
     ap.add_argument("--analyse")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--limit", type=int, default=0)
@@ -225,9 +228,20 @@ def main() -> None:
         # address space capped at a fraction of the cube (not below 1 GiB: imports alone map ~0.6 GiB)
         limit = int(args.limit_fraction * info["bytes_in_memory"])
         limit = limit if limit >= 2**30 else 0
-        runs = {}
+        # 1 and 2 workers interleaved, each repeated: the minimum time of each is the fair figure on a
+        # machine that other processes load (the load average is reported)
+        runs: dict[int, dict] = {}
+        seconds: dict[int, list[float]] = {1: [], 2: []}
+        load = [os.getloadavg()[0]]
+        for _rep in range(args.repeats):
+            for w in (1, 2):
+                r = _run_child(store, w, limit, tmp / f"run{w}")
+                seconds[w].append(r["seconds"])
+                if w not in runs or r["peak_rss"] > runs[w]["peak_rss"]:
+                    runs[w] = r
+                load.append(os.getloadavg()[0])
         for w in (1, 2):
-            runs[w] = _run_child(store, w, limit, tmp / f"run{w}")
+            runs[w]["seconds"] = min(seconds[w])
         check = compare(store, tmp / "run1", tmp / "run2")
         peak = max(r["peak_rss"] for r in runs.values())
         result = {
@@ -250,7 +264,10 @@ def main() -> None:
             "seconds_write": round(seconds_write, 1),
             "seconds_1_worker": round(runs[1]["seconds"], 1),
             "seconds_2_workers": round(runs[2]["seconds"], 1),
-            "speedup_2_vs_1_workers": round(runs[1]["seconds"] / runs[2]["seconds"], 2),
+            "speedup_2_workers": round(runs[1]["seconds"] / runs[2]["seconds"], 2),
+            "seconds_1_worker_all": [round(x, 1) for x in seconds[1]],
+            "seconds_2_workers_all": [round(x, 1) for x in seconds[2]],
+            "load_average_1min": [round(x, 2) for x in load],
             "cpu_count": os.cpu_count(),
             **check,
         }
