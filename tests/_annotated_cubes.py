@@ -1,9 +1,11 @@
 """Real LLM label cubes for the calibration study of the prospective risk (slow to build; cached).
 
 Each cube holds a seeded subset of a human-labelled task annotated by the embedded
-SmolLM2-135M-Instruct (``mode="score"``) under 5 prompt paraphrases x 3 temperatures, exactly as
-``make demo`` annotates (the VADER tweets cube IS the demo's: its study file, items and seed).
-Building one costs about items x 5 forward passes on the CPU; the finished cube is kept as
+SmolLM2-135M-Instruct (``mode="score"``: one forward pass per item and prompt gives all three
+temperatures 0, 0.7, 1) as ``make demo`` annotates: the VADER tweets cube IS the demo's (its
+study file, 300 items, 5 prompts, seed); the paper's tasks use 150 items and the first 2 of the
+5 paraphrases below (see ``SIZES``).  Building one costs items x prompts forward passes on the
+CPU (about an hour of a shared 2-core machine for all four); the finished cube is kept as
 netCDF under ``<hackrisk cache>/calibration/`` (keyed by the task, the items and the prompts), and
 the annotation store next to it lets an interrupted build resume.
 
