@@ -667,7 +667,8 @@ def _inference(r: dict, estimand: str, alpha: float, *, small_sample: bool, vali
     (Kish effective) labelled count, and the interval is Student-t with Welch–Satterthwaite
     degrees of freedom (labelled parts: ``n_g − 1``); for the logistic coefficient the floor is
     carried to the logit scale by the delta method at the Laplace share ``(k_g + 1)/(n_g + 2)``
-    and ``df = min(n_a, n_b) − 1``. Otherwise: the plain normal (Wald) interval, as ppi-python.
+    and ``df = min(n_a, n_b) − 1``; a group whose labelled items are all of one class leaves
+    the log odds ratio undecided. Otherwise: the plain normal (Wald) interval, as ppi-python.
     A group with fewer than 2 labelled items, or an undefined estimate / SE, is undecided:
     conclusion 0, NaN interval and p-value.
     """
@@ -701,6 +702,12 @@ def _inference(r: dict, estimand: str, alpha: float, *, small_sample: bool, vali
     decided = (n_min >= 2) & np.isfinite(est) & np.isfinite(se) & (se > 0)
     if small_sample and valid:
         decided &= np.isfinite(df) & (df > 0)
+        if estimand == "logistic":
+            # a group whose labelled items are all of one class puts no bound on its log odds
+            # from the human side (its human estimate is ±∞): undecided. Without this rule PPI++
+            # rejected a true null 7% of the time at 25 labels per group and base rate 0.05.
+            k_a, k_b = labelled_y
+            decided &= (k_a >= 1) & (r["n_a"] - k_a >= 1) & (k_b >= 1) & (r["n_b"] - k_b >= 1)
     lower, upper, p, concl = K.t_test(est, se, np.where(decided, df, np.inf), alpha)
     nanif = lambda x: np.where(decided, x, np.nan)  # noqa: E731
     return {"se": se, "ci_lower": nanif(lower), "ci_upper": nanif(upper), "p_value": nanif(p),
@@ -1036,7 +1043,8 @@ def correct(
         SE² is at least ``q(1 − q)/n`` with ``q = 1/(n + 2)`` (binds only for groups whose
         labelled items (nearly) all agree), sample variances use ``n − 1``, and the interval is
         Student-t with Welch–Satterthwaite degrees of freedom from the labelled counts (logistic:
-        ``min(n_a, n_b) − 1``). ``False``: the plain normal interval (ppi-python's).
+        ``min(n_a, n_b) − 1``, and undecided when a group's labelled items are all of one
+        class). ``False``: the plain normal interval (ppi-python's).
     rng
         Seed or generator (folds of DSL and CDI).
     force_items
