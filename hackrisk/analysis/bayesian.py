@@ -17,7 +17,13 @@ Two models:
    a cubic B-spline basis whose coefficients β follow a random walk (a P-spline), each ``a_f`` a
    zero-sum normal random effect with its own scale, ``q`` standardised annotation quality.
    The task × bin effect ``u`` absorbs the correlation of conclusions that share hypotheses
-   (a beta-binomial was tried: its special functions made paper-scale fits 10x slower).  Results:
+   (a beta-binomial was tried: its special functions made paper-scale fits 10x slower); it sums
+   to zero within each task, so it is the bin-to-bin deviation around ``a_task`` and not a second
+   task intercept.  Random effects are partially centred, with weights chosen from the data
+   (:func:`_centring`), which removes the funnels of both the centred and the non-centred form;
+   with nutpie the log density is a single numba function (:mod:`._risk_kernel`, compiled once
+   per process for any data size).  Every fit checks divergences, R-hat and bulk ESS of every
+   reported quantity and warns naming the one that falls short.  Results:
    posterior risk curves with credible bands (overall and per model), per-level risks, and
    :func:`prob_riskier`, the posterior probability that one model (prompt, ...) is riskier.
 
