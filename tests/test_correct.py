@@ -666,3 +666,18 @@ def test_human_only_is_never_the_least_reliable_line_on_vader():
         for m in ("human", "ppi"):
             assert tab.loc[(m, n), "type_i"] <= llm, (m, n)
             assert tab.loc[(m, n), "type_i"] < 0.05 + 3 * np.sqrt(0.05 * 0.95 / 44)
+
+
+def test_logistic_undecided_when_a_groups_labels_are_one_class(study):
+    cube, hyp = study
+    cube = cube.copy(deep=True)
+    g = hyp["group"].values[0]
+    lab_a = (cube["truth"].values[0] >= 0) & (g == 1)
+    cube["truth"].values[0, lab_a] = 1  # the hypothesis' class is 0: none among A's labels
+    for method in VALID:
+        r = mt.correct(cube, hyp, method=method, estimand="logistic", rng=0).isel(hypothesis=0)
+        assert not r["decided"].any() and (r["conclusion"] == 0).all(), method
+        d = mt.correct(cube, hyp, method=method, rng=0).isel(hypothesis=0)
+        assert d["decided"].all(), method  # the difference is still decided (variance floor)
+    r = mt.correct(cube, hyp, method="ppi", estimand="logistic", small_sample=False).isel(hypothesis=0)
+    assert r["decided"].any()  # the plain normal interval does not apply the rule
