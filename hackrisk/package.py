@@ -14,7 +14,8 @@
     replicate.ipynb        an executed notebook that re-runs the analysis and checks each headline number
     environment.json       Python, platform, package versions, model identities and file hashes, seeds
     package.json           what each result is (deterministic, bootstrap, Monte Carlo) and its seed
-    binder/                a Binder environment (requirements.txt, runtime.txt)
+    binder/                a Binder environment: the hackrisk source that made the package, pinned
+                           requirements, runtime.txt, postBuild
     MANIFEST.sha256        SHA-256 of every other file (``sha256sum -c MANIFEST.sha256`` reads it)
 
 :func:`verify_package` checks the checksums, re-runs the analysis from the packaged cube and
@@ -121,7 +122,6 @@ def package(study: Study | str | os.PathLike, output: str | os.PathLike, *, zip:
     if not isinstance(study, Study):
         study = load_study(study)
     out = Path(output).resolve()
-    _prepare_folder(out, overwrite=overwrite)
     if not study.cube_path.exists():
         raise StudyError(f"{study.path}: no annotations at {study.cube_path}. Fix: run `hackrisk annotate` on "
                          "this study first.")
@@ -130,6 +130,7 @@ def package(study: Study | str | os.PathLike, output: str | os.PathLike, *, zip:
     if out.resolve() in (study.output.resolve(), *study.output.resolve().parents):
         raise StudyError(f"package: {out} is the study's output folder (or holds it). Fix: write the package "
                          "into a folder of its own, e.g. -o package.")
+    _prepare_folder(out, overwrite=overwrite)
     out.mkdir(parents=True, exist_ok=True)
     (out / "data").mkdir()
     shutil.copytree(study.cube_path, out / "cube.zarr")
@@ -291,24 +292,41 @@ def _mask_url(url: str) -> str:
 
 
 def _write_binder(folder: Path) -> None:
+    """``binder/``: the hackrisk source that made the package (installable), pinned requirements,
+    the Python version and a ``postBuild`` that installs it."""
     from importlib import metadata
 
+    import hackrisk
+
     folder.mkdir()
+    src = folder / "hackrisk"
+    code = Path(hackrisk.__file__).resolve().parent
+    shutil.copytree(code, src / "hackrisk", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    front = code / "_frontend" if (code / "_frontend").is_dir() else code.parent / "widgets"
+    if (front / "explorer.js").is_file() and not (src / "hackrisk" / "_frontend").exists():
+        shutil.copytree(front, src / "hackrisk" / "_frontend", ignore=shutil.ignore_patterns(
+            "node_modules", "*.test.*", "test*", "package*.json"))
     pins = []
     for name in ("numpy", "scipy", "pandas", "xarray", "zarr", "h5netcdf", "dask", "matplotlib", "pyarrow",
-                 "nbclient", "ipykernel", "tqdm", "threadpoolctl"):
+                 "tqdm", "threadpoolctl", "nbclient", "nbformat", "ipykernel"):
         try:
             pins.append(f"{name}=={metadata.version(name)}")
         except metadata.PackageNotFoundError:
             continue
-    try:
-        hv = metadata.version("hackrisk")
-    except metadata.PackageNotFoundError:  # pragma: no cover (run from a checkout)
-        hv = "0.1.0"
+    version = getattr(hackrisk, "__version__", "0.1.0")
+    (src / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["hatchling>=1.21"]\nbuild-backend = "hatchling.build"\n\n'
+        f'[project]\nname = "hackrisk"\nversion = "{version}"\nrequires-python = ">=3.10"\n'
+        'dependencies = [' + ", ".join(f'"{p}"' for p in pins) + ']\n\n'
+        '[tool.hatch.build.targets.wheel]\npackages = ["hackrisk"]\n', encoding="utf-8")
     (folder / "requirements.txt").write_text(
         "# Binder (repo2docker) environment of this replication package: the versions it was made with.\n"
-        "# hackrisk itself: from PyPI, or replace the line by the URL of the release it was made with.\n"
-        f"hackrisk=={hv}\n" + "\n".join(pins) + "\n", encoding="utf-8")
+        "# hackrisk itself is installed from binder/hackrisk (the code that made the package) by postBuild.\n"
+        + "\n".join(pins) + "\n", encoding="utf-8")
+    (folder / "postBuild").write_text(
+        "#!/usr/bin/env bash\n# Binder: install the hackrisk that made this package (its source is in binder/hackrisk).\n"
+        "set -euo pipefail\npython -m pip install --no-cache-dir --no-deps ./binder/hackrisk\n", encoding="utf-8")
+    (folder / "postBuild").chmod(0o755)
     (folder / "runtime.txt").write_text(f"python-{sys.version_info.major}.{sys.version_info.minor}\n",
                                         encoding="utf-8")
 
@@ -342,7 +360,9 @@ def _notebook_cells() -> list[tuple[str, str]]:
         ("markdown", "# Replication of the headline numbers\n\n"
                      "This notebook uses only the files of this package: it reads the study file and the label cube, "
                      "runs the analysis again, and compares each headline number with the packaged one "
-                     "(`headline.json`)."),
+                     "(`headline.json`).\n\n"
+                     "It needs hackrisk; the code that made this package is in `binder/hackrisk` "
+                     "(`pip install ./binder/hackrisk`)."),
         ("code", "import json, tempfile\nfrom dataclasses import replace\nfrom pathlib import Path\n\n"
                  "import pandas as pd\nimport hackrisk\nfrom hackrisk.package import load_package_study\n"
                  "from hackrisk.pipeline import analyze_study, headline\n\n"
@@ -531,7 +551,7 @@ def verify_package(folder: str | os.PathLike) -> Verification:
             rows.append({"check": "re-run", "what": "study.toml, cube.zarr", "n_numbers": 0, "max_diff": np.nan,
                          "status": "FAILED"})
             return Verification(folder, pd.DataFrame(rows), problems)
-        _compare_results(folder, Path(tmp), meta, rows, problems)
+        _compare_results(folder, Path(tmp), meta, study, rows, problems)
     return Verification(folder, pd.DataFrame(rows), problems)
 
 
@@ -583,7 +603,17 @@ def _check_cube(folder: Path, cube: xr.Dataset, rows: list, problems: list) -> N
             if b is None or a.shape != b.shape or not np.array_equal(a, b):
                 problems.append(f"cube.nc: {name} differs from cube.zarr")
                 n_bad += 1
-    rows.append({"check": "cube", "what": "items annotated; cube.nc = cube.zarr",
+    try:
+        same = pd.read_parquet(folder / "data" / "items.parquet").to_csv(index=False) == \
+            (folder / "data" / "items.csv").read_text(encoding="utf-8")
+    except (OSError, ValueError) as err:
+        problems.append(f"data/items.csv, data/items.parquet: cannot be read ({err})")
+        n_bad += 1
+    else:
+        if not same:
+            problems.append("data/items.csv: differs from data/items.parquet (the items the analysis reads)")
+            n_bad += 1
+    rows.append({"check": "cube", "what": "items annotated; cube.nc = cube.zarr; items.csv = items.parquet",
                  "n_numbers": int(cube["label"].size), "max_diff": np.nan,
                  "status": "match" if not n_bad else "MISMATCH"})
 
@@ -591,8 +621,13 @@ def _check_cube(folder: Path, cube: xr.Dataset, rows: list, problems: list) -> N
 _PER_FILE = 5  # problems listed per file (then a count)
 
 
-def _compare_results(folder: Path, rerun: Path, meta: dict, rows: list, problems: list) -> None:
-    n_boot, n_draws = int(meta.get("n_boot", 500)), int(meta.get("n_draws", 10))
+def _compare_results(folder: Path, rerun: Path, meta: dict, study: Study, rows: list, problems: list) -> None:
+    """Every result the re-run writes (and every one package.json lists) is compared; its kind and
+    tolerance come from the result's name and the study file, not from package.json."""
+    n_boot, n_draws = int(study.analysis.get("n_boot", 500)), int(study.analysis.get("n_draws", 10))
+    made = {p.stem for p in rerun.glob("*.nc")} | {p.stem for p in (rerun / "tables").glob("*.csv")}
+    results = {k: {"netcdf": (rerun / f"{k}.nc").exists() or bool(meta["results"].get(k, {}).get("netcdf"))}
+               for k in made | set(meta.get("results", {}))}
 
     def add(row: dict, found: list[str], name: str) -> None:
         rows.append(row)
@@ -600,8 +635,8 @@ def _compare_results(folder: Path, rerun: Path, meta: dict, rows: list, problems
         if len(found) > _PER_FILE:
             problems.append(f"{name}: ... and {len(found) - _PER_FILE} more difference(s)")
 
-    for key, info in sorted(meta["results"].items()):
-        kind = info["kind"]
+    for key, info in sorted(results.items()):
+        kind = result_kind(key)
         if info.get("netcdf"):
             found: list[str] = []
             add(_compare_netcdf(folder / f"{key}.nc", rerun / f"{key}.nc", key, kind, n_boot, found, n_draws), found,

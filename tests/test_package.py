@@ -106,7 +106,8 @@ def test_package_holds_everything(demo_package):
     for rel in ("cube.zarr/zarr.json", "cube.nc", "study.toml", "data/items.parquet", "data/items.csv",
                 "tests.nc", "risk.nc", "mitigation.nc", "tables/tests.csv", "tables/mitigation.csv", "headline.json",
                 "report.html", "figures/risk_curve.png", "replicate.ipynb", "environment.json", "package.json",
-                "binder/requirements.txt", "binder/runtime.txt", "README.md", MANIFEST):
+                "binder/requirements.txt", "binder/runtime.txt", "binder/postBuild", "binder/hackrisk/pyproject.toml",
+                "binder/hackrisk/hackrisk/package.py", "README.md", MANIFEST):
         assert (pkg / rel).is_file(), rel
     env = json.loads((pkg / "environment.json").read_text())
     assert env["packages"]["numpy"] == np.__version__
