@@ -329,3 +329,70 @@ def test_registry_table_columns():
     assert reg.loc["topic", "hypothesis_covariates"] == ["senate", "democrat", "ideology"]
     assert reg.loc["stance_climate", "hypothesis_covariates"] == []
     assert pd.isna(reg.loc["misinfo", "rows"]) and reg.loc["framesI_news", "rows"] == 326
+
+
+# ---- the suite -----------------------------------------------------------------------------------
+
+SUITE = Path(__file__).resolve().parents[1] / "hackrisk" / "studies" / "paper-tasks.toml"
+
+
+def test_paper_suite_validates_and_covers_every_mirrored_task(mirror, tmp_path):
+    from hackrisk import suite
+
+    rows = suite.validate_suite(SUITE)
+    assert {r["task"] for r in rows} == set(README_COUNTS)
+    studies = {s.task["name"]: s for s in suite.load_suite(SUITE)}
+    for r in rows:
+        st = studies[r["task"]]
+        assert r["temperatures"] == 3 and st.models[0]["model"] == "default" and r["models"] == 1
+        assert r["prompts"] == len(T.PAPER_TASKS[r["task"]].prompts)  # each task's registered prompts
+        assert 2 <= r["items"] <= 20
+    # at the rate measured here (about 2 s per label for tweets, 4.6 for news) about 30 minutes
+    assert sum(r["labels"] for r in rows) <= 1000
+    # the written per-task study files run through the ordinary `hackrisk validate`
+    from hackrisk.cli import main
+
+    paths = suite.write_suite(SUITE, tmp_path / "studies")
+    assert len(paths) == 9
+    assert main(["validate", str(paths[-1])]) == 0
+
+
+def test_suite_errors_name_the_entry(tmp_path):
+    from hackrisk import suite
+    from hackrisk.study import StudyError
+
+    base = '[study]\nname = "s"\n[[models]]\nname = "m"\nmodel = "tiny-random"\n'
+    cases = {
+        "": "no \\[\\[tasks\\]\\]",
+        '[[tasks]]\nn_items = 5\n': "entry 1: needs dataset",
+        '[[tasks]]\ndataset = "tone"\ncolour = 1\n': "unknown key",
+        '[[tasks]]\ndataset = "tone"\n[[tasks]]\ndataset = "tone"\n': "appears twice",
+        '[data]\ndataset = "tone"\n[[tasks]]\ndataset = "tone"\n': "not allowed in a suite",
+        '[[tasks]]\ndataset = "tone"\nn_items = 1\n': "n_items",
+        '[[tasks]]\ndataset = "vader_tweets"\nprompts = "registry"\n': "no registered prompts",
+    }
+    for k, (extra, message) in enumerate(cases.items()):
+        path = tmp_path / f"s{k}.toml"
+        path.write_text(base + extra)
+        with pytest.raises(StudyError, match=message):
+            suite.load_suite(path)
+
+
+def test_suite_end_to_end_tiny_model(mirror, tmp_path):
+    """annotate + analyze + report of a two-task suite with the seeded tiny random model."""
+    from hackrisk import pipeline, suite
+
+    path = tmp_path / "suite.toml"
+    path.write_text(
+        '[study]\nname = "tiny"\noutput = "out"\nseed = 0\n[annotate]\ntemperatures = [0.0, 1.0]\n'
+        '[[models]]\nname = "tiny"\nmodel = "tiny-random"\n[analysis]\nn_boot = 20\nbudgets = []\n'
+        '[[tasks]]\ndataset = "stance_climate"\nn_items = 12\n'
+        '[[tasks]]\ndataset = "framesII_tweets17"\nn_items = 12\n')
+    for st in suite.load_suite(path):
+        cube = pipeline.annotate_study(st, progress=False)
+        assert cube.sizes["item"] == 12 and cube.sizes["temperature"] == 2
+        assert int((cube["label"] < 0).sum()) == 0
+        assert st.output == tmp_path / "out" / st.task["name"]
+        res = pipeline.analyze_study(st, cube)
+        report = pipeline.report_study(st, res, cube)
+        assert report.is_file()
