@@ -396,3 +396,47 @@ def test_suite_end_to_end_tiny_model(mirror, tmp_path):
         res = pipeline.analyze_study(st, cube)
         report = pipeline.report_study(st, res, cube)
         assert report.is_file()
+
+
+# ---- your task beside the paper's ----------------------------------------------------------------
+
+
+def test_place_task_table_and_figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from hackrisk.analysis.crosstask import place_task, task_risk_table
+    from hackrisk.analysis.frequentist import test_hypotheses
+    from hackrisk.analysis.risk import risk
+    from hackrisk.hypotheses import generate_hypotheses
+    from hackrisk.simulate import simulate_multiverse
+
+    suite_cube, _ = simulate_multiverse(n_tasks=3, n_items=200, models=2, n_prompts=2, temperatures=(0.0, 1.0),
+                                        rng=1)
+    suite_tests = test_hypotheses(suite_cube, generate_hypotheses(suite_cube))
+    mine, _ = simulate_multiverse(n_tasks=1, n_items=200, models=2, n_prompts=2, temperatures=(0.0, 1.0),
+                                  model_accuracy=[0.6, 0.55], rng=2)
+    table, fig = place_task(mine, {"paper": suite_tests}, n_boot=50)
+    assert len(table) == 4 and int(table["yours"].sum()) == 1
+    assert table["risk_balanced"].is_monotonic_decreasing and table["rank"].tolist() == [1, 2, 3, 4]
+    # parity: the suite rows are risk(tests, by="task") itself
+    direct = risk(suite_tests, by="task", n_boot=0)
+    theirs = table[~table["yours"]].set_index("task")
+    for task in direct["task"].values:
+        est = float(direct["risk_balanced"].sel(task=task, ci="estimate"))
+        assert theirs.loc[str(task), "risk_balanced"] == pytest.approx(est)
+    row = table[table["yours"]].iloc[0]
+    assert row["source"] == "yours" and 0.0 <= row["share_below"] <= 1.0
+    assert row["share_below"] == pytest.approx(float((theirs["risk_balanced"] < row["risk_balanced"]).mean()))
+    assert row["risk_balanced_lower"] <= row["risk_balanced"] <= row["risk_balanced_upper"]
+    assert len(fig.axes[0].get_yticklabels()) == 4
+    with pytest.raises(ValueError, match="metric"):
+        task_risk_table(suite_tests, metric="accuracy")
+    with pytest.raises(ValueError, match="label cube"):
+        place_task(xr_dataset_without_labels(), suite_tests)
+
+
+def xr_dataset_without_labels():
+    import xarray as xr
+
+    return xr.Dataset({"x": ("i", [1, 2])})
