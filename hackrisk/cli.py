@@ -114,11 +114,30 @@ def _package(study: Study, args: argparse.Namespace) -> Path:
     return path
 
 
+def _is_suite(path: str | Path) -> bool:
+    """Whether ``path`` is a suite file (``[[tasks]]`` tables; see :mod:`hackrisk.suite`)."""
+    from .suite import tomllib
+
+    try:
+        return "tasks" in tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False  # load_study reports the problem
+
+
 def _run(args: argparse.Namespace) -> int:
     from . import pipeline
 
     if args.command == "verify":
         return _verify(args)
+    if args.command == "validate" and _is_suite(args.study):  # a suite file: [[tasks]] (hackrisk.suite)
+        from .suite import validate_suite
+
+        rows = validate_suite(args.study)
+        for r in rows:
+            print(f"  {r['task']}: {r['items']} items, {r['prompts']} prompt(s), {r['temperatures']} temperature(s)")
+        print(f"{args.study}: valid suite ({len(rows)} tasks, {sum(r['labels'] for r in rows)} labels to annotate; "
+              "run each task with `python -m hackrisk.suite write`).")
+        return 0
     if args.command == "demo":
         study = _demo_study(args)
     else:

@@ -355,6 +355,11 @@ def test_paper_suite_validates_and_covers_every_mirrored_task(mirror, tmp_path):
     paths = suite.write_suite(SUITE, tmp_path / "studies")
     assert len(paths) == 9
     assert main(["validate", str(paths[-1])]) == 0
+    # `hackrisk validate` takes the suite file itself, and a broken suite exits 2 naming the entry
+    assert main(["validate", str(SUITE)]) == 0
+    bad = tmp_path / "bad.toml"
+    bad.write_text(SUITE.read_text().replace('dataset = "stance_climate"', 'dataset = "stance_climate"\ncolour = 1'))
+    assert main(["validate", str(bad)]) == 2
 
 
 def test_suite_errors_name_the_entry(tmp_path):
