@@ -21,13 +21,24 @@ from .runner import (
     annotate,
     labels_from_logp,
 )
-from .task import ParsedReply, TaskSpec, paraphrase, parse_response
+from .task import (
+    CONFIDENCE_QUESTION,
+    ParsedConfidence,
+    ParsedReply,
+    TaskSpec,
+    paraphrase,
+    parse_confidence,
+    parse_response,
+)
 
 __all__ = [
     "TaskSpec",
     "annotate",
     "parse_response",
     "ParsedReply",
+    "parse_confidence",
+    "ParsedConfidence",
+    "CONFIDENCE_QUESTION",
     "paraphrase",
     "load_default_model",
     "load_model",

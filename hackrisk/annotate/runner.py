@@ -36,7 +36,13 @@ import xarray as xr
 from ..cube import NOT_ANNOTATED, OUTSIDE, OUTSIDE_NAME, make_cube
 from ..io import open_cube, save_cube, store_lock, write_labels
 from .cache import ResultCache, cache_key
-from .task import TaskSpec, parse_response
+from .task import (
+    CONFIDENCE_QUESTION,
+    TaskSpec,
+    confidence_messages,
+    parse_confidence,
+    parse_response,
+)
 
 __all__ = ["annotate", "missing_labels", "item_fingerprints", "AnnotationError", "StoreMismatchError",
            "STATUS_TRUNCATED", "STATUS_EMPTY", "STATUS_REPLACED", "STATUS_FAILED"]
@@ -110,12 +116,15 @@ def missing_labels(cube: xr.Dataset) -> pd.DataFrame:
 
 
 def _options(spec: TaskSpec, backends: list[Any], prompt_ids: list[str], temps: list[float], mode: str,
-             seed: int, mnt: int) -> dict[str, Any]:
+             seed: int, mnt: int, question: str | None = None) -> dict[str, Any]:
     """The options that shape the labels (JSON-able; recorded in the store)."""
-    return {"labels": list(spec.labels), "answer_keys": list(spec.answer_keys), "mode": mode,
-            "templates": {p: spec.template_string(p) for p in prompt_ids}, "seed": seed,
-            "max_new_tokens": mnt if mode == "generate" else None,
-            "models": {be.name: be.identity for be in backends}, "temperatures": temps}
+    out = {"labels": list(spec.labels), "answer_keys": list(spec.answer_keys), "mode": mode,
+           "templates": {p: spec.template_string(p) for p in prompt_ids}, "seed": seed,
+           "max_new_tokens": mnt if mode == "generate" else None,
+           "models": {be.name: be.identity for be in backends}, "temperatures": temps}
+    if question is not None:  # absent otherwise, so stores written without confidence still resume
+        out["confidence_question"] = question
+    return out
 
 
 def _sentinel() -> str:
@@ -259,7 +268,8 @@ def labels_from_logp(logp: np.ndarray, temperatures: Sequence[float], u: np.ndar
 
 
 def _empty_cube(df: pd.DataFrame, spec: TaskSpec, backends: list[Any], prompt_ids: list[str],
-                temps: list[float], mode: str, options: dict[str, Any] | None = None) -> xr.Dataset:
+                temps: list[float], mode: str, options: dict[str, Any] | None = None,
+                question: str | None = None) -> xr.Dataset:
     items = df.copy()
     items["task"] = spec.name
     if "truth" in items.columns:
@@ -297,6 +307,16 @@ def _empty_cube(df: pd.DataFrame, spec: TaskSpec, backends: list[Any], prompt_id
     cube["annotate_status"] = (cube["label"].dims, np.zeros(cube["label"].shape, dtype=np.int8))
     cube["annotate_status"].attrs["description"] = ("bits: 1 truncated, 2 empty text, 4 invalid UTF-8 replaced, "
                                                     "8 backend failed (label -1)")
+    if question is not None:
+        cube["confidence"] = (cube["label"].dims, np.full(cube["label"].shape, np.nan, dtype=np.float32))
+        cube["confidence"].attrs["description"] = (
+            "verbalized confidence in [0, 1] (the model's 0-100 answer to a follow-up question / 100); NaN "
+            "where the item is not annotated, the request failed or the answer was malformed")
+        cube["confidence"].attrs["question"] = question
+        cube["confidence_unparseable"] = (dims4, np.full(shape4, np.nan))
+        cube["confidence_unparseable"].attrs["description"] = (
+            "share of answered items whose confidence answer was malformed (no number, several, out of 0-100, "
+            "or an ambiguous decimal below 1)")
     if mode == "score":
         cube["prob"] = (*cube["label"].dims, "class"), np.full((*cube["label"].shape, cube.sizes["class"]),
                                                                np.nan, dtype=np.float32)
@@ -361,7 +381,8 @@ def annotate(items: Any, task: TaskSpec, *, models: Any = None, prompts: Sequenc
              temperatures: Sequence[float] = (0.0,), store: str | os.PathLike | None = None,
              mode: str = "score", batch_size: int | None = None, rng: Any = 0,
              cache: str | os.PathLike | None = "auto", on_empty: str = "error",
-             max_new_tokens: int | None = None, progress: bool = True) -> xr.Dataset:
+             max_new_tokens: int | None = None, progress: bool = True,
+             confidence: bool | str = False, confidence_tokens: int = 16) -> xr.Dataset:
     """Annotate items under every model × prompt × temperature and return the label cube.
 
     Parameters
@@ -398,6 +419,17 @@ def annotate(items: Any, task: TaskSpec, *, models: Any = None, prompts: Sequenc
         Reply length in ``generate`` mode (default ``task.max_new_tokens``).
     progress
         Show a tqdm bar with ETA per configuration.
+    confidence
+        Verbalized confidence (``generate`` mode): after each reply the model is asked a follow-up
+        question in the same chat (``True``: :data:`~hackrisk.annotate.task.CONFIDENCE_QUESTION`,
+        or the question as a string), answered greedily, and the answer is read by
+        :func:`~hackrisk.annotate.parse_confidence`. Stored as the cube variable ``confidence``
+        (label dims, float32 in [0, 1], NaN where missing or malformed; nothing is guessed) and
+        per configuration ``confidence_unparseable``. For API models without token
+        probabilities; ``item_confidence`` and the confidence sampling scheme of
+        :mod:`hackrisk.analysis.mitigation` read it when the cube has no ``prob``.
+    confidence_tokens
+        Reply length of the confidence answer.
 
     Returns
     -------
@@ -428,11 +460,14 @@ def annotate(items: Any, task: TaskSpec, *, models: Any = None, prompts: Sequenc
         bad = df["item_id"][(status0 & STATUS_EMPTY) > 0].tolist()[:5]
         raise ValueError(f"items {bad} have empty or whitespace-only text. Fix: drop them, or pass "
                          "on_empty='annotate' to annotate them as they are (status bit 2).")
+    question = _confidence_question(confidence, mode)
     backends = _norm_models(models)
     seed = _seed_of(rng)
     mnt = int(max_new_tokens or task.max_new_tokens)
-    options = _options(task, backends, prompt_ids, temps, mode, seed, mnt)
-    cube = _empty_cube(df, task, backends, prompt_ids, temps, mode, options)
+    options = _options(task, backends, prompt_ids, temps, mode, seed, mnt, question)
+    if question is not None:
+        options["confidence_tokens"] = int(confidence_tokens)
+    cube = _empty_cube(df, task, backends, prompt_ids, temps, mode, options, question)
     store_path = None if store is None else Path(store)
     if cache == "auto":
         cache = None if store_path is None else store_path.with_name(store_path.name + ".cache.sqlite")
@@ -474,7 +509,7 @@ def annotate(items: Any, task: TaskSpec, *, models: Any = None, prompts: Sequenc
                     mass = float(np.nanmean(np.exp(logp).sum(axis=1)[~failed])) if (~failed).any() else np.nan
                     outside = np.zeros(len(temps))
                 else:
-                    labs, sts, outside = [], [], []
+                    labs, sts, outside, confs, unparsed = [], [], [], [], []
                     for t in temps:
                         tseed = int(cache_key(seed, t)[:8], 16)
                         ikeys = [cache_key("generate", be.identity, mm, t, mnt, tseed) for mm in msgs]
@@ -493,15 +528,60 @@ def annotate(items: Any, task: TaskSpec, *, models: Any = None, prompts: Sequenc
                         sts.append(status | np.where(failed, STATUS_FAILED, 0).astype(np.int8))
                         done = lab_t != NOT_ANNOTATED
                         outside.append(float((lab_t[done] == OUTSIDE).mean()) if done.any() else np.nan)
+                        if question is not None:
+                            conf_t = _ask_confidence(rc, be, msgs, replies, question, int(confidence_tokens),
+                                                     tseed, bs, f"{desc}/T={t:g}/confidence", progress, tqdm)
+                            confs.append(conf_t)
+                            answered = ~failed
+                            unparsed.append(float(np.isnan(conf_t[answered]).mean()) if answered.any() else np.nan)
                     lab, st, prob, mass = np.stack(labs), np.stack(sts), None, None
+                    if question is not None:
+                        conf_block = (np.stack(confs), np.asarray(unparsed))
                 secs = (time.perf_counter() - t0) / len(temps)
-                _store_block(cube, store_path, m, p, lab, st, prob, secs, np.asarray(outside), mass)
+                _store_block(cube, store_path, m, p, lab, st, prob, secs, np.asarray(outside), mass,
+                             conf_block if question is not None else None)
     missing = missing_labels(cube)
     if len(missing):
         log.warning("%d labels are missing in %d configuration(s) (failed requests: never cached, asked again "
                     "on the next run): %s", int(missing["n_missing"].sum()), len(missing),
                     ", ".join(f"{r.model}/{r.prompt}/T={r.temperature:g}" for r in missing.head(5).itertuples()))
     return cube
+
+
+def _confidence_question(confidence: bool | str, mode: str) -> str | None:
+    """The follow-up question (``None``: no verbalized confidence)."""
+    if confidence is False or confidence is None:
+        return None
+    question = CONFIDENCE_QUESTION if confidence is True else confidence
+    if not isinstance(question, str) or not question.strip():
+        raise ValueError(f"confidence={confidence!r}: pass True (the default question) or the question as a "
+                         "non-empty string.")
+    if mode != "generate":
+        raise ValueError("confidence: verbalized confidence asks a follow-up question after a free reply, so it "
+                         "needs mode='generate' (score mode stores the class probabilities, prob, instead). "
+                         "Fix: pass mode='generate' or drop confidence.")
+    return question
+
+
+def _ask_confidence(rc: ResultCache, be: Any, msgs: list, replies: list, question: str, n_tokens: int,
+                    tseed: int, bs: int, desc: str, progress: bool, tqdm: Any) -> np.ndarray:
+    """Ask the follow-up question after every reply; parsed confidence per item (NaN = missing)."""
+    idx = [i for i, r in enumerate(replies) if r is not None]
+    out = np.full(len(replies), np.nan, dtype=np.float32)
+    if not idx:
+        return out
+    follow = [confidence_messages(msgs[i], replies[i], question) for i in idx]
+    ckeys = [cache_key("confidence", be.identity, f, 0.0, n_tokens, tseed) for f in follow]
+
+    def ask(sub: list[int]) -> list:
+        got = be.generate([follow[j] for j in sub], temperature=0.0, max_new_tokens=n_tokens, seed=tseed)
+        return [{"reply": r, "status": 0 if r is not None else STATUS_FAILED} for r in got]
+
+    res = _run_cached(rc, ckeys, bs, desc, progress, tqdm, ask, be)
+    for i, k in zip(idx, ckeys, strict=True):
+        value = parse_confidence(res[k]["reply"]).value
+        out[i] = np.nan if value is None else value
+    return out
 
 
 def _is_failure(entry: Mapping[str, Any]) -> bool:
@@ -550,7 +630,8 @@ def _run_cached(rc: ResultCache, ikeys: list[str], bs: int, desc: str, progress:
 
 
 def _store_block(cube: xr.Dataset, path: Path | None, m: int, p: int, lab: np.ndarray, st: np.ndarray,
-                 prob: np.ndarray | None, secs: float, outside: np.ndarray, mass: float | None) -> None:
+                 prob: np.ndarray | None, secs: float, outside: np.ndarray, mass: float | None,
+                 conf: tuple[np.ndarray, np.ndarray] | None = None) -> None:
     """Put one (model, prompt) block, all temperatures, into the cube and the store."""
     n = lab.shape[1]
     cube["label"].values[0, m, p, :, :n] = lab
@@ -560,9 +641,13 @@ def _store_block(cube: xr.Dataset, path: Path | None, m: int, p: int, lab: np.nd
     if prob is not None:
         cube["prob"].values[0, m, p, :, :n, : prob.shape[2]] = prob
         cube["label_mass"].values[0, m, p, :] = mass
+    if conf is not None:
+        cube["confidence"].values[0, m, p, :, :n] = conf[0]
+        cube["confidence_unparseable"].values[0, m, p, :] = conf[1]
     if path is None:
         return
     sel = {"model": slice(m, m + 1), "prompt": slice(p, p + 1)}
     block = cube.isel(sel)
-    extra = {v: block[v] for v in ("annotate_status", "seconds", "outside_share", "label_mass") if v in block}
+    extra = {v: block[v] for v in ("annotate_status", "seconds", "outside_share", "label_mass", "confidence",
+                                   "confidence_unparseable") if v in block}
     write_labels(path, block["label"], prob=block["prob"] if prob is not None else None, extra=extra)

@@ -32,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["TaskSpec", "parse_response", "ParsedReply", "paraphrase", "OUTSIDE"]
+__all__ = ["TaskSpec", "parse_response", "ParsedReply", "parse_confidence", "ParsedConfidence",
+           "CONFIDENCE_QUESTION", "confidence_messages", "paraphrase", "OUTSIDE"]
 
 log = logging.getLogger(__name__)
 
@@ -251,6 +252,75 @@ def parse_response(reply: str, spec: TaskSpec) -> ParsedReply:
         if len(hits) == 1:
             return ParsedReply(hits.pop(), "token")
     return ParsedReply(OUTSIDE, "outside")
+
+
+# ------------------------------------------------------------------------------------------------
+#: the default follow-up question of verbalized confidence (``annotate(..., confidence=True)``)
+CONFIDENCE_QUESTION = (
+    "How confident are you that your answer is correct? Reply with one whole number from 0 to 100 "
+    "(0 = a pure guess, 100 = certain) and nothing else."
+)
+
+
+@dataclass(frozen=True)
+class ParsedConfidence:
+    """Result of :func:`parse_confidence`: ``value`` in [0, 1] or ``None``, and the rule that decided."""
+
+    value: float | None
+    rule: str
+
+
+_NUMBER = re.compile(r"(-?\d+(?:\.\d+)?)\s*(%?)")
+_OUT_OF_100 = re.compile(r"\s*(?:/|out of)\s*100(?![\d.])", re.IGNORECASE)
+_MIXED = re.compile(r"(?<![\w-])(?=[\w-]*[A-Za-z])(?=[\w-]*\d)[\w-]+")  # GPT-4, 3rd, v2: not numbers
+
+
+def parse_confidence(reply: str | None) -> ParsedConfidence:
+    """Read a verbalized confidence (0–100) from a reply; malformed answers give ``None``.
+
+    The reply must hold exactly one number, on the 0–100 scale of :data:`CONFIDENCE_QUESTION`,
+    optionally followed by ``%`` or written ``N/100`` / ``N out of 100``; words around it are
+    allowed (``"Confidence: 85%"``). Nothing is guessed: a reply is rejected (``value`` None) when
+
+    * ``none``: it holds no number (or is ``None``: the request failed);
+    * ``several``: it holds more than one number (``"3 out of 5"``, ``"80-90"``, ``"85,5"``);
+    * ``range``: the number is negative or above 100;
+    * words mixing letters and digits (``GPT-4``, ``3rd``) are not numbers;
+    * ``ambiguous``: a decimal strictly between 0 and 1 without ``%`` (``"0.85"`` may be a
+      probability or 0.85 %).
+
+    Parameters
+    ----------
+    reply
+        The raw reply to the follow-up question.
+
+    Returns
+    -------
+    ParsedConfidence
+        ``value`` = number / 100 and ``rule="number"``, or ``value=None`` and the reason.
+    """
+    if reply is None:
+        return ParsedConfidence(None, "none")
+    text = _MIXED.sub(" ", _OUT_OF_100.sub("", str(reply)))
+    found = [(m.group(1), m.group(2)) for m in _NUMBER.finditer(text)]
+    if not found:
+        return ParsedConfidence(None, "none")
+    if len(found) > 1:
+        return ParsedConfidence(None, "several")
+    number, percent = found[0]
+    value = float(number)
+    if not 0.0 <= value <= 100.0:
+        return ParsedConfidence(None, "range")
+    if 0.0 < value < 1.0 and not percent:
+        return ParsedConfidence(None, "ambiguous")
+    return ParsedConfidence(value / 100.0, "number")
+
+
+def confidence_messages(messages: Sequence[Mapping[str, str]], reply: str,
+                        question: str = CONFIDENCE_QUESTION) -> list[dict[str, str]]:
+    """The annotation chat, the model's reply as the assistant turn, then the confidence question."""
+    return [*(dict(m) for m in messages), {"role": "assistant", "content": str(reply)},
+            {"role": "user", "content": str(question)}]
 
 
 # ------------------------------------------------------------------------------------------------
