@@ -546,8 +546,9 @@ def verify_package(folder: str | os.PathLike) -> Verification:
 
         try:
             analyze_study(replace(study, output=Path(tmp)), cube)
-        except ValueError as err:
-            problems.append(f"the analysis cannot be re-run from the package: {' '.join(str(err).split())}")
+        except Exception as err:  # noqa: BLE001 (a package whose analysis fails does not verify, whatever the cause)
+            reason = ' '.join(str(err).split()) if isinstance(err, ValueError) else f"{type(err).__name__}: {err}"
+            problems.append(f"the analysis cannot be re-run from the package: {reason}")
             rows.append({"check": "re-run", "what": "study.toml, cube.zarr", "n_numbers": 0, "max_diff": np.nan,
                          "status": "FAILED"})
             return Verification(folder, pd.DataFrame(rows), problems)
