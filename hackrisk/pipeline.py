@@ -73,7 +73,7 @@ def annotate_study(study: Study, *, progress: bool = True) -> xr.Dataset:
     backends = {m["name"]: make_backend(m, seed=study.seed, batch_size=study.batch_size) for m in study.models}
     return annotate(td.items, spec, models=backends, temperatures=study.temperatures,
                     store=study.cube_path, mode=study.mode, batch_size=study.batch_size,
-                    rng=study.seed, progress=progress)
+                    rng=study.seed, progress=progress, confidence=study.confidence)
 
 
 def make_backend(model: dict[str, Any], *, seed: int = 0, batch_size: int = 16):
@@ -134,11 +134,12 @@ def analyze_study(study: Study, cube: xr.Dataset | None = None) -> dict[str, Any
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     hyp_opts = {k: v for k, v in study.hypotheses.items() if k in ("groupings", "custom", "top_k", "n_keywords")}
-    hyps = generate_hypotheses(cube, rng=study.seed, **hyp_opts)
+    conventions = str(study.analysis.get("conventions", "hackrisk"))
+    hyps = generate_hypotheses(cube, rng=study.seed, conventions=conventions, **hyp_opts)
     if hyps.sizes["hypothesis"] == 0:
         raise StudyError(f"{study.path}: no hypothesis could be formed (see the skip reasons: "
                          f"{hyps.attrs.get('skipped', [])[:3]}). Fix: use more items or other groupings.")
-    tests = frequentist.test_hypotheses(cube, hyps, alpha=study.alpha)
+    tests = frequentist.test_hypotheses(cube, hyps, alpha=study.alpha, conventions=conventions)
     n_boot = int(study.analysis.get("n_boot", 500))
     res: dict[str, Any] = {"hypotheses": hyps, "tests": risk.classify_errors(tests)}
     res["risk"] = risk.risk(tests, n_boot=n_boot, rng=study.seed)
@@ -147,7 +148,7 @@ def analyze_study(study: Study, cube: xr.Dataset | None = None) -> dict[str, Any
     res["effect_curve"] = risk.risk_by_effect_size(tests, n_boot=n_boot, rng=study.seed)
     res["hacking"] = risk.hacking(tests)
     res["hacking_curve"] = risk.hacking_curve(tests, rng=study.seed)
-    res["quality"] = risk.annotation_quality(cube)
+    res["quality"] = risk.annotation_quality(cube, conventions=conventions)
     budgets = check_budgets(study, int((cube["truth"] >= 0).sum("item").min()))  # never dropped silently
     if budgets:
         from .analysis import mitigation
@@ -235,7 +236,8 @@ def suggest_study(study: Study, *, n: int, scheme: str = "active", output: str |
     if study.human:
         cube = merge_human_labels(study, cube)
     hyp_opts = {k: v for k, v in study.hypotheses.items() if k in ("groupings", "custom", "top_k", "n_keywords")}
-    hyps = generate_hypotheses(cube, rng=study.seed, min_labelled=0, **hyp_opts)
+    hyps = generate_hypotheses(cube, rng=study.seed, min_labelled=0,
+                               conventions=str(study.analysis.get("conventions", "hackrisk")), **hyp_opts)
     if hyps.sizes["hypothesis"] == 0:
         raise StudyError(f"{study.path}: no hypothesis could be formed, so there is nothing to plan the "
                          "labelling for. Fix: use more items or other groupings.")

@@ -27,6 +27,7 @@ A complete example (every key shown; only ``[data]`` and ``[[models]]`` are requ
     temperatures = [0.0, 0.7, 1.0]
     mode = "score"                   # or "generate" (free generation + parsing, as in the paper)
     batch_size = 16
+    confidence = false               # true: ask each reply's verbalized confidence (mode "generate")
 
     [[models]]
     name = "smollm2-135m"
@@ -43,6 +44,7 @@ A complete example (every key shown; only ``[data]`` and ``[[models]]`` are requ
     n_boot = 500
     budgets = [25, 50, 100]          # human-label budgets for the mitigation table ([] to skip)
     bayes = false                    # Bayesian risk curves (needs the [bayes] extra)
+    conventions = "hackrisk"         # or "paper": the authors' decisions (docs/conventions.md)
 
     [human]                          # human labels you collected on some items (optional)
     labels = "human_labels.csv"      # columns item_id, label (class name), optional pi; see `hackrisk suggest`
@@ -75,10 +77,10 @@ _SECTIONS: dict[str, set[str]] = {
     "study": {"name", "output", "alpha", "seed"},
     "data": {"dataset", "source", "path", "text", "label", "id", "covariates", "n_items"},
     "task": {"name", "labels", "prompts"},
-    "annotate": {"temperatures", "mode", "batch_size", "max_new_tokens"},
+    "annotate": {"temperatures", "mode", "batch_size", "max_new_tokens", "confidence"},
     "models": {"name", "backend", "model", "base_url", "api_key_env", "concurrency", "timeout", "max_retries"},
     "hypotheses": {"groupings", "custom", "top_k", "n_keywords"},
-    "analysis": {"n_boot", "budgets", "bayes", "n_draws", "allow_incomplete"},
+    "analysis": {"n_boot", "budgets", "bayes", "n_draws", "allow_incomplete", "conventions"},
     "human": {"labels", "methods"},
 }
 _HUMAN_METHODS = ("ppi", "dsl", "cdi", "human", "substitution")
@@ -109,6 +111,7 @@ class Study:
     hypotheses: dict[str, Any] = field(default_factory=dict)
     analysis: dict[str, Any] = field(default_factory=dict)
     human: dict[str, Any] = field(default_factory=dict)
+    confidence: bool = False
 
     @property
     def cube_path(self) -> Path:
@@ -246,6 +249,13 @@ def parse_study(text: str, path: str | Path = "<study>", *, check_models: bool =
     mode = ann.get("mode", "score")
     if mode not in ("score", "generate"):
         fail("annotate", "mode", f"unknown mode {mode!r}", "use \"score\" or \"generate\"")
+    confidence = ann.get("confidence", False)
+    if not isinstance(confidence, bool):
+        fail("annotate", "confidence", f"must be true or false (a TOML boolean, no quotes), got {confidence!r}",
+             "write confidence = true or confidence = false")
+    if confidence and mode != "generate":
+        fail("annotate", "confidence", "verbalized confidence follows a free reply, so it needs mode = \"generate\"",
+             "set mode = \"generate\" or drop confidence")
 
     models = raw.get("models", [])
     if isinstance(models, Mapping):
@@ -312,6 +322,9 @@ def parse_study(text: str, path: str | Path = "<study>", *, check_models: bool =
         if key in analysis and (not isinstance(analysis[key], int) or isinstance(analysis[key], bool)
                                 or analysis[key] < lo):
             fail("analysis", key, f"must be a whole number >= {lo}, got {analysis[key]!r}", f"e.g. {key} = 100")
+    if "conventions" in analysis and analysis["conventions"] not in ("hackrisk", "paper"):
+        fail("analysis", "conventions", f"unknown preset {analysis['conventions']!r}",
+             "use \"hackrisk\" (the default) or \"paper\" (the authors' decisions; docs/conventions.md)")
 
     human = _parse_human(raw.get("human", {}), base, text, path, fail)
 
@@ -334,6 +347,7 @@ def parse_study(text: str, path: str | Path = "<study>", *, check_models: bool =
         hypotheses=hyp,
         analysis=analysis,
         human=human,
+        confidence=bool(confidence),
     )
 
 
@@ -439,7 +453,8 @@ def format_study(study: Study, *, base: str | Path | None = None) -> str:
     sections.append(("data", data))
     sections.append(("task", dict(study.task)))
     sections.append(("annotate", {"temperatures": list(study.temperatures), "mode": study.mode,
-                                  "batch_size": study.batch_size, "max_new_tokens": study.max_new_tokens}))
+                                  "batch_size": study.batch_size, "max_new_tokens": study.max_new_tokens,
+                                  **({"confidence": True} if study.confidence else {})}))
     for m in study.models:
         sections.append(("[models]", dict(m)))
     if study.hypotheses:
