@@ -119,6 +119,22 @@ _CLIMATE_PARA = (
     "the corresponding letter.\nA) Agree\nB) Neutral\nC) Disagree\nStatement: {text}\nAnswer:",
 )
 
+
+# The first "[original]" prompt of some studies whose files are not mirrored (quoted from each
+# study's load_data_and_prompts.py; their other prompts and paraphrases are not transcribed).
+_HUMOR_ORIG = ("Joke: {text}\n\nConstraint: Is the above joke humorous to most of the people? You must pick "
+               "between \"True\" or \"False\" You cannot use any other words except for \"True\" or \"False\".")
+_TOPIC_ORIG = "Does the following text relate to the economy? (True/False)\n\ntext: {text}\n\nlabel:"
+_POLITE_ORIG = ("Is the following text polite? Output either A or B. Output a letter only.\nA) Polite\nB) Impolite\n"
+                "Text: {text}\nAnswer:")
+_MISINFO_ORIG = ("Question: Does the following contain real or fake news (or information)? Answer in one word with "
+                 "either Real or Fake. {text}\nAnswer: ")
+
+
+def _first_original(study: str) -> str:
+    return (f"The first '[original]' prompt of data/{study}/load_data_and_prompts.py, quoted; the authors' "
+            "other prompts and paraphrases for this task are not transcribed here (fewer than 3 listed).")
+
 _A = "authors"
 _H = "hackrisk"  # written for hackrisk (not the authors'), named as such
 
@@ -263,7 +279,7 @@ TASKS: list[dict] = [
          classes_complete=False, covariates=(), hypothesis_covariates=None, chars=999878,
          columns=("id", "ground_truth", "text", "implied_statement", "implied_statement_without_target_info"),
          rows=None),
-    dict(name="humor", study="humor", citation="Weller & Seppi (2019), Humor detection [weller-seppi-2019-humor]",
+    dict(prompts=(("authors_original", _HUMOR_ORIG, _A),), prompt_note=_first_original("humor"), name="humor", study="humor", citation="Weller & Seppi (2019), Humor detection [weller-seppi-2019-humor]",
          description="r/jokes posts: funny to many people (more than 200 upvotes)?",
          classes=("False",), classes_complete=False, covariates=("date",), hypothesis_covariates=("date",),
          chars=2553937, columns=("id", "text", "ground_truth", "date"), rows=None),
@@ -305,13 +321,13 @@ TASKS: list[dict] = [
          description="UK manifesto sentences (1987-2010): social policy liberal or conservative",
          classes=("Liberal", "Conservative"), classes_complete=False, covariates=("party", "year"),
          hypothesis_covariates=None, chars=536930, columns=_MANIFESTO_UK_COLS, rows=None),
-    dict(name="misinfo", study="misinfo", citation="Gabriel et al. (2022), Misinfo Reaction Frames "
+    dict(prompts=(("authors_original", _MISINFO_ORIG, _A),), prompt_note=_first_original("misinfo"), name="misinfo", study="misinfo", citation="Gabriel et al. (2022), Misinfo Reaction Frames "
          "[gabriel-etal-2022-misinfo]",
          description="Headlines of fact-checked news (Covid-19, cancer, climate): misinformation or not",
          classes=("Misinformation",), classes_complete=False, covariates=("date", "source", "type"),
          hypothesis_covariates=None, chars=1390859, columns=("id", "text", "ground_truth", "date", "source", "type"),
          rows=None),
-    dict(name="politeness_stack", study="politeness", citation="Danescu-Niculescu-Mizil et al. (2013), "
+    dict(prompts=(("authors_original", _POLITE_ORIG, _A),), prompt_note=_first_original("politeness"), name="politeness_stack", study="politeness", citation="Danescu-Niculescu-Mizil et al. (2013), "
          "Stanford politeness corpus [danescu-niculescu-mizil-etal-2013-computational]",
          description="StackExchange requests: polite or impolite (neutral omitted)",
          classes=("polite", "impolite"), classes_complete=True, covariates=("Community", "Reputation"),
@@ -319,7 +335,7 @@ TASKS: list[dict] = [
          columns=("id", "ground_truth", "text", "index", "Community", "Id", "Timestamp", "UserId", "Reputation",
                   "Upvotes", "Downvotes", "meta.Normalized Score", "meta.Annotations") + _FEATURES + _POLITE_SCORES,
          rows=None),
-    dict(name="politeness_wiki", study="politeness", citation="Danescu-Niculescu-Mizil et al. (2013), "
+    dict(prompts=(("authors_original", _POLITE_ORIG, _A),), prompt_note=_first_original("politeness"), name="politeness_wiki", study="politeness", citation="Danescu-Niculescu-Mizil et al. (2013), "
          "Stanford politeness corpus [danescu-niculescu-mizil-etal-2013-computational]",
          description="Wikipedia editor requests: polite or impolite (neutral omitted)",
          classes=("impolite", "polite"), classes_complete=True, covariates=("is_admin",),
@@ -375,7 +391,7 @@ TASKS: list[dict] = [
          description="US Senate campaign ads (2008): positive, neutral or negative tone",
          classes=("positive", "neutral", "negative"), classes_complete=True, covariates=(), hypothesis_covariates=(),
          chars=552214, columns=("id", "text", "ground_truth"), rows=None),
-    dict(name="topic", study="topic", citation="Egami et al. (2023), Using imperfect surrogates [egami2023using]",
+    dict(prompts=(("authors_original", _TOPIC_ORIG, _A),), prompt_note=_first_original("topic"), name="topic", study="topic", citation="Egami et al. (2023), Using imperfect surrogates [egami2023using]",
          description="US congressional bills: about the economy (True) or not (False)",
          classes=("False", "True"), classes_complete=True, covariates=("senate", "democrat", "ideology"),
          hypothesis_covariates=("senate", "democrat", "ideology"), chars=2100148,
