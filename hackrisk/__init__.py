@@ -5,7 +5,7 @@ Importing hackrisk loads neither torch, pymc nor matplotlib.
 """
 
 from . import accessor as _accessor  # noqa: F401  (registers the `.hackrisk` accessor)
-from . import datasets
+from . import datasets, tasks  # noqa: F401  (hackrisk.tasks: the paper's task registry)
 from .cube import (
     from_long,
     items_table,
