@@ -3,6 +3,7 @@
 :func:`write_report` writes a single ``.html`` file — figures embedded as base64 PNG, styles
 inline, no script and no network access — holding the headline risks with their bootstrap CIs,
 the risks by model / prompt / temperature, the hacking rates, the most fragile hypotheses, the
+probability that each human effect is real (local fdr) with the lfdr-weighted risk, the
 configuration space and the provenance (versions, date, attributes of the cube and the tests).
 
 The report reads results: the numbers come from :mod:`hackrisk.analysis.risk` (``risk``,
@@ -343,6 +344,58 @@ def _prospective_section(prospective: Mapping[str, Any], n_show: int) -> str:
     return "\n".join(out)
 
 
+def _lfdr_section(errors: xr.Dataset, lfdr: Any, risk: xr.Dataset, n_boot: int, rng: Any, n_show: int) -> str:
+    """Local fdr: P(the human effect is real) per hypothesis, and the lfdr-weighted risk."""
+    from .analysis import lfdr as L
+    from .analysis import risk as R
+
+    out = ["<h2>Is the human effect real? (local false discovery rate)</h2>"]
+    if not isinstance(lfdr, xr.DataArray):
+        try:
+            paper = errors.attrs.get("conventions") == "paper"  # the authors' locfdr settings
+            lfdr = L.human_lfdr(errors, **({"nulltype": "mle", "df": 15, "extreme": 10} if paper else {}))
+        except ValueError as exc:
+            out.append(f"<p class='muted'>Not computed: {_esc(exc)}</p>")
+            return "".join(out)
+    fdr = lfdr.reindex(hypothesis=errors["hypothesis"].values)
+    weights = L.lfdr_weights(errors, fdr)
+    weighted = R.risk(errors, weights=weights, n_boot=n_boot, rng=rng)
+    p0, d0, s0 = (lfdr.attrs.get(k, np.nan) for k in ("p0", "delta0", "sigma0"))
+    out.append(
+        "<p>A human \"effect\" is itself a test result. Efron's two-group model on the human z-scores of "
+        f"all {errors.sizes['hypothesis']} hypotheses (empirical null N({_num(d0, 2)}, {_num(s0, 2)}²), "
+        f"null share p0 = {_num(p0, 2)}) gives each hypothesis the probability that its effect exists, "
+        "1 − lfdr. Weighting each hypothesis by the probability that its human conclusion is right about "
+        "existence (1 − lfdr where the humans found an effect, lfdr where they did not; "
+        "<code>hackrisk.analysis.lfdr.lfdr_weights</code>) makes errors against doubtful human "
+        "\"truths\" count less.</p>")
+    rows = []
+    for var, name, _ in _METRICS[:4]:
+        rows.append([name, *_ci_cells(risk, var), *_ci_cells(weighted, var)])
+    out.append(_table(["metric", "unweighted", "95% CI", "lfdr-weighted", "95% CI"], rows))
+    h_all = errors["hypothesis"].values
+    p_eff = 1 - np.asarray(fdr.values, dtype=np.float64)
+    w = np.asarray(weights.values, dtype=np.float64)
+    order = np.argsort(np.nan_to_num(w, nan=2.0), kind="stable")
+    shown = order if len(order) <= 2 * n_show else order[:n_show]
+    coords = {c: errors[c].values for c in ("task", "grouping", "class_name") if c in errors.coords}
+    z = errors["human_z"].values if "human_z" in errors else np.full(len(h_all), np.nan)
+    hyp_rows = []
+    for h in shown:
+        hc = int(errors["human_conclusion"].values[h])
+        hyp_rows.append([int(h_all[h]), *(str(coords[c][h]) for c in coords), _num(float(z[h]), 2),
+                         {1: "higher in A", -1: "lower in A", 0: "no difference"}.get(hc, "undefined"),
+                         _pct(p_eff[h]), _pct(w[h])])
+    note = ("" if len(shown) == len(order) else
+            f"The {len(shown)} hypotheses whose human conclusion is least certain; all {len(order)} are in the "
+            "explorer and in <code>human_lfdr(tests)</code>. ")
+    out.append(f"<p class='muted'>{note}P(effect): 1 − lfdr of the human z-score; weight: the probability "
+               "that the human conclusion is right about the existence of an effect.</p>")
+    out.append(_table(["hypothesis", *coords, "human z", "human conclusion", "P(effect)", "weight"], hyp_rows,
+                      left=len(coords) + 1))
+    return "".join(out)
+
+
 def render_report(
     tests: xr.Dataset,
     *,
@@ -357,6 +410,7 @@ def render_report(
     corrected: xr.Dataset | Mapping[str, xr.Dataset] | None = None,
     robust: Any = None,
     prospective: Mapping[str, Any] | None = None,
+    lfdr: xr.DataArray | bool = True,
 ) -> str:
     """The report as an HTML string (see :func:`write_report`)."""
     from . import plots
@@ -438,6 +492,9 @@ def render_report(
                  "share of wrong conclusions across configurations; the last columns count the "
                  "configurations that fabricate, hide or reverse each finding.</p>" + _table(header, rows, left))
 
+    if lfdr is not False:
+        parts.append(_lfdr_section(errors, lfdr, risk, n_boot, rng, n_fragile))
+
     if corrected is not None or robust is not None:
         parts.append(_human_section(errors, corrected, robust, n_fragile))
 
@@ -513,6 +570,7 @@ def write_report(
     corrected: xr.Dataset | Mapping[str, xr.Dataset] | None = None,
     robust: Any = None,
     prospective: Mapping[str, Any] | None = None,
+    lfdr: xr.DataArray | bool = True,
 ) -> Path:
     """Write one self-contained HTML report of a multiverse analysis.
 
@@ -553,6 +611,15 @@ def write_report(
         (:mod:`hackrisk.analysis.prospective`); adds the section "Prospective risk" with the
         reliability diagram of the study's own data when the calibration is given, and otherwise
         says on what data the calibration was checked.
+    lfdr : xarray.DataArray or bool
+        The section "Is the human effect real?": ``True`` (default) computes the local false
+        discovery rate of the human z-scores (:func:`hackrisk.analysis.lfdr.human_lfdr`, Efron's
+        empirical null by central matching, or ``nulltype="mle", df=15, extreme=10`` when the tests
+        were run with ``conventions="paper"``; it needs at least 50 hypotheses, else the section
+        says why it is missing),
+        a DataArray on ``hypothesis`` is used as given (e.g. ``human_lfdr(tests, nulltype="mle",
+        df=15, extreme=10)``, the authors' settings), ``False`` leaves the section out. It shows
+        per hypothesis ``P(effect) = 1 − lfdr`` and the lfdr-weighted risk next to the unweighted one.
 
     Returns
     -------
@@ -561,7 +628,7 @@ def write_report(
     """
     text = render_report(tests, cube=cube, hypotheses=hypotheses, risk=risk, mitigation=mitigation,
                          title=title, n_boot=n_boot, n_fragile=n_fragile, rng=rng, corrected=corrected,
-                         robust=robust, prospective=prospective)
+                         robust=robust, prospective=prospective, lfdr=lfdr)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")

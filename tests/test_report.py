@@ -199,3 +199,64 @@ def test_partial_human_labels_and_the_corrected_section(tmp_path):
     # a single corrected Dataset also works (verdicts computed inside), and nothing without it
     assert "Your conclusions with human labels" in render_report(tests, corrected=corrected["ppi"], n_boot=20)
     assert "Your conclusions with human labels" not in render_report(tests, n_boot=20)
+
+
+@pytest.fixture(scope="module")
+def many():
+    """86 hypotheses: enough z-scores for Efron's two-group fit."""
+    cube, _ = hr.simulate_multiverse(n_tasks=4, n_items=300, models=2, n_prompts=2, n_covariates=5,
+                                     bias_sd=0.08, rng=5)
+    return classify_errors(run_tests(cube, generate_hypotheses(cube)))
+
+
+def _lfdr_part(text: str) -> str:
+    start = text.index("<h2>Is the human effect real?")
+    return text[start:text.index("<h2>", start + 4)]
+
+
+def test_lfdr_section_numbers(many):
+    from hackrisk.analysis.lfdr import human_lfdr, lfdr_weights
+
+    text = _lfdr_part(render_report(many, n_boot=40, rng=3, n_fragile=10))
+    fdr = human_lfdr(many)
+    assert f"p0 = {fdr.attrs['p0']:.2g}" in text
+    # the lfdr-weighted risk next to the unweighted one, each with the same bootstrap as risk()
+    plain = risk(many, n_boot=40, rng=3)
+    weighted = risk(many, weights=lfdr_weights(many, fdr), n_boot=40, rng=3)
+    assert float(weighted["type_i"].sel(ci="estimate")) != float(plain["type_i"].sel(ci="estimate"))
+    for var, name in (("risk_pooled", "Overall risk"), ("type_i", "Type I"), ("type_ii", "Type II")):
+        a, b = (f"{100 * float(r[var].sel(ci='estimate')):.1f}%" for r in (plain, weighted))
+        assert re.search(rf"<td class=\"l\">{name}</td><td class=\"\">{re.escape(a)}</td><td class=\"\">[^<]*</td>"
+                         rf"<td class=\"\">{re.escape(b)}</td>", text), name
+    # per hypothesis: P(effect) = 1 - lfdr, the 10 least certain human conclusions first
+    w = lfdr_weights(many, fdr)
+    rows = re.findall(r"<tr><td class=\"l\">(\d+)</td>(.*?)</tr>", text)
+    assert len(rows) == 10
+    shown = [int(h) for h, _ in rows]
+    assert sorted(float(w.sel(hypothesis=h)) for h in shown) == pytest.approx(np.sort(w.values)[:10])
+    for h, cells in rows:
+        vals = re.findall(r"<td class=\"\">([^<]*)</td>", cells)
+        assert vals[-2] == f"{100 * (1 - float(fdr.sel(hypothesis=int(h)))):.1f}%"
+        assert vals[-1] == f"{100 * float(w.sel(hypothesis=int(h))):.1f}%"
+
+
+def test_lfdr_section_options(many, study):
+    from hackrisk.analysis.lfdr import human_lfdr
+
+    mle = human_lfdr(many, nulltype="mle", df=15, extreme=10)
+    text = _lfdr_part(render_report(many, n_boot=20, lfdr=mle))
+    assert f"p0 = {mle.attrs['p0']:.2g}" in text
+    assert "Is the human effect real?" not in render_report(many, n_boot=20, lfdr=False)
+    # 42 hypotheses: too few for the fit, and the report says so instead of guessing
+    small = _lfdr_part(render_report(study[2], n_boot=20))
+    assert "Not computed" in small and "at least 50" in small
+
+
+def test_lfdr_section_follows_the_paper_preset(many):
+    from hackrisk.analysis.lfdr import human_lfdr
+
+    paper = many.copy()
+    paper.attrs["conventions"] = "paper"
+    mle = human_lfdr(many, nulltype="mle", df=15, extreme=10)
+    assert f"{mle.attrs['p0']:.2g}" != f"{human_lfdr(many).attrs['p0']:.2g}"
+    assert f"p0 = {mle.attrs['p0']:.2g}" in _lfdr_part(render_report(paper, n_boot=20))
