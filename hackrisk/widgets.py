@@ -135,7 +135,24 @@ def _corrected_arrays(res: xr.Dataset, corrected: xr.Dataset, alpha: float) -> d
     return out
 
 
-def prepare(results: xr.Dataset, corrected: xr.Dataset | None = None) -> dict[str, Any]:
+def _p_effect(res: xr.Dataset, lfdr: Any) -> np.ndarray:
+    """``1 − lfdr`` of each hypothesis' human z-score (NaN where unknown or not computed)."""
+    h = res.sizes["hypothesis"]
+    if lfdr is False:
+        return np.full(h, np.nan, np.float32)
+    if not isinstance(lfdr, xr.DataArray):
+        from .analysis.lfdr import human_lfdr
+
+        try:
+            lfdr = human_lfdr(res)
+        except ValueError as exc:  # too few hypotheses for the two-group fit
+            logger.info("explorer: no local fdr (%s)", exc)
+            return np.full(h, np.nan, np.float32)
+    fdr = lfdr.reindex(hypothesis=res["hypothesis"].values)
+    return (1 - np.asarray(fdr.values, dtype=np.float64)).astype(np.float32)
+
+
+def prepare(results: xr.Dataset, corrected: xr.Dataset | None = None, lfdr: Any = None) -> dict[str, Any]:
     """Extract, once, the arrays the explorer slices.
 
     Parameters
@@ -147,6 +164,10 @@ def prepare(results: xr.Dataset, corrected: xr.Dataset | None = None) -> dict[st
         Corrected conclusions (:func:`hackrisk.analysis.mitigation.correct`) of the same
         hypotheses, aligned by hypothesis id and configuration coordinates; their intervals are
         shown in the specification curve beside the LLM-only ones.
+    lfdr : xarray.DataArray or bool, optional
+        Local fdr of the human z-scores on ``hypothesis``
+        (:func:`hackrisk.analysis.lfdr.human_lfdr`); default: computed when there are enough
+        hypotheses (50), ``False``: none. The explorer shows ``P(human effect) = 1 − lfdr``.
 
     Returns
     -------
@@ -195,6 +216,7 @@ def prepare(results: xr.Dataset, corrected: xr.Dataset | None = None) -> dict[st
         "human_conclusion": human_concl,
         "human_zero": human_zero,
         "human_estimate": human_est,
+        "p_effect": _p_effect(res, lfdr),
         "human_log_or": np.asarray(res["human_log_or"].values, dtype=np.float32) if "human_log_or" in res else human_est,
         "human_se": np.asarray(res["human_se"].values, dtype=np.float32) if "human_se" in res else np.full(h, np.nan, np.float32),
         "task_of": np.array([tasks.index(t) for t in tasks_h], dtype=np.int32),
@@ -423,6 +445,8 @@ def view_state(
         "hypothesis": hypothesis,
         "hypothesis_label": prep["labels"][hypothesis] if hypothesis >= 0 else "",
         "human_estimate": _finite_or_none(float(prep["human_estimate"][hypothesis])) if hypothesis >= 0 else None,
+        "human_p_effect": (_finite_or_none(float(prep["p_effect"][hypothesis]))
+                           if hypothesis >= 0 and "p_effect" in prep else None),
         "human_conclusion": int(prep["human_conclusion"][hypothesis]) if hypothesis >= 0 and np.isclose(alpha, prep["alpha"]) else (int(human[int(np.flatnonzero(hyp == hypothesis)[0])]) if hypothesis >= 0 else 0),
         "n_configurations": int(len(mi) * len(pi) * len(ti)),
         "summary": _rates(err, nonnull),
@@ -432,6 +456,7 @@ def view_state(
             "effect": _buf(effect, "<f4"),
             "risk": _buf(risk_h, "<f4"),
             "significant": _buf(nonnull, "i1"),
+            **({"p_effect": _buf(prep["p_effect"][hyp], "<f4")} if "p_effect" in prep else {}),
         },
         "curve": curve,
         "heatmap": {"models": [prep["models"][i] for i in mi], "prompts": [prep["prompts"][i] for i in pi],
@@ -494,8 +519,9 @@ def _explorer_class():
         view = t.Dict().tag(sync=True)
         error = t.Unicode("").tag(sync=True)
 
-        def __init__(self, results: xr.Dataset, corrected: xr.Dataset | None = None, **selection):
-            prep = prepare(results, corrected)
+        def __init__(self, results: xr.Dataset, corrected: xr.Dataset | None = None, lfdr: Any = None,
+                     **selection):
+            prep = prepare(results, corrected, lfdr)
             super().__init__()
             self._prep = prep
             self._busy = False
@@ -586,7 +612,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def explore(results: xr.Dataset, corrected: xr.Dataset | None = None, **selection) -> Any:
+def explore(results: xr.Dataset, corrected: xr.Dataset | None = None, lfdr: Any = None, **selection) -> Any:
     """Open the multiverse explorer on a tests result.
 
     Parameters
@@ -597,6 +623,10 @@ def explore(results: xr.Dataset, corrected: xr.Dataset | None = None, **selectio
     corrected : xarray.Dataset, optional
         :func:`hackrisk.analysis.mitigation.correct` of the same hypotheses: the specification
         curve then shows each configuration's corrected interval beside its LLM-only one.
+    lfdr : xarray.DataArray or bool, optional
+        Local fdr of the human z-scores (:func:`hackrisk.analysis.lfdr.human_lfdr`); default
+        computed when there are at least 50 hypotheses. Each point of the risk curve and the
+        specification curve's title then show ``P(human effect) = 1 − lfdr``.
     **selection
         Initial ``task``, ``models``, ``prompts``, ``temperatures``, ``alpha``, ``hypothesis``.
 
@@ -605,7 +635,7 @@ def explore(results: xr.Dataset, corrected: xr.Dataset | None = None, **selectio
     Explorer
         An anywidget; display it in JupyterLab 4 / Notebook 7.
     """
-    return _explorer_class()(results, corrected, **selection)
+    return _explorer_class()(results, corrected, lfdr, **selection)
 
 
 def _static_png(prep: dict[str, Any], view: dict[str, Any]) -> bytes:

@@ -353,3 +353,39 @@ def test_spec_curve_with_corrected_intervals():
     assert w.figure_png()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="lacks hypotheses"):
         W.prepare(errors, corr.isel(hypothesis=[0, 1]))
+
+
+def test_local_fdr_shown_per_hypothesis(pipeline):
+    import xarray as xr
+
+    from hackrisk.analysis.lfdr import human_lfdr
+
+    _, _, errors, _ = pipeline
+    ids = errors["hypothesis"].values
+    # a given lfdr is aligned by hypothesis id, not by position
+    given = xr.DataArray(np.linspace(0.05, 0.95, ids.size), dims="hypothesis", coords={"hypothesis": ids[::-1]})
+    prep = W.prepare(errors, lfdr=given)
+    task = str(errors["task"].values[-1])
+    hyp = np.flatnonzero(errors["task"].values == task)
+    v = W.view_state(prep, task=task, hypothesis=int(hyp[1]))
+    want = 1 - float(given.sel(hypothesis=ids[hyp[1]]))
+    assert v["human_p_effect"] == pytest.approx(want, rel=1e-6)
+    got = np.frombuffer(v["points"]["p_effect"], dtype="<f4")
+    np.testing.assert_allclose(got, 1 - given.sel(hypothesis=ids[hyp]).values, rtol=1e-6)
+    # default: computed from the human z-scores when there are enough hypotheses, else absent
+    default = W.view_state(W.prepare(errors), task=task, hypothesis=int(hyp[1]))
+    if ids.size >= 50:
+        assert default["human_p_effect"] == pytest.approx(1 - float(human_lfdr(errors)[hyp[1]]), rel=1e-6)
+    else:
+        assert default["human_p_effect"] is None
+    assert W.view_state(W.prepare(errors, lfdr=False), task=task)["human_p_effect"] is None
+    w = W.explore(errors, lfdr=given, task=task, hypothesis=int(hyp[1]))
+    assert w.view["human_p_effect"] == pytest.approx(want, rel=1e-6)
+
+
+def test_local_fdr_default_at_paper_scale(paper_scale):
+    from hackrisk.analysis.lfdr import human_lfdr
+
+    prep = W.prepare(paper_scale)
+    np.testing.assert_allclose(prep["p_effect"], 1 - human_lfdr(paper_scale).values, rtol=1e-6)
+    assert np.isfinite(prep["p_effect"]).mean() > 0.9

@@ -90,6 +90,7 @@ export function riskCurveSVG(points, curve, selected, { width = 320, height = 20
   const hyp = asArray(points.hypothesis, Int32Array);
   const eff = asArray(points.effect, Float32Array);
   const risk = asArray(points.risk, Float32Array);
+  const pEff = points.p_effect != null ? asArray(points.p_effect, Float32Array) : null;
   let xmax = 0.05;
   for (const e of eff) if (Number.isFinite(e)) xmax = Math.max(xmax, Math.abs(e));
   const x = scale(0, xmax * 1.05, m.l, width - m.r);
@@ -104,7 +105,9 @@ export function riskCurveSVG(points, curve, selected, { width = 320, height = 20
   for (let i = 0; i < hyp.length; i++) {
     if (!Number.isFinite(eff[i]) || !Number.isFinite(risk[i])) continue;
     const isSel = hyp[i] === selected;
-    const c = `<circle class="point${isSel ? " selected" : ""}" data-hypothesis="${hyp[i]}" cx="${x(Math.abs(eff[i])).toFixed(1)}" cy="${y(risk[i]).toFixed(1)}" r="${isSel ? 5 : 2.5}"/>`;
+    const pe = pEff && Number.isFinite(pEff[i]) ? `, P(human effect) ${fmtPct(pEff[i])}` : "";
+    const tip = `hypothesis ${hyp[i]}: risk ${fmtPct(risk[i])}${pe}`;
+    const c = `<circle class="point${isSel ? " selected" : ""}" data-hypothesis="${hyp[i]}" cx="${x(Math.abs(eff[i])).toFixed(1)}" cy="${y(risk[i]).toFixed(1)}" r="${isSel ? 5 : 2.5}"><title>${tip}</title></circle>`;
     if (isSel) sel = c;
     else body += c;
   }
@@ -301,7 +304,8 @@ function render({ model, el: root }) {
     bars.innerHTML = errorBarsSVG(v.summary);
     curve.innerHTML = riskCurveSVG(v.points, v.curve, v.hypothesis);
     heat.innerHTML = heatmapSVG(v.heatmap);
-    pSpec.querySelector("h4").textContent = `Specification curve: ${v.hypothesis_label}`;
+    const pe = v.human_p_effect != null ? ` · P(human effect) ${fmtPct(v.human_p_effect)}` : "";
+    pSpec.querySelector("h4").textContent = `Specification curve: ${v.hypothesis_label}${pe}`;
     spec.innerHTML = specCurveSVG(v.spec, opts);
     hack.innerHTML = hackTableHTML(v.hack, v.hack_counts);
   };

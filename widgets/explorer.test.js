@@ -60,6 +60,14 @@ test("risk curve: one point per finite hypothesis, the selected one drawn last",
   assert.doesNotMatch(s, /data-hypothesis="5"/);
 });
 
+test("risk curve: each point's tooltip gives its risk and, when known, P(human effect)", () => {
+  const base = { hypothesis: dv(Int32Array, [1, 2]), effect: dv(Float32Array, [0.1, 0.2]), risk: dv(Float32Array, [0.25, 0.5]) };
+  const withP = riskCurveSVG({ ...base, p_effect: dv(Float32Array, [0.9, NaN]) }, [], 1);
+  assert.match(withP, /<title>hypothesis 1: risk 25\.0%, P\(human effect\) 90\.0%<\/title>/);
+  assert.match(withP, /<title>hypothesis 2: risk 50\.0%<\/title>/);
+  assert.doesNotMatch(riskCurveSVG(base, [], 1), /P\(human effect\)/);
+});
+
 test("specification curve marks wrong conclusions and draws the human reference", () => {
   const spec = {
     n: 4,
