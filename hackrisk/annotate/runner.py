@@ -382,7 +382,8 @@ def annotate(items: Any, task: TaskSpec, *, models: Any = None, prompts: Sequenc
              mode: str = "score", batch_size: int | None = None, rng: Any = 0,
              cache: str | os.PathLike | None = "auto", on_empty: str = "error",
              max_new_tokens: int | None = None, progress: bool = True,
-             confidence: bool | str = False, confidence_tokens: int = 16) -> xr.Dataset:
+             confidence: bool | str = False, confidence_tokens: int = 16,
+             conventions: str = "hackrisk") -> xr.Dataset:
     """Annotate items under every model × prompt × temperature and return the label cube.
 
     Parameters
@@ -430,6 +431,11 @@ def annotate(items: Any, task: TaskSpec, *, models: Any = None, prompts: Sequenc
         :mod:`hackrisk.analysis.mitigation` read it when the cube has no ``prob``.
     confidence_tokens
         Reply length of the confidence answer.
+    conventions
+        How ``generate`` replies are mapped to classes: ``"hackrisk"`` (default) or ``"paper"``
+        (the authors' output mapping; :func:`~hackrisk.annotate.parse_response`,
+        ``docs/conventions.md``). Replies come from the cache either way, so switching costs no
+        request (but a store made under one preset does not resume under the other).
 
     Returns
     -------
@@ -460,6 +466,8 @@ def annotate(items: Any, task: TaskSpec, *, models: Any = None, prompts: Sequenc
         bad = df["item_id"][(status0 & STATUS_EMPTY) > 0].tolist()[:5]
         raise ValueError(f"items {bad} have empty or whitespace-only text. Fix: drop them, or pass "
                          "on_empty='annotate' to annotate them as they are (status bit 2).")
+    if conventions not in ("hackrisk", "paper"):
+        raise ValueError(f"conventions={conventions!r} unknown. Fix: use 'hackrisk' or 'paper'.")
     question = _confidence_question(confidence, mode)
     backends = _norm_models(models)
     seed = _seed_of(rng)
@@ -467,6 +475,8 @@ def annotate(items: Any, task: TaskSpec, *, models: Any = None, prompts: Sequenc
     options = _options(task, backends, prompt_ids, temps, mode, seed, mnt, question)
     if question is not None:
         options["confidence_tokens"] = int(confidence_tokens)
+    if conventions != "hackrisk" and mode == "generate":  # absent by default: older stores still resume
+        options["parser"] = conventions
     cube = _empty_cube(df, task, backends, prompt_ids, temps, mode, options, question)
     store_path = None if store is None else Path(store)
     if cache == "auto":
@@ -521,7 +531,7 @@ def annotate(items: Any, task: TaskSpec, *, models: Any = None, prompts: Sequenc
 
                         res = _run_cached(rc, ikeys, bs, f"{desc}/T={t:g}", progress, tqdm, gen_fn, be)
                         replies = [res[k]["reply"] for k in ikeys]
-                        lab_t = np.array([NOT_ANNOTATED if r is None else parse_response(r, task).code
+                        lab_t = np.array([NOT_ANNOTATED if r is None else parse_response(r, task, conventions=conventions).code
                                           for r in replies], dtype=np.int16)
                         failed = np.array([r is None for r in replies])
                         labs.append(lab_t)

@@ -208,10 +208,10 @@ def _word_pattern(word: str) -> re.Pattern[str]:
     return re.compile(r"(?<![\w])" + re.escape(word.lower()) + r"(?![\w])")
 
 
-def parse_response(reply: str, spec: TaskSpec) -> ParsedReply:
+def parse_response(reply: str, spec: TaskSpec, *, conventions: str = "hackrisk") -> ParsedReply:
     """Map a free-text reply to a class code.
 
-    Rules, in order (case-insensitive):
+    Rules of ``conventions="hackrisk"`` (the default), in order (case-insensitive):
 
     1. ``name``: exactly one label name occurs as a whole word;
     2. ``start``: the reply starts with a label name (after quotes, markdown and punctuation);
@@ -219,13 +219,22 @@ def parse_response(reply: str, spec: TaskSpec) -> ParsedReply:
     4. ``token``: exactly one option key occurs as a standalone token;
     5. else ``outside``: code ``-2``.
 
+    ``conventions="paper"`` follows the authors' output mapping instead (:func:`_parse_paper`,
+    ``docs/conventions.md``).
+
     Parameters
     ----------
     reply
         The raw model reply (kept by the caller; this function only reads it).
     spec
         The task.
+    conventions
+        ``"hackrisk"`` or ``"paper"``.
     """
+    if conventions == "paper":
+        return _parse_paper(reply, spec)
+    if conventions != "hackrisk":
+        raise ValueError(f"parse_response: conventions={conventions!r} unknown. Fix: use 'hackrisk' or 'paper'.")
     text = str(reply).lower()
     names = [n.lower() for n in spec.labels]
     found = {k for k, n in enumerate(names) if _word_pattern(n).search(text)}
@@ -251,6 +260,64 @@ def parse_response(reply: str, spec: TaskSpec) -> ParsedReply:
                 if (spec.answer_keys[k] in orig if len(key) == 1 else key in tokens)}
         if len(hits) == 1:
             return ParsedReply(hits.pop(), "token")
+    return ParsedReply(OUTSIDE, "outside")
+
+
+def _paper_order(keys: list[str]) -> list[str]:
+    """Keys ordered so that a key contained in another comes after it (the authors' order).
+
+    Repeatedly: the keys not contained in any other remaining key (or, if none, the first
+    longest one) go first, in their order. Number keys ``"10"``, ``"40"`` or ``"100"`` present:
+    the order is kept as it is.
+    """
+    if not keys:
+        return []
+    if any(k in keys for k in ("100", "40", "10")):
+        return list(keys)
+    first = [k for k in keys if not any(k != other and k in other for other in keys)]
+    if not first:
+        longest = max(len(k) for k in keys)
+        first = [next(k for k in keys if len(k) == longest)]
+    return first + _paper_order([k for k in keys if k not in first])
+
+
+def _parse_paper(reply: str, spec: TaskSpec) -> ParsedReply:
+    """The authors' output mapping (``default_output_mapping`` of their data loaders), re-stated.
+
+    The options are ``{answer key (lower-cased): label name (as written)}``; the reply is
+    lower-cased and stripped. In order:
+
+    1. ``name``: label names found at word boundaries (``\b``), one entry per option, so a name
+       reached through two keys counts twice; exactly one entry decides. The *name as written* is
+       searched in the *lower-cased* reply, so a capitalised name never matches here;
+    2. ``start``: the first option (in :func:`_paper_order`) whose name the reply starts with;
+    3. ``letter``: the reply's first character is a one-character key that is not a digit (the
+       next character is not checked: ``"because"`` is option ``B``);
+    4. ``key``: only when rule 1 found nothing: keys found at word boundaries; exactly one decides;
+    5. else ``outside`` (the authors' ``"na"``).
+    """
+    mapping: dict[str, str] = {}
+    for key, name in zip(spec.answer_keys, spec.labels, strict=True):
+        mapping[key.lower().strip()] = name
+    order = _paper_order(list(mapping))
+    code = {name: i for i, name in enumerate(spec.labels)}
+    text = str(reply).lower().strip()
+
+    def at_word(word: str) -> bool:
+        return re.search(r"\b" + re.escape(word) + r"\b", text) is not None
+
+    found = [mapping[k] for k in order if at_word(mapping[k])]
+    if len(found) == 1:
+        return ParsedReply(code[found[0]], "name")
+    for k in order:
+        if text.startswith(mapping[k]):
+            return ParsedReply(code[mapping[k]], "start")
+    if text and text[0] in mapping and not text[0].isdigit():
+        return ParsedReply(code[mapping[text[0]]], "letter")
+    if not found:
+        hits = [mapping[k] for k in order if at_word(k)]
+        if len(hits) == 1:
+            return ParsedReply(code[hits[0]], "key")
     return ParsedReply(OUTSIDE, "outside")
 
 
