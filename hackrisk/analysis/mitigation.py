@@ -32,7 +32,8 @@ parameter, with items treated as independent draws.
 
 Inference for the valid methods is small-sample sound by default (``small_sample=True``: a
 variance floor for groups whose few labels all agree, Student-t with Welch degrees of freedom,
-< 2 labelled items → undecided); see docs/mitigation.md. Results are ``xarray.Dataset`` s over
+an Agresti–Caffo interval for the human-only difference, a PPI++ variance that pays for tuning λ
+on the same labels, < 2 labelled items → undecided); see docs/mitigation.md. Results are ``xarray.Dataset`` s over
 ``(hypothesis, model, prompt, temperature[, draw])``; the computations are batched numpy
 (:mod:`._mitigation_kernels`), PPI++ and DSL from per-group sufficient statistics (BLAS
 products of LLM labels with item weights), the rest chunked over hypotheses.
@@ -71,6 +72,7 @@ SCHEMES = ("random", "confidence", "active")
 BUDGETS = (25, 50, 100, 250, 500, 1000)
 _OUT_DIMS = ("hypothesis", *CONFIG_DIMS, "draw")
 _CHUNK = 1_500_000
+_TUNE_C = 4.0  # PPI++ labelled-variance inflation for a λ tuned on the same labels (_inference)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -510,6 +512,11 @@ def _varies(w, mask) -> bool:
     return bool((gap > 1e-9 * np.maximum(np.abs(hi), 1)).any())
 
 
+def _lam_zero(lam) -> bool:
+    """Whether a fixed PPI++ ``lam`` is 0 everywhere (the human-only estimator)."""
+    return lam is not None and bool(np.all(np.asarray(lam, dtype=float) == 0))
+
+
 def _kish(w, mask):
     """Kish effective sample size ``(Σw)² / Σw²`` over ``mask``."""
     wm = w * mask
@@ -656,6 +663,13 @@ def _estimate_groups(method, estimand, Y, Yh, lab, unl, g, w, wu, pi, lam, fold,
     for k, v in out.items():
         out[k] = np.broadcast_to(v, shape)
     out["ddof0"] = method in ("human", "ppi")
+    # Agresti–Caffo interval for the human-only difference under equal weights; a PPI++ λ tuned
+    # on the labels themselves (see :func:`_inference`)
+    # (PPI++ at λ = 0 is the human-only method, interval included)
+    out["pseudo"] = (method == "human" or (method == "ppi" and _lam_zero(lam))) \
+        and estimand == "difference" and not (
+            weighted if weighted is not None else (_varies(w, lab_a) or _varies(w, lab_b)))
+    out["tuned"] = method == "ppi" and lam is None
     return out
 
 
@@ -665,9 +679,16 @@ def _inference(r: dict, estimand: str, alpha: float, *, small_sample: bool, vali
 
     ``small_sample`` (valid methods): each group's SE² is at least :func:`K.var_floor` of its
     (Kish effective) labelled count, and the interval is Student-t with Welch–Satterthwaite
-    degrees of freedom (labelled parts: ``n_g − 1``); for the logistic coefficient the floor is
-    carried to the logit scale by the delta method at the Laplace share ``(k_g + 1)/(n_g + 2)``
-    and ``df = min(n_a, n_b) − 1``; a group whose labelled items are all of one class leaves
+    degrees of freedom (labelled parts: ``n_g − 1``). ``r["pseudo"]`` (human-only difference,
+    equal weights): the Agresti–Caffo interval — one success and one failure added per group,
+    centre ``q̃_a − q̃_b``, ``q̃ = (k + 1)/(n + 2)``, SE² ``Σ q̃(1 − q̃)/(n + 2)`` (exact coverage
+    ≥ 0.944 on the grid's cells, against 0.931 for Welch on the raw shares at n = 10, 0.7 vs
+    0.5). ``r["tuned"]`` (PPI++ with λ tuned on the same labels): the labelled SE² of a group
+    is multiplied by ``(n − 1)/(n − 2) · (1 + _TUNE_C/n)`` and its df is ``n − 2`` — one degree
+    of freedom for λ and the O(1/n) relative variance its noise adds (the constant 4 is
+    calibrated by simulation: 2 left PPI++ at 25 labels with 0.937–0.941 coverage). For the
+    logistic coefficient the floor is carried to the logit scale by the delta method at the
+    Laplace share ``(k_g + 1)/(n_g + 2)`` and ``df = min(n_a, n_b) − 1``; a group whose labelled items are all of one class leaves
     the log odds ratio undecided. Otherwise: the plain normal (Wald) interval, as ppi-python.
     A group with fewer than 2 labelled items, or an undefined estimate / SE, is undecided:
     conclusion 0, NaN interval and p-value.
@@ -685,9 +706,22 @@ def _inference(r: dict, estimand: str, alpha: float, *, small_sample: bool, vali
                     vb_l = vb_l * np.where(ne_b > 1, ne_b / (ne_b - 1), np.nan)
             va_l = np.maximum(va_l, fa - r["va_u"])
             vb_l = np.maximum(vb_l, fb - r["vb_u"])
+            dfa, dfb = ne_a - 1, ne_b - 1
+            if r.get("tuned"):  # λ tuned on the same labels: one df each, and its noise
+                dfa, dfb = np.maximum(ne_a - 2, 1), np.maximum(ne_b - 2, 1)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    va_l = va_l * (ne_a - 1) / dfa * (1 + _TUNE_C / ne_a)
+                    vb_l = vb_l * (ne_b - 1) / dfb * (1 + _TUNE_C / ne_b)
+            if r.get("pseudo") and labelled_y is not None:
+                # Agresti–Caffo: one success and one failure added to each group
+                est = r["estimate"]
+                qa = (labelled_y[0] + 1) / (r["n_a"] + 2)
+                qb = (labelled_y[1] + 1) / (r["n_b"] + 2)
+                va_l, vb_l = qa * (1 - qa) / (r["n_a"] + 2), qb * (1 - qb) / (r["n_b"] + 2)
+                est = np.broadcast_to(qa - qb, np.shape(r["estimate"]))
             se = np.sqrt(va_l + r["va_u"] + vb_l + r["vb_u"])
             with np.errstate(invalid="ignore", divide="ignore"):
-                den = va_l**2 / (ne_a - 1) + vb_l**2 / (ne_b - 1)
+                den = va_l**2 / dfa + vb_l**2 / dfb
                 df = np.where(den > 0, (va_l + vb_l) ** 2 / den, np.maximum(ne_a + ne_b - 2, 1))
             # the unlabelled parts (thousands of items) are treated as exact
         else:
@@ -1044,7 +1078,12 @@ def correct(
         labelled items (nearly) all agree), sample variances use ``n − 1``, and the interval is
         Student-t with Welch–Satterthwaite degrees of freedom from the labelled counts (logistic:
         ``min(n_a, n_b) − 1``, and undecided when a group's labelled items are all of one
-        class). ``False``: the plain normal interval (ppi-python's).
+        class). Difference estimand: the human-only interval (equal weights) is Agresti–Caffo's
+        — one success and one failure added to each group, centred on ``(k_a + 1)/(n_a + 2) −
+        (k_b + 1)/(n_b + 2)`` with SE² ``Σ q̃(1 − q̃)/(n + 2)`` (``estimate`` stays the labelled
+        difference); with a tuned PPI++ λ each group's labelled SE² is multiplied by
+        ``(n − 1)/(n − 2) · (1 + 4/n)`` and its degrees of freedom are ``n − 2`` (λ is fitted on
+        the same labels). ``False``: the plain normal interval (ppi-python's).
     rng
         Seed or generator (folds of DSL and CDI).
     force_items
@@ -1408,6 +1447,8 @@ def _correct_fast(method, estimand, s, pi_arr, lam, fold, n_folds, feats, *, max
     for kk, v in {**cnt, **ne}.items():
         r[kk] = np.broadcast_to(np.asarray(v, dtype=float)[:, None], (H, C))
     r["ddof0"] = method == "ppi"
+    r["tuned"] = method == "ppi" and lam is None
+    r["pseudo"] = method == "ppi" and estimand == "difference" and _lam_zero(lam)
     return r
 
 
