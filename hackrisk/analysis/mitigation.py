@@ -125,7 +125,10 @@ def item_confidence(cube: xr.Dataset, hypotheses: xr.Dataset, *, per_config: boo
     From the cube's ``prob`` (largest class probability of each configuration) when present and
     ``per_config``; otherwise the agreement across the task's annotated configurations (share of
     configurations giving the modal label; with ``prob`` and ``per_config=False`` the mean of
-    the configurations' largest probabilities).
+    the configurations' largest probabilities). A cube without ``prob`` but with a verbalized
+    ``confidence`` (``hackrisk.annotate.annotate(..., confidence=True)``) is read like ``prob``'s
+    largest probability; a missing confidence (NaN: a malformed answer) counts as 0, so that item
+    is the first a human should label.
 
     Returns
     -------
@@ -134,11 +137,15 @@ def item_confidence(cube: xr.Dataset, hypotheses: xr.Dataset, *, per_config: boo
     """
     a = _arrays(cube, hypotheses)
     coords = {"hypothesis": hypotheses["hypothesis"].values}
-    if "prob" in cube:
-        p = cube["prob"]
+    if "prob" in cube or "confidence" in cube:
+        p = cube["prob"] if "prob" in cube else cube["confidence"]
         if "sample" in p.dims:
             p = p.isel(sample=0)
-        pmax = np.asarray(p.max("class").transpose("task", *CONFIG_DIMS, "item").values, float)[a["t_idx"]]
+        if "class" in p.dims:
+            p = p.max("class")
+        pmax = np.asarray(p.transpose("task", *CONFIG_DIMS, "item").values, float)[a["t_idx"]]
+        if "prob" not in cube:
+            pmax = np.nan_to_num(pmax, nan=0.0)  # verbalized confidence: missing counts as 0
         if per_config:
             return xr.DataArray(pmax, dims=("hypothesis", *CONFIG_DIMS, "item"),
                                 coords={**coords, **{d: cube[d].values for d in CONFIG_DIMS}})
@@ -191,7 +198,7 @@ def draw_human_sample(
         the group sizes, at least 2 per group), inclusion probability ``n_g / N_g``.
         ``"confidence"``: Poisson sampling with probability proportional to the annotators'
         uncertainty ``1 − confidence`` (:func:`item_confidence`; per configuration when the cube
-        has ``prob``), bounded below by ``floor × n / N`` and above by ``max_prob``.
+        has ``prob`` or a verbalized ``confidence``), bounded below by ``floor × n / N`` and above by ``max_prob``.
         ``"active"``: ``n_rounds`` sequential Poisson rounds of ``n / n_rounds``; the first by
         uncertainty, each later one by the disagreement (human ≠ majority LLM label) predicted
         by a ridge logistic regression on ``[1, uncertainty, group]`` fitted to the items
