@@ -18,6 +18,15 @@ def shared_data_dir() -> Path:
     return path
 
 
+def offline_mirror(monkeypatch, tmp_path) -> Path:
+    """Point hackrisk at the data mirror, offline, with a fresh cache under ``tmp_path``."""
+    path = shared_data_dir()
+    monkeypatch.setenv("HACKRISK_DATA_DIR", str(path))
+    monkeypatch.setenv("HACKRISK_OFFLINE", "1")
+    monkeypatch.setenv("HACKRISK_CACHE", str(tmp_path / "cache"))
+    return path
+
+
 def vader_source() -> Path:
     """The vaderSentiment sdist when `make` downloaded it, else the mirror folder."""
     sdist = os.environ.get("HACKRISK_VADER_SDIST")

@@ -17,24 +17,12 @@ import pytest
 import hackrisk
 from hackrisk import datasets as ds
 
-
-def _mirror() -> Path:
-    env = os.environ.get("HACKRISK_DATA_DIR")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
-    if not (path / "MANIFEST.tsv").is_file():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"data mirror {path} missing under CI (set HACKRISK_DATA_DIR)")
-        pytest.skip(f"data mirror {path} not found (set HACKRISK_DATA_DIR)")
-    return path
+from ._data import offline_mirror
 
 
 @pytest.fixture
 def mirror(monkeypatch, tmp_path) -> Path:
-    path = _mirror()
-    monkeypatch.setenv("HACKRISK_DATA_DIR", str(path))
-    monkeypatch.setenv("HACKRISK_OFFLINE", "1")
-    monkeypatch.setenv("HACKRISK_CACHE", str(tmp_path / "cache"))
-    return path
+    return offline_mirror(monkeypatch, tmp_path)
 
 
 @pytest.fixture
