@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,6 +9,8 @@ from scipy import stats
 
 import hackrisk
 from hackrisk.analysis.agreement import alt_test, benjamini_yekutieli
+
+from ._data import shared_data_dir as _data_dir
 
 
 def _cube(item_ids, llm_labels: dict[str, list[str]], classes, task="t"):
@@ -118,14 +117,6 @@ def test_equals_loop_reference_on_random_ratings(scoring):
     np.testing.assert_allclose(float(cell.advantage_prob), adv_ref, rtol=1e-12)
 
 
-def _data_dir() -> Path:
-    env = os.environ.get("HACKRISK_DATA_DIR")
-    path = Path(env) if env else Path(__file__).parents[2] / "shared" / "data"
-    if not path.is_dir():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"real data folder {path} is missing (CI=true: not skipping)")
-        pytest.skip(f"real data folder {path} not found (set HACKRISK_DATA_DIR)")
-    return path
 
 
 def test_runs_on_vader_every_rater_scored():

@@ -13,9 +13,7 @@ significance level, so the conclusions agree.
 from __future__ import annotations
 
 import itertools
-import os
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -27,17 +25,11 @@ from hackrisk.analysis import _kernels as K
 from hackrisk.analysis.frequentist import test_hypotheses
 from hackrisk.hypotheses import generate_hypotheses, hypotheses_table, skipped_table
 
+from ._data import shared_data_dir as _data_dir
+
 sm = pytest.importorskip("statsmodels.api")
 
 
-def _data_dir() -> Path:
-    env = os.environ.get("HACKRISK_DATA_DIR")
-    path = Path(env) if env else Path(__file__).parents[2] / "shared" / "data"
-    if not path.is_dir():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"real data folder {path} is missing (CI=true: not skipping)")
-        pytest.skip(f"real data folder {path} not found (set HACKRISK_DATA_DIR)")
-    return path
 
 
 def _glm_statsmodels(k1, n1, k2, n2):

@@ -8,9 +8,7 @@ to the truth) and by the size of the test under null random splits.
 
 from __future__ import annotations
 
-import os
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,6 +21,8 @@ import hackrisk
 from hackrisk.analysis import _kernels as K
 from hackrisk.analysis import frequentist as fq
 
+from ._data import shared_data_dir as _data_dir
+
 RTOL = 1e-8
 CFG = ("model", "prompt", "temperature")
 
@@ -32,15 +32,6 @@ CFG = ("model", "prompt", "temperature")
 # ------------------------------------------------------------------------------------------------
 
 
-def _data_dir() -> Path | None:
-    env = os.environ.get("HACKRISK_DATA_DIR")
-    path = Path(env) if env else Path(__file__).parents[2] / "shared" / "data"
-    if path.is_dir():
-        return path
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"real data folder {path} is missing under CI=true")
-    pytest.skip(f"real data folder {path} not found (set HACKRISK_DATA_DIR)")
-    return None
 
 
 def hand_hypotheses(cube: xr.Dataset, groupings: dict[str, np.ndarray], classes=None) -> xr.Dataset:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -21,6 +20,8 @@ from hackrisk.hypotheses import (
     skipped_table,
     tokenize,
 )
+
+from ._data import shared_data_dir as _data_dir
 
 KINDS = {"random", "length", "keyword", "covariate", "temporal", "user"}
 SKIP_KEYS = {"task", "grouping", "class_name", "reason"}
@@ -560,14 +561,6 @@ def test_paper_scale_is_fast():
 # real data
 
 
-def _data_dir() -> Path:
-    env = os.environ.get("HACKRISK_DATA_DIR")
-    path = Path(env) if env else Path(__file__).parents[2] / "shared" / "data"
-    if not path.is_dir():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"real data folder {path} is missing (CI=true: not skipping)")
-        pytest.skip(f"real data folder {path} not found (set HACKRISK_DATA_DIR)")
-    return path
 
 
 VADER_ROWS = 300

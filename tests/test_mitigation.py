@@ -21,6 +21,8 @@ import hackrisk
 from hackrisk.analysis import _mitigation_kernels as K
 from hackrisk.analysis import mitigation as mt
 
+from ._data import shared_data_dir as _data_dir
+
 Z = norm.ppf(0.975)
 
 
@@ -442,9 +444,6 @@ def test_select_model_picks_the_accurate_configuration(small):
 # ---------------------------------------------------------------------------------------------
 
 
-def _data_dir() -> Path:
-    env = os.environ.get("HACKRISK_DATA_DIR")
-    return Path(env) if env else Path(__file__).parents[2] / "shared" / "data"
 
 
 def simulated_llm_cube(path: Path, *, rng=0) -> xr.Dataset:

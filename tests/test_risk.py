@@ -17,6 +17,8 @@ from scipy import stats
 import hackrisk
 from hackrisk.analysis import risk as R
 
+from ._data import shared_data_dir as _data_dir
+
 CFG = ("model", "prompt", "temperature")
 
 
@@ -602,16 +604,6 @@ def test_bootstrap_ci_coverage():
 # ---------------------------------------------------------------------------------------------
 # real data: the two crowd workers of the llmhacking relevance task as two "annotators"
 # ---------------------------------------------------------------------------------------------
-def _data_dir():
-    import os
-    from pathlib import Path
-
-    path = Path(os.environ.get("HACKRISK_DATA_DIR", Path(__file__).parents[2] / "shared" / "data"))
-    if not (path / "llmhacking").is_dir():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"real data missing at {path} under CI=true")
-        pytest.skip(f"real data not found at {path} (set HACKRISK_DATA_DIR)")
-    return path
 
 
 @pytest.mark.parametrize("name", ["relevance_tweets23", "framesI_tweets23"])

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,17 +13,11 @@ from hackrisk.analysis import frequentist as fq
 from hackrisk.analysis.risk import classify_errors, risk
 from hackrisk.hypotheses import generate_hypotheses
 
+from ._data import shared_data_dir as _data_dir
+
 ODD_CHUNKS = {"task": 1, "model": 2, "prompt": 1, "temperature": 2, "item": 97}
 
 
-def _data_dir() -> Path:
-    env = os.environ.get("HACKRISK_DATA_DIR")
-    path = Path(env) if env else Path(__file__).parents[2] / "shared" / "data"
-    if not path.is_dir():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"real data folder {path} is missing under CI=true")
-        pytest.skip(f"real data folder {path} not found (set HACKRISK_DATA_DIR)")
-    return path
 
 
 @pytest.fixture(scope="module")
