@@ -566,6 +566,15 @@ def _estimate_groups(method, estimand, Y, Yh, lab, unl, g, w, wu, pi, lam, fold,
         if lam_ is not None:
             out["lam_a"] = out["lam_b"] = np.broadcast_to(lam_, shape)
 
+    def _means_logit(ea, sa, eb, sb):  # log odds ratio from the two group means (delta method)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ok = (ea > 0) & (ea < 1) & (eb > 0) & (eb < 1)
+            la_, lb_ = np.log(ea / (1 - ea)), np.log(eb / (1 - eb))
+            se = np.hypot(sa / (ea * (1 - ea)), sb / (eb * (1 - eb)))
+        out.update(estimate=np.where(ok, la_ - lb_, np.nan), se=np.where(ok, se, np.nan),
+                   estimate_a=np.where(ok, la_, np.nan), estimate_b=np.where(ok, lb_, np.nan),
+                   va_l=nan, vb_l=nan, va_u=nan, vb_u=nan)
+
     if method == "human":
         if estimand == "difference":
             pa, sa = K.hajek_mean(Yc, lab_a, w)
@@ -614,14 +623,8 @@ def _estimate_groups(method, estimand, Y, Yh, lab, unl, g, w, wu, pi, lam, fold,
             if estimand == "difference":
                 out.update(estimate_a=ea, estimate_b=eb, va_l=np.maximum(val, 0), va_u=vau,
                            vb_l=np.maximum(vbl, 0), vb_u=vbu)
-            else:  # log odds ratio from the two group means (delta method)
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    ok = (ea > 0) & (ea < 1) & (eb > 0) & (eb < 1)
-                    la_, lb_ = np.log(ea / (1 - ea)), np.log(eb / (1 - eb))
-                    se = np.hypot(sa / (ea * (1 - ea)), sb / (eb * (1 - eb)))
-                out.update(estimate=np.where(ok, la_ - lb_, np.nan), se=np.where(ok, se, np.nan),
-                           estimate_a=np.where(ok, la_, np.nan), estimate_b=np.where(ok, lb_, np.nan),
-                           va_l=nan, vb_l=nan, va_u=nan, vb_u=nan)
+            else:
+                _means_logit(ea, sa, eb, sb)
         elif estimand == "difference":
             ea, _, la, _, _, val, vau = K.ppi_mean(Yc, Yh, lab_a, unl_a, w, wu, lam=lam, parts=True)
             eb, _, lb, _, _, vbl, vbu = K.ppi_mean(Yc, Yh, lab_b, unl_b, w, wu, lam=lam, parts=True)
@@ -638,13 +641,7 @@ def _estimate_groups(method, estimand, Y, Yh, lab, unl, g, w, wu, pi, lam, fold,
         if estimand == "difference":
             out.update(estimate_a=ea, estimate_b=eb, va_l=sa**2, vb_l=sb**2)
         else:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ok = (ea > 0) & (ea < 1) & (eb > 0) & (eb < 1)
-                la_, lb_ = np.log(ea / (1 - ea)), np.log(eb / (1 - eb))
-                se = np.hypot(sa / (ea * (1 - ea)), sb / (eb * (1 - eb)))
-            out.update(estimate=np.where(ok, la_ - lb_, np.nan), se=np.where(ok, se, np.nan),
-                       estimate_a=np.where(ok, la_, np.nan), estimate_b=np.where(ok, lb_, np.nan),
-                       va_l=nan, vb_l=nan, va_u=nan, vb_u=nan)
+            _means_logit(ea, sa, eb, sb)
     elif method == "dsl":
         valid = lab + unl
         ghat = _cross_fit(Yc, Yh, g, lab, fold, n_folds, features, extra)
