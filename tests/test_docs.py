@@ -72,7 +72,10 @@ def test_site_builds_without_warnings_and_opens_in_chromium(tmp_path):
     """The whole site (API reference, concepts, CLI reference) with the quickstart tutorial executed."""
     r = build(tmp_path, notebooks="quickstart", timeout=900)
     assert r.returncode == 0, (r.stdout + r.stderr)[-5000:]
-    assert "WARNING" not in r.stderr and "ERROR" not in r.stderr, r.stderr[-5000:]
+    # Sphinx's own messages; the executing kernel's log lines ("[IPKernelApp] WARNING | ... TCP ...")
+    # are not about the site
+    sphinx = "\n".join(line for line in r.stderr.splitlines() if not line.startswith("[IPKernelApp]"))
+    assert "WARNING" not in sphinx and "ERROR" not in sphinx, sphinx[-5000:]
     html = tmp_path / "html"
     check_site(html, "quickstart")
     cli = dump_dom(html / "docs" / "cli.html")
