@@ -171,6 +171,14 @@ def _agreement(a: dict, n_class: int) -> tuple[np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------------------------------------
 
 
+def _check_sampling(scheme: str, floor: float, max_prob: float) -> None:
+    """The sampling options shared by :func:`draw_human_sample` and :func:`suggest_items`."""
+    if scheme not in SCHEMES:
+        raise ValueError(f"scheme={scheme!r} is not one of {SCHEMES}. Fix: pick one of them.")
+    if not 0 < floor <= 1 or not 0 < max_prob <= 1:
+        raise ValueError(f"floor={floor} and max_prob={max_prob} must lie in (0, 1]. Fix: adjust them.")
+
+
 def draw_human_sample(
     cube: xr.Dataset,
     hypotheses: xr.Dataset,
@@ -223,12 +231,9 @@ def draw_human_sample(
         with per-configuration probabilities; ``feasible`` (hypothesis); ``n_labelled``;
         attrs ``scheme``, ``n``.
     """
-    if scheme not in SCHEMES:
-        raise ValueError(f"scheme={scheme!r} is not one of {SCHEMES}. Fix: pick one of them.")
+    _check_sampling(scheme, floor, max_prob)
     if int(n) < 4:
         raise ValueError(f"n={n} is too small: each group needs at least 2 human labels. Fix: n >= 4.")
-    if not 0 < floor <= 1 or not 0 < max_prob <= 1:
-        raise ValueError(f"floor={floor} and max_prob={max_prob} must lie in (0, 1]. Fix: adjust them.")
     gen = np.random.default_rng(rng)
     a = _arrays(cube, hypotheses)
     valid, group = a["valid"], a["group"]
@@ -1273,12 +1278,9 @@ def suggest_items(
         probability after this round), ``round_pi`` (probability of selection in this round);
         attrs ``labelled_pi`` (updated ``pi`` of the items labelled before), ``scheme``.
     """
-    if scheme not in SCHEMES:
-        raise ValueError(f"scheme={scheme!r} is not one of {SCHEMES}. Fix: pick one of them.")
+    _check_sampling(scheme, floor, max_prob)
     if int(n) < 1:
         raise ValueError(f"n={n}: suggest at least one item.")
-    if not 0 < floor <= 1 or not 0 < max_prob <= 1:
-        raise ValueError(f"floor={floor} and max_prob={max_prob} must lie in (0, 1].")
     gen = np.random.default_rng(rng)
     s = _study_arrays(cube, hypotheses)
     tasks = list(map(str, cube["task"].values))
