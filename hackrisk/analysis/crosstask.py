@@ -2,14 +2,20 @@
 
 The paper's findings are statements across tasks: risk differs from task to task. This module turns
 the test results of one or many tasks (for instance the per-task ``tests.nc`` written by ``hackrisk
-analyze`` for each study of :mod:`hackrisk.suite`) into one table of Type I, II, S and M risk per
-task with bootstrap intervals (:func:`hackrisk.analysis.risk.risk` with ``by="task"``), and places a
-user's task (its cube, e.g. from :func:`hackrisk.datasets.load_table` and ``annotate``, or its test
-results) among them in that table and a forest plot (:func:`place_task`).
+analyze`` for each study of :mod:`hackrisk.suite`) into
+
+* one tests Dataset holding every task (:func:`combine_tasks`), which every analysis of
+  :mod:`hackrisk.analysis.risk`, the Bayesian risk model and the explorer accept;
+* one table of Type I, II, S and M risk per task with bootstrap intervals (:func:`task_risk_table`,
+  :func:`hackrisk.analysis.risk.risk` with ``by="task"``);
+
+and places a user's task (its cube, e.g. from :func:`hackrisk.datasets.load_table` and
+``annotate``, or its test results) among them in that table and a forest plot (:func:`place_task`).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,9 +23,191 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-__all__ = ["task_risk_table", "place_task"]
+from ..cube import CONFIG_DIMS
+
+log = logging.getLogger(__name__)
+
+__all__ = ["combine_tasks", "task_risk_table", "place_task"]
 
 _RATES = ("type_i", "type_ii", "type_s", "type_m_mean", "risk_pooled", "risk_balanced")
+
+
+# the fill of test_hypotheses for a configuration without labels (docs/results.md): every statistic
+# NaN, conclusion 0 with annotated False (so classify_errors gives -1 and every risk skips it)
+_NOT_ANNOTATED = {"conclusion": 0, "error": -1, "annotated": False, "zero_decided": False,
+                  "unparseable_excluded": False}
+
+
+def _fill_value(name: str, da: xr.DataArray) -> Any:
+    if name in _NOT_ANNOTATED:
+        return _NOT_ANNOTATED[name]
+    if da.dtype == bool:
+        return False
+    return np.nan
+
+
+def combine_tasks(results: Mapping[str, xr.Dataset] | Sequence[xr.Dataset]) -> xr.Dataset:
+    """The test results of several tasks as one tests Dataset.
+
+    Parameters
+    ----------
+    results
+        ``{task: tests}``, each the output of
+        :func:`hackrisk.analysis.frequentist.test_hypotheses` (the ``tests.nc`` of ``hackrisk
+        analyze``; :func:`hackrisk.analysis.risk.classify_errors` output works too). The key names
+        the task: a Dataset holding one task gets the key as its ``task`` coordinate (whatever it
+        held before); one holding several tasks keeps them as ``"<key>:<task>"``. A plain
+        sequence keeps the Datasets' own task names.
+
+    Returns
+    -------
+    xarray.Dataset
+        The hypotheses of every task concatenated (``hypothesis`` renumbered ``0..H-1``; the
+        original number is kept in the coordinate ``task_hypothesis``), the configuration dims
+        ``model``, ``prompt``, ``temperature`` outer-joined (sorted union, in first-seen order for
+        model and prompt). Where a task lacks a configuration (e.g. fewer prompts), every LLM-side
+        variable is filled as :func:`~hackrisk.analysis.frequentist.test_hypotheses` fills a
+        configuration without labels: statistics NaN, ``conclusion`` 0 with ``annotated`` False
+        (``error`` -1), so no risk, error or curve reads a conclusion there. Integer LLM-side
+        variables other than ``conclusion`` / ``error`` become float with NaN there. attrs: those
+        shared by every input (``alpha``, ``conventions``, ...), ``tasks``, ``n_not_annotated`` /
+        ``not_annotated`` (summed / joined), ``n_filled`` / ``filled``, the (task, configuration)
+        pairs added by the join (``task/model/prompt/temperature``), and ``dropped_coords``:
+        non-index configuration coordinates (e.g. a simulated ``nominal_accuracy`` on ``model``)
+        whose value for one level differs between tasks, left out with a logged warning.
+
+    Raises
+    ------
+    ValueError
+        No input, a Dataset that is not test results, a task name used twice, different
+        ``alpha`` / ``conventions`` / ``zero_rule`` (conclusions drawn under different rules do
+        not pool), or a model whose ``identity`` (name and weights) differs between tasks.
+    """
+    if isinstance(results, xr.Dataset):
+        results = [results]
+    items = [(str(k), v) for k, v in results.items()] if isinstance(results, Mapping) else \
+        [(None, v) for v in results]
+    if not items:
+        raise ValueError("combine_tasks: no test results given. Fix: pass {task: tests} with at least one task.")
+    renamed: list[xr.Dataset] = []
+    for key, ds in items:
+        where = f"results[{key!r}]" if key is not None else "results"
+        if not isinstance(ds, xr.Dataset) or "conclusion" not in ds or "human_conclusion" not in ds:
+            raise ValueError(f"combine_tasks: {where} is not a tests Dataset (needs 'conclusion' and "
+                             "'human_conclusion'). Fix: pass the output of test_hypotheses / the tests.nc of "
+                             "`hackrisk analyze`.")
+        missing = [d for d in ("hypothesis", *CONFIG_DIMS) if d not in ds["conclusion"].dims]
+        if missing:
+            raise ValueError(f"combine_tasks: {where}['conclusion'] lacks the dims {missing}. Fix: pass the "
+                             "output of test_hypotheses (dims hypothesis, model, prompt, temperature).")
+        flat = [v for v in ds.data_vars if "hypothesis" not in ds[v].dims]
+        if flat:
+            raise ValueError(f"combine_tasks: {where} has variables without a 'hypothesis' dim {flat}. Fix: "
+                             "drop them (ds.drop_vars(...)); only per-hypothesis results are combined.")
+        if "task" in ds.coords:
+            names = np.asarray(ds["task"].values).astype(str)
+        else:
+            names = np.full(ds.sizes["hypothesis"], key or "task", dtype=object)
+        if key is not None:
+            names = np.full(names.shape, key, dtype=object) if len(set(names)) <= 1 else \
+                np.array([f"{key}:{t}" for t in names], dtype=object)
+        ds = ds.assign_coords(task=("hypothesis", names.astype(object)),
+                              task_hypothesis=("hypothesis", ds["hypothesis"].values))
+        renamed.append(ds.drop_vars("hypothesis"))
+    seen: dict[str, int] = {}
+    for k, ds in enumerate(renamed):
+        for t in dict.fromkeys(ds["task"].values.tolist()):
+            if t in seen:
+                raise ValueError(f"combine_tasks: task {t!r} appears in input {seen[t]} and input {k}. Fix: give "
+                                 "each task's results once, under distinct keys.")
+            seen[t] = k
+    for name in ("alpha", "conventions", "zero_rule", "method"):
+        vals = {str(ds.attrs[name]) for ds in renamed if name in ds.attrs}
+        if len(vals) > 1:
+            raise ValueError(f"combine_tasks: the inputs were tested with different {name} {sorted(vals)}; their "
+                             f"conclusions do not pool. Fix: re-run `hackrisk analyze` with one {name} for every task.")
+    # the union of the configurations, with their non-index coordinates (e.g. the model identity)
+    union: dict[str, list] = {}
+    extra: dict[str, tuple[str, dict]] = {}
+    conflicts: set[str] = set()
+    for dim in CONFIG_DIMS:
+        vals: list = []
+        for ds in renamed:
+            vals.extend(v for v in ds[dim].values.tolist() if v not in vals)
+        union[dim] = sorted(vals) if dim == "temperature" else vals
+        for ds in renamed:
+            for cname, coord in ds.coords.items():
+                if cname == dim or coord.dims != (dim,):
+                    continue
+                table = extra.setdefault(cname, (dim, {}))[1]
+                for level, value in zip(ds[dim].values.tolist(), coord.values.tolist()):
+                    if level in table and not _same(table[level], value):
+                        if cname == "identity":
+                            raise ValueError(f"combine_tasks: {dim} {level!r} is {table[level]!r} in one task and "
+                                             f"{value!r} in another (two models under one name). Fix: give the two "
+                                             f"a different {dim} name.")
+                        conflicts.add(cname)
+                    table[level] = value
+    if conflicts:
+        log.warning("combine_tasks: the coordinates %s differ between tasks for one configuration (a per-task "
+                    "fact such as a nominal accuracy); they are left out of the combined tests.", sorted(conflicts))
+    joined, filled = [], []
+    for ds in renamed:
+        ds = ds.drop_vars(list(extra), errors="ignore")
+        have = {d: set(ds[d].values.tolist()) for d in CONFIG_DIMS}
+        task_names = list(dict.fromkeys(ds["task"].values.tolist()))
+        for m in union["model"]:
+            for p in union["prompt"]:
+                for t in union["temperature"]:
+                    if not (m in have["model"] and p in have["prompt"] and t in have["temperature"]):
+                        filled.extend(f"{task}/{m}/{p}/{t}" for task in task_names)
+        out = {}
+        for name, da in ds.data_vars.items():
+            if any(d in da.dims for d in CONFIG_DIMS):
+                fill = _fill_value(name, da)
+                if np.issubdtype(da.dtype, np.integer) and name not in _NOT_ANNOTATED:
+                    da = da.astype(np.float64)
+                da = da.reindex({d: union[d] for d in CONFIG_DIMS if d in da.dims}, fill_value=fill)
+                if name in _NOT_ANNOTATED:
+                    da = da.astype(ds[name].dtype)
+            out[name] = da
+        joined.append(xr.Dataset(out, coords={c: v for c, v in ds.coords.items() if c not in CONFIG_DIMS},
+                                 attrs=ds.attrs))
+    combined = xr.concat(joined, dim="hypothesis", data_vars="all", coords="different", compat="equals",
+                         join="outer", combine_attrs="drop_conflicts")
+    combined = combined.assign_coords(hypothesis=np.arange(combined.sizes["hypothesis"]))
+    for cname, (dim, table) in extra.items():
+        if cname in conflicts:
+            continue
+        combined = combined.assign_coords({cname: (dim, [table.get(v, _missing(table)) for v in union[dim]])})
+    order = [d for d in ("hypothesis", *CONFIG_DIMS)]
+    combined = combined.transpose(*order, ...)
+    combined.attrs.update({
+        "tasks": list(seen),
+        "n_not_annotated": int(sum(int(ds.attrs.get("n_not_annotated", 0)) for ds in renamed)),
+        "not_annotated": [s for ds in renamed for s in _as_str_list(ds.attrs.get("not_annotated", []))],
+        "n_filled": len(filled),
+        "filled": filled,
+        "dropped_coords": sorted(conflicts),
+    })
+    return combined
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and np.isnan(a) and np.isnan(b):
+        return True
+    return a == b
+
+
+def _missing(table: Mapping[Any, Any]) -> Any:
+    sample = next(iter(table.values()), "")
+    return "" if isinstance(sample, str) else np.nan
+
+
+def _as_str_list(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value] if value else []
+    return [str(v) for v in np.atleast_1d(value)]
 
 
 def _as_tests(ds: xr.Dataset, alpha: float) -> xr.Dataset:
