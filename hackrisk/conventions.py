@@ -7,7 +7,12 @@ listed in ``docs/conventions.md``. This module holds the pieces only the paper p
 
 * :func:`paper_random_split` — a fresh ``numpy.random.default_rng(seed)`` handed to
   ``pandas.DataFrame.sample(frac=...)`` over the items in file order; group A is the sample
-  (50 % with seed 2, 20 % and 40 % with seed 1);
+  (50 % with seed 2, 20 % and 40 % with seed 1); :func:`paper_random_order` gives the sample in
+  the order pandas returns it (the order of the authors' group-1 table);
+* :func:`paper_human_draw` — the human-labelled subsample of mitigation's human-only and
+  substitution methods: per draw ``d`` a ``numpy.random.RandomState(42 + d)``, group sizes in
+  proportion to the groups (at least 2 each), ``RandomState.choice`` of positions within each
+  group's table, group 1 first;
 * :func:`paper_length_split` — length in characters, group A = length at or below the median;
 * :func:`paper_tokenize` / :func:`paper_keywords` — lower-cased word tokens (an approximation of
   NLTK's ``word_tokenize``, see below) without NLTK's English stop words (:func:`nltk_stopwords`,
@@ -50,6 +55,9 @@ __all__ = [
     "nltk_stopwords",
     "check_conventions",
     "paper_random_split",
+    "paper_random_order",
+    "paper_human_draw",
+    "PAPER_SAMPLE_SEED",
     "paper_length_split",
     "paper_tokenize",
     "paper_keywords",
@@ -71,6 +79,9 @@ PAPER_N_KEYWORDS = 3
 
 PAPER_MAX_UNPARSEABLE = 0.01
 """Configurations with a larger share of unparseable answers (label ``-2``) are left out."""
+
+PAPER_SAMPLE_SEED = 42
+"""Seed of the human-labelled subsample: draw ``d`` uses ``numpy.random.RandomState(42 + d)``."""
 
 
 def check_conventions(conventions: str, where: str) -> str:
@@ -99,20 +110,59 @@ _stopwords = nltk_stopwords
 # random and length splits
 
 
-def paper_random_split(n: int, frac: float, seed: int) -> np.ndarray:
-    """Group A of a paper random split of ``n`` items in file order (int8: 1 = A, 0 = B).
+def paper_random_order(n: int, frac: float, seed: int) -> np.ndarray:
+    """Positions (file order, 0 … n-1) of a paper random split's group A, in the sample's order.
 
     The authors call ``df.sample(frac=frac, random_state=numpy.random.default_rng(seed))`` on the
     task's table; pandas draws the sampled *positions*, so the same positions are sampled here by
-    pandas itself, on a frame of ``n`` rows.
+    pandas itself, on a frame of ``n`` rows. The result keeps the order pandas returns them in,
+    which is the row order of the authors' group-1 table (their human subsample picks rows of that
+    table by position, :func:`paper_human_draw`).
     """
     import pandas as pd
 
     frame = pd.DataFrame(index=pd.RangeIndex(n))
-    picked = frame.sample(frac=frac, random_state=np.random.default_rng(seed)).index.to_numpy()
+    return frame.sample(frac=frac, random_state=np.random.default_rng(seed)).index.to_numpy()
+
+
+def paper_random_split(n: int, frac: float, seed: int) -> np.ndarray:
+    """Group A of a paper random split of ``n`` items in file order (int8: 1 = A, 0 = B)."""
     row = np.zeros(n, dtype=np.int8)
-    row[picked] = 1
+    row[paper_random_order(n, frac, seed)] = 1
     return row
+
+
+def paper_human_draw(n1: int, n2: int, n: int, draw: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The authors' human-labelled subsample of two groups (positions within each group's table).
+
+    Parameters
+    ----------
+    n1, n2
+        Sizes of group 1 (hackrisk's group A) and group 2.
+    n
+        Budget (number of human labels).
+    draw
+        Repetition index ``d``; the generator is ``numpy.random.RandomState(42 + d)``.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray) or None
+        Positions drawn in group 1 and in group 2, in draw order: ``k1 = max(2, int(round(n n1 /
+        (n1 + n2))))``, ``k2 = max(2, n - k1)``, the larger one reduced when ``k1 + k2 > n``; then
+        ``choice(n1, k1, replace=False)`` and ``choice(n2, k2, replace=False)`` from the same
+        generator. ``None`` when a group is smaller than its share (the authors' code would fail).
+    """
+    k1 = max(2, int(np.round(n * n1 / (n1 + n2))))
+    k2 = max(2, n - k1)
+    if k1 + k2 > n:
+        if k1 > k2:
+            k1 = n - k2
+        else:
+            k2 = n - k1
+    if not (0 <= k1 <= n1 and 0 <= k2 <= n2):
+        return None
+    gen = np.random.RandomState(PAPER_SAMPLE_SEED + int(draw))
+    return gen.choice(n1, k1, replace=False), gen.choice(n2, k2, replace=False)
 
 
 def paper_length_split(texts: Sequence[str]) -> np.ndarray:

@@ -33,7 +33,12 @@ parameter, with items treated as independent draws.
 Inference for the valid methods is small-sample sound by default (``small_sample=True``: a
 variance floor for groups whose few labels all agree, Student-t with Welch degrees of freedom,
 an Agresti–Caffo interval for the human-only difference, a PPI++ variance that pays for tuning λ
-on the same labels, < 2 labelled items → undecided); see docs/mitigation.md. Results are ``xarray.Dataset`` s over
+on the same labels, < 2 labelled items → undecided); see docs/mitigation.md.
+``conventions="paper"`` (human-only and substitution; :data:`PAPER_METHODS`) instead decides
+each table as the authors' code does: the binomial GLM Wald test of R's ``glm`` with the
+share-0 rule (``zero_rule="glm"``, LLM side), configurations with more than 1 % unparseable
+answers left out, and — in :func:`draw_human_sample` — the authors' draw of the subsample
+(docs/conventions.md). Results are ``xarray.Dataset`` s over
 ``(hypothesis, model, prompt, temperature[, draw])``; the computations are batched numpy
 (:mod:`._mitigation_kernels`), PPI++ and DSL from per-group sufficient statistics (BLAS
 products of LLM labels with item weights), the rest chunked over hypotheses.
@@ -48,6 +53,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .. import conventions as _conv
 from ..cube import CONFIG_DIMS, validate_cube
 from . import _mitigation_kernels as K
 
@@ -65,9 +71,12 @@ __all__ = [
     "item_confidence",
     "correct",
     "suggest_items",
+    "PAPER_METHODS",
 ]
 
 METHODS = ("human", "substitution", "ppi", "dsl", "cdi")
+PAPER_METHODS = ("human", "substitution")
+"""Methods that ``conventions="paper"`` covers (the authors' mitigations 1 and 2)."""
 SCHEMES = ("random", "confidence", "active")
 BUDGETS = (25, 50, 100, 250, 500, 1000)
 _OUT_DIMS = ("hypothesis", *CONFIG_DIMS, "draw")
@@ -191,6 +200,7 @@ def draw_human_sample(
     max_share: float = 0.7,
     n_rounds: int = 4,
     rng: int | np.random.Generator | None = None,
+    conventions: str = "hackrisk",
 ) -> xr.Dataset:
     """Draw the human-labelled subset of each hypothesis' items, ``n_draws`` times.
 
@@ -221,7 +231,16 @@ def draw_human_sample(
     n_rounds
         Rounds of the active scheme.
     rng
-        Seed or generator.
+        Seed or generator (not used under ``conventions="paper"``).
+    conventions
+        ``"hackrisk"`` (default) or ``"paper"``: the authors' draw (random scheme only). Draw
+        ``d`` uses ``numpy.random.RandomState(42 + d)``: ``k_A = max(2, int(round(n N_A / N)))``,
+        ``k_B = max(2, n − k_A)`` (the larger reduced when they exceed ``n``), then
+        ``choice(N_A, k_A, replace=False)`` and ``choice(N_B, k_B, replace=False)`` over the
+        positions of each group's eligible items in the row order of the authors' group tables
+        (file order; a paper random split's group A in ``DataFrame.sample``'s draw order), see
+        :func:`hackrisk.conventions.paper_human_draw`. The same subsample serves every class and
+        configuration of a grouping, as in the authors' code.
 
     Returns
     -------
@@ -229,9 +248,14 @@ def draw_human_sample(
         ``selected`` (bool) and ``pi`` (inclusion probability) over ``(hypothesis, draw, item)``,
         or ``(hypothesis, model, prompt, temperature, draw, item)`` for the confidence scheme
         with per-configuration probabilities; ``feasible`` (hypothesis); ``n_labelled``;
-        attrs ``scheme``, ``n``.
+        attrs ``scheme``, ``n``, ``conventions``.
     """
     _check_sampling(scheme, floor, max_prob)
+    _conv.check_conventions(conventions, "draw_human_sample")
+    if conventions == "paper" and scheme != "random":
+        raise ValueError(f"draw_human_sample: conventions='paper' reproduces the authors' random draw only, not "
+                         f"scheme={scheme!r} (their confidence and active designs differ from hackrisk's). Fix: "
+                         "pass scheme='random' or conventions='hackrisk'.")
     if int(n) < 4:
         raise ValueError(f"n={n} is too small: each group needs at least 2 human labels. Fix: n >= 4.")
     gen = np.random.default_rng(rng)
@@ -246,7 +270,10 @@ def draw_human_sample(
     coords = {"hypothesis": hypotheses["hypothesis"].values, "draw": np.arange(D),
               "item": cube["item"].values}
 
-    if scheme == "random":
+    if conventions == "paper":
+        sel, pi, feasible = _paper_design(cube, hypotheses, a, int(n), D, max_share)
+        vf = valid & feasible[:, None]
+    elif scheme == "random":
         keys = gen.random((H, D, NI))
         sel = np.zeros((H, D, NI), dtype=bool)
         pi = np.zeros((H, D, NI))
@@ -289,7 +316,7 @@ def draw_human_sample(
     ds = ds.assign_coords(item_id=(("hypothesis", "item"),
                                    np.asarray(cube["item_id"].values)[a["t_idx"]].astype(str)))
     ds.attrs.update({"scheme": scheme, "n": int(n), "floor": floor, "max_prob": max_prob,
-                     "max_share": max_share})
+                     "max_share": max_share, "conventions": conventions})
     return ds
 
 
@@ -467,6 +494,135 @@ def _align_design_items(design: xr.Dataset, hypotheses: xr.Dataset, cube: xr.Dat
 def _by_chunks(H: int, per_h: int):
     step = max(1, _CHUNK // max(per_h, 1))
     return [slice(i, min(i + step, H)) for i in range(0, H, step)]
+
+
+# ---------------------------------------------------------------------------------------------
+# the paper preset: human-only and substitution decided as the authors' code decides them
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_paper(conventions: str, method: str, where: str) -> None:
+    """``conventions`` is a known preset, and ``"paper"`` only with a method it covers."""
+    _conv.check_conventions(conventions, where)
+    if conventions == "paper" and method not in PAPER_METHODS:
+        raise ValueError(f"{where}: conventions='paper' covers method='human' and method='substitution' "
+                         f"(the authors' mitigations 1 and 2), not method={method!r}: the authors' DSL and CDI "
+                         "code paths are not re-implemented. Fix: pass conventions='hackrisk' for this method.")
+
+
+def _paper_counts(method, Y, Yh, lab, unl, g):
+    """The authors' 2 × 2 counts ``(k_a, n_a, k_b, n_b)`` (arrays broadcast, items last).
+
+    Human-only: the labelled items with their human labels. Substitution: every item of the two
+    groups, the human label where known and the LLM label elsewhere (an unparseable answer is
+    not the class, as the authors' ``"na"``).
+    """
+    if method == "human":
+        rows, z = lab, Y
+    else:
+        rows, z = lab + unl, lab * Y + unl * Yh
+    in_a, in_b = rows * g, rows * (1 - g)
+    return (z * in_a).sum(-1), in_a.sum(-1), (z * in_b).sum(-1), in_b.sum(-1)
+
+
+def _paper_tests(k_a, n_a, k_b, n_b, estimand: str, alpha: float) -> dict:
+    """The authors' decision on 2 × 2 counts, with the keys :func:`correct` fills.
+
+    The binomial GLM Wald test of R's ``glm`` (:func:`hackrisk.analysis._kernels.two_by_two`
+    with ``zero_rule="glm"``): a class share of exactly 0 in a group decides by the counts (both
+    0: no difference; one: the other group is larger), every other table — a share of 1 included
+    — goes to the GLM, which on a separated table stops with p near 1 (no difference). A group
+    with no items is undecided. ``estimate`` is the share difference (the authors' effect size)
+    or, for the logistic estimand, the GLM's log odds ratio with its Wald interval (NaN where the
+    share-0 rule decided). The difference estimand has no interval: the test is on the log-odds
+    scale.
+    """
+    from scipy.special import ndtri
+
+    from ._kernels import two_by_two
+
+    k_a, n_a, k_b, n_b = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (k_a, n_a, k_b, n_b)))
+    r = two_by_two(k_a, n_a, k_b, n_b, zero_rule="glm", alpha=alpha, zero_conclusion="llm")
+    decided = (n_a > 0) & (n_b > 0)
+    nan = np.full(k_a.shape, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pa, pb = np.where(decided, k_a / n_a, np.nan), np.where(decided, k_b / n_b, np.nan)
+        if estimand == "difference":
+            est, se, lo, hi, ea, eb = pa - pb, nan, nan, nan, pa, pb
+        else:
+            ok = decided & ~r["zero_decided"]
+            est, se = np.where(ok, r["log_or"], np.nan), np.where(ok, r["se"], np.nan)
+            zq = ndtri(1 - alpha / 2)
+            lo, hi = est - zq * se, est + zq * se
+            inner = lambda p: np.where((p > 0) & (p < 1), np.log(p / (1 - p)), np.nan)  # noqa: E731
+            ea, eb = inner(pa), inner(pb)
+    return {"estimate": est, "se": se, "ci_lower": lo, "ci_upper": hi,
+            "p_value": np.where(decided, r["p_value"], np.nan),
+            "conclusion": np.where(decided, r["conclusion"], 0).astype(np.int8), "decided": decided,
+            "df": np.where(decided, np.inf, np.nan), "estimate_a": ea, "estimate_b": eb,
+            "lam_a": nan, "lam_b": nan}
+
+
+def _paper_excluded(cube: xr.Dataset, hypotheses: xr.Dataset) -> np.ndarray:
+    """(hypothesis, model, prompt, temperature): more than 1 % unparseable answers (left out)."""
+    from .frequentist import unparseable_share
+
+    share = unparseable_share(cube).transpose("task", *CONFIG_DIMS)
+    tasks = [str(t) for t in cube["task"].values]
+    t_idx = [tasks.index(str(t)) for t in hypotheses["task"].values]
+    return np.asarray(share.values > _conv.PAPER_MAX_UNPARSEABLE)[t_idx]
+
+
+def _paper_group_order(hypotheses: xr.Dataset, cube: xr.Dataset, h: int, t: int, member: np.ndarray) -> np.ndarray:
+    """Cube positions of group A's ``member`` items in the row order of the authors' group-1 table.
+
+    File order (the cube's item order), except for a paper random split (hypotheses generated
+    with ``conventions="paper"``), whose group 1 is ``DataFrame.sample``'s output in the order it
+    is drawn.
+    """
+    pos = np.flatnonzero(member)
+    grouping = str(hypotheses["grouping"].values[h]) if "grouping" in hypotheses.coords else ""
+    splits = {f"random:{name}": (frac, seed) for name, frac, seed in _conv.PAPER_RANDOM_SPLITS}
+    if hypotheses.attrs.get("conventions") != "paper" or grouping not in splits:
+        return pos
+    real = np.flatnonzero(np.asarray(cube["item_id"].values)[t] != "")
+    order = real[_conv.paper_random_order(len(real), *splits[grouping])]
+    group_a = np.asarray(hypotheses["group"].transpose("hypothesis", "item").values[h]) == 1
+    if not np.array_equal(np.sort(order), np.flatnonzero(group_a)):
+        return pos  # not the paper split this name stands for: file order
+    return order[member[order]]
+
+
+def _paper_design(cube: xr.Dataset, hypotheses: xr.Dataset, a: dict, n: int, D: int,
+                  max_share: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``selected``, ``pi`` (hypothesis, draw, item) and ``feasible`` of the authors' draws."""
+    valid, group = a["valid"], a["group"]
+    H, NI = valid.shape
+    sel = np.zeros((H, D, NI), dtype=bool)
+    pi = np.zeros((H, D, NI))
+    feasible = np.zeros(H, dtype=bool)
+    draws: dict[tuple[int, int, int], tuple | None] = {}
+    for h in range(H):
+        pos_a = _paper_group_order(hypotheses, cube, h, int(a["t_idx"][h]), valid[h] & (group[h] == 1))
+        pos_b = np.flatnonzero(valid[h] & (group[h] == 0))
+        n1, n2 = len(pos_a), len(pos_b)
+        if n1 < 2 or n2 < 2 or n > max_share * (n1 + n2):
+            continue
+        for d in range(D):
+            key = (n1, n2, d)
+            if key not in draws:
+                draws[key] = _conv.paper_human_draw(n1, n2, int(n), d)
+            got = draws[key]
+            if got is None:
+                break
+            sel[h, d, pos_a[got[0]]] = True
+            sel[h, d, pos_b[got[1]]] = True
+            pi[h, d, pos_a] = len(got[0]) / n1
+            pi[h, d, pos_b] = len(got[1]) / n2
+        else:
+            feasible[h] = True
+    sel &= feasible[:, None, None]
+    return sel, pi, feasible
 
 
 def _cross_fit(Y, Yh, g, lab, fold, n_folds, features=("llm", "group"), extra=None):
@@ -799,6 +955,7 @@ def mitigate(
     n_folds: int = 5,
     small_sample: bool = True,
     rng: int | np.random.Generator | None = None,
+    conventions: str = "hackrisk",
 ) -> xr.Dataset:
     """Estimate every hypothesis' group effect from human labels plus each configuration's LLM labels.
 
@@ -831,6 +988,13 @@ def mitigate(
         interval (ppi-python's).
     rng
         Seed or generator (DSL / CDI fold assignment).
+    conventions
+        ``"hackrisk"`` (default) or ``"paper"`` (``method`` ``"human"`` or ``"substitution"``
+        only): each (hypothesis, configuration, draw) table is decided as the authors' code
+        decides it — the binomial GLM Wald test with the share-0 rule (see :func:`correct`), the
+        design's weights ignored (draw it with ``draw_human_sample(conventions="paper")`` to
+        reproduce the authors' subsample), and configurations with more than 1 % unparseable
+        answers left out (``annotated`` False, ``unparseable_excluded`` True).
 
     Returns
     -------
@@ -839,9 +1003,11 @@ def mitigate(
         ``lower``, ``upper``, ``p_value``, ``conclusion`` (int8 −1/0/+1; 0 where undecided),
         ``decided``, ``estimate_a``, ``estimate_b``, ``lam`` (tuned λ, mean of the two groups
         for per-group methods), ``lam_a``, ``lam_b``, ``n_labelled``, ``annotated``; attrs
-        ``method``, ``estimand``, ``alpha``, ``scheme``, ``n``.
+        ``method``, ``estimand``, ``alpha``, ``scheme``, ``n``, ``conventions``.
     """
     _check_options(method, estimand, n_folds)
+    _check_paper(conventions, method, "mitigate")
+    paper = conventions == "paper"
     a = _arrays(cube, hypotheses)
     S_all, pi_all = _design_arrays(design, hypotheses, cube)
     H, M, P, T, NI = a["Yh"].shape
@@ -861,6 +1027,11 @@ def mitigate(
         g = (a["group"][sl] == 1).astype(float)[:, None, None, None, None, :]
         S, pi = S_all[sl], pi_all[sl]
         lab, unl = S * valid, (1 - S) * valid
+        if paper:
+            r = _paper_tests(*_paper_counts(method, Y, Yh, lab, unl, g), estimand, alpha)
+            for k in keys:
+                out[k][sl] = np.broadcast_to(r[k], out[k][sl].shape)
+            continue
         with np.errstate(divide="ignore", invalid="ignore"):
             w = np.where(lab > 0, 1 / np.where(pi > 0, pi, 1), 0.0)
             wu = np.where(unl > 0, 1 / np.where(pi < 1, 1 - pi, 1), 0.0)
@@ -890,7 +1061,8 @@ def mitigate(
             out[k][sl] = np.broadcast_to(src, out[k][sl].shape)
     ann = a["annotated"][..., None] if uses_llm else np.ones((H, M, P, T, 1), dtype=bool)
     feas = design["feasible"].values[:, None, None, None, None] if "feasible" in design else True
-    keep = ann & feas
+    excluded = _paper_excluded(cube, hypotheses) if paper else np.zeros((H, M, P, T), dtype=bool)
+    keep = ann & feas & ~excluded[..., None]
     for k in keys:
         if k == "conclusion":
             out[k] = np.where(keep, out[k], 0).astype(np.int8)
@@ -917,10 +1089,15 @@ def mitigate(
         "n_labelled": np.broadcast_to(nl, (H, M, P, T, D)).astype(np.int64),
     }
     ds = xr.Dataset({k: (_OUT_DIMS, v) for k, v in data.items()}, coords=coords)
-    ds["annotated"] = (_OUT_DIMS[:-1], a["annotated"])
+    ds["annotated"] = (_OUT_DIMS[:-1], a["annotated"] & ~excluded)
+    if paper:
+        ds["unparseable_excluded"] = (_OUT_DIMS[:-1], excluded)
     ds.attrs.update({"method": method, "estimand": estimand, "alpha": alpha,
                      "valid": method != "substitution", "small_sample": bool(small_sample),
-                     "scheme": design.attrs.get("scheme", ""), "n": design.attrs.get("n", -1)})
+                     "scheme": design.attrs.get("scheme", ""), "n": design.attrs.get("n", -1),
+                     "conventions": conventions})
+    if paper:
+        ds.attrs.update({"zero_rule": "glm", "max_unparseable": _conv.PAPER_MAX_UNPARSEABLE})
     return ds
 
 
@@ -1040,6 +1217,7 @@ def correct(
     small_sample: bool = True,
     rng: int | np.random.Generator | None = None,
     force_items: bool = False,
+    conventions: str = "hackrisk",
 ) -> xr.Dataset:
     """Corrected estimates and tests of every hypothesis from the human labels you have.
 
@@ -1099,6 +1277,21 @@ def correct(
         Compute PPI++ / DSL item by item even where the sufficient-statistics path applies
         (PPI++ with ``pi=None``; DSL on LLM label [× group]); the two give the same numbers
         (tested) — this is for checking, the default is much faster.
+    conventions
+        ``"hackrisk"`` (default) or ``"paper"`` — for ``method="human"`` and
+        ``method="substitution"`` only (:data:`PAPER_METHODS`; other methods raise): each
+        (hypothesis, configuration) is decided as the authors' code decides their mitigations 1
+        (human sample only) and 2 (human sample plus LLM labels): the 2 × 2 table of the
+        labelled items (human-only) or of every item of the groups (substitution; an
+        unparseable answer is not the class) goes to the binomial GLM Wald test of R's ``glm``
+        with the share-0 rule of the LLM side (``zero_rule="glm"``: a share of exactly 0 in a
+        group decides by the counts, a share of 1 goes to the GLM, which says "no difference"
+        on a separated table); ``p < alpha`` is significant; configurations with more than 1 %
+        unparseable answers are left out (``annotated`` False, ``unparseable_excluded``). The
+        tests are unweighted, so ``pi`` must be None; ``small_sample``, ``lam``, ``n_folds``
+        and ``features`` do not apply. ``estimate`` is the share difference (no interval: the
+        test is on the log-odds scale) or, with ``estimand="logistic"``, the GLM's log odds
+        ratio and Wald interval. See docs/conventions.md.
 
     Returns
     -------
@@ -1112,9 +1305,15 @@ def correct(
         left an item of the hypothesis' groups unannotated (-1): its estimate is NaN; the
         human-only estimate does not use LLM labels and is given for every configuration);
         hypothesis coords ``task``, ``class_code``, ``grouping``; attrs ``method``,
-        ``estimand``, ``alpha``, ``valid``, ``pi``, ``small_sample``.
+        ``estimand``, ``alpha``, ``valid``, ``pi``, ``small_sample``, ``conventions``.
     """
     _check_options(method, estimand, n_folds)
+    _check_paper(conventions, method, "correct")
+    paper = conventions == "paper"
+    if paper and pi is not None:
+        raise ValueError("correct: conventions='paper' runs the authors' unweighted test, so it takes no "
+                         "inclusion probabilities. Fix: pass pi=None, or conventions='hackrisk' for the "
+                         "weighted estimate.")
     feats = tuple(features) if features is not None else ("llm", "group")
     s = _study_arrays(cube, hypotheses)
     extra_cov = _feature_codes(cube, feats, s) if method == "dsl" else None
@@ -1130,7 +1329,7 @@ def correct(
     n_ab = np.zeros((H, 2), dtype=np.int64)
     uses_llm = method != "human"
     per_h = (C if uses_llm else 1) * NI
-    fast = _fast_ok(method, pi_arr, feats) and not force_items
+    fast = _fast_ok(method, pi_arr, feats) and not force_items and not paper
     if fast:
         r = _correct_fast(method, estimand, s, pi_arr, lam, fold, int(n_folds), feats)
         ky = ((s["Y"] * s["labelled"] * (s["group"] == 1)).sum(-1)[:, None],
@@ -1149,6 +1348,13 @@ def correct(
         Y = s["Y"][sl][:, None, :] * lab
         Yh = (s["labels_task"][s["t_idx"][sl]] == s["cls"][sl, None, None]).astype(float) \
             if uses_llm else np.zeros_like(Y)
+        n_ab[sl, 0] = (lab * g).sum(-1)[:, 0]
+        n_ab[sl, 1] = (lab * (1 - g)).sum(-1)[:, 0]
+        if paper:
+            r = _paper_tests(*_paper_counts(method, Y, Yh, lab, unl, g), estimand, alpha)
+            for k in keys:
+                out[k][sl] = np.broadcast_to(r[k], out[k][sl].shape)
+            continue
         if pi_arr is None:
             w = lab
             wu = unl
@@ -1175,10 +1381,9 @@ def correct(
         for k in keys:
             src = inf.get(k, r.get(k))
             out[k][sl] = np.broadcast_to(src, out[k][sl].shape)
-        n_ab[sl, 0] = (lab * g).sum(-1)[:, 0]
-        n_ab[sl, 1] = (lab * (1 - g)).sum(-1)[:, 0]
     ann = s["annotated"].reshape(H, C)
-    keep = ann if uses_llm else np.ones_like(ann)
+    excluded = _paper_excluded(cube, hypotheses).reshape(H, C) if paper else np.zeros((H, C), dtype=bool)
+    keep = (ann if uses_llm else np.ones_like(ann)) & ~excluded
     for k in keys:
         if k == "conclusion":
             out[k] = np.where(keep, out[k], 0).astype(np.int8)
@@ -1195,12 +1400,16 @@ def correct(
     data = {k: (_RESULT_DIMS, out[k].reshape(shape)) for k in keys}
     data["n_labelled_a"] = (_RESULT_DIMS, np.broadcast_to(n_ab[:, 0, None, None, None], shape).copy())
     data["n_labelled_b"] = (_RESULT_DIMS, np.broadcast_to(n_ab[:, 1, None, None, None], shape).copy())
-    data["annotated"] = (_RESULT_DIMS, s["annotated"])
+    data["annotated"] = (_RESULT_DIMS, s["annotated"] & ~excluded.reshape(shape))
+    if paper:
+        data["unparseable_excluded"] = (_RESULT_DIMS, excluded.reshape(shape))
     ds = xr.Dataset(data, coords=coords)
     ds.attrs.update({"method": method, "estimand": estimand, "alpha": alpha,
                      "valid": method != "substitution", "small_sample": bool(small_sample),
                      "pi": "simple random sample" if pi is None else
-                     (pi if isinstance(pi, str) else "given per item")})
+                     (pi if isinstance(pi, str) else "given per item"), "conventions": conventions})
+    if paper:
+        ds.attrs.update({"zero_rule": "glm", "max_unparseable": _conv.PAPER_MAX_UNPARSEABLE})
     if method == "dsl":
         ds.attrs.update({"features": list(feats), "n_folds": int(n_folds)})
     return ds
@@ -1549,10 +1758,10 @@ def _rates(err: np.ndarray, ref: np.ndarray, keep: np.ndarray) -> dict:
         }
 
 
-def _reference(cube, hypotheses, alpha):
+def _reference(cube, hypotheses, alpha, conventions="hackrisk"):
     from .frequentist import test_hypotheses
 
-    return test_hypotheses(cube, hypotheses, alpha=alpha)
+    return test_hypotheses(cube, hypotheses, alpha=alpha, conventions=conventions)
 
 
 def select_model(
@@ -1636,6 +1845,7 @@ def evaluate_mitigation(
     model_selection: bool = True,
     tests: xr.Dataset | None = None,
     rng: int | np.random.Generator | None = None,
+    conventions: str = "hackrisk",
     **sample_kwargs,
 ) -> pd.DataFrame:
     """The trade-off table: Type I / II / S rates and risk of every technique × scheme × budget.
@@ -1671,18 +1881,26 @@ def evaluate_mitigation(
         :func:`hackrisk.analysis.frequentist.test_hypotheses` output (computed if omitted).
     rng
         Seed or generator.
+    conventions
+        ``"hackrisk"`` (default) or ``"paper"``. Under ``"paper"`` the reference ``tests`` (when
+        computed here) are ``test_hypotheses(conventions="paper")``, the random scheme draws the
+        authors' subsample (``draw_human_sample(conventions="paper")``) and the human-only and
+        substitution rows are decided by the authors' test (``mitigate(conventions="paper")``);
+        the other methods have no paper counterpart here and keep hackrisk's estimators. The
+        ``conventions`` column says which preset decided each row.
     **sample_kwargs
         Passed to :func:`draw_human_sample` (``floor``, ``max_prob``, ``max_share``, ``n_rounds``).
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``scheme, budget, method, type_i, type_ii, type_s, risk, n_cases, n_null,
-        mean_lam, mean_n_labelled``.
+        Columns ``scheme, budget, method, conventions, type_i, type_ii, type_s, risk, n_cases,
+        n_null, mean_lam, mean_n_labelled``.
     """
+    _conv.check_conventions(conventions, "evaluate_mitigation")
     gen = np.random.default_rng(rng)
     if tests is None:
-        tests = _reference(cube, hypotheses, alpha)
+        tests = _reference(cube, hypotheses, alpha, conventions)
     ref = np.asarray(tests["human_conclusion"].values)
     refb = ref[:, None, None, None, None]
     rows = []
@@ -1691,23 +1909,26 @@ def evaluate_mitigation(
                                annotated=tests["annotated"])
     err = err.transpose("hypothesis", *CONFIG_DIMS).values
     rows.append({"scheme": "none", "budget": 0, "method": "llm_only",
+                 "conventions": tests.attrs.get("conventions", "hackrisk"),
                  **_rates(err, ref[:, None, None, None], ann)})
     for scheme in schemes:
         for n in budgets:
+            paper_draw = conventions if scheme == "random" else "hackrisk"
             design = draw_human_sample(cube, hypotheses, n=n, scheme=scheme, n_draws=n_draws,
-                                       rng=gen, **sample_kwargs)
+                                       rng=gen, conventions=paper_draw, **sample_kwargs)
             feas = design["feasible"].values
             if not feas.any():
                 log.info("budget %s infeasible for every hypothesis; skipped", n)
                 continue
             for method in methods:
+                conv_m = conventions if method in PAPER_METHODS else "hackrisk"
                 res = mitigate(cube, hypotheses, design, method=method, estimand=estimand,
-                               alpha=alpha, rng=gen)
+                               alpha=alpha, rng=gen, conventions=conv_m)
                 e = classify_conclusions(res["conclusion"], tests, estimate=res["estimate"])
                 e = e.transpose(*_OUT_DIMS).values
                 keep = res["annotated"].values[..., None] & feas[:, None, None, None, None]
                 keep = np.broadcast_to(keep, e.shape)
-                rows.append({"scheme": scheme, "budget": n, "method": method,
+                rows.append({"scheme": scheme, "budget": n, "method": method, "conventions": conv_m,
                              **_rates(e, refb, keep),
                              "mean_lam": float(np.nanmean(res["lam"].values)) if method in ("ppi", "cdi") else np.nan,
                              "mean_n_labelled": float(res["n_labelled"].values[feas].mean())})
@@ -1715,6 +1936,6 @@ def evaluate_mitigation(
                 sel = select_model(cube, hypotheses, design, tests=tests, alpha=alpha)
                 e = sel["error"].values
                 rows.append({"scheme": scheme, "budget": n, "method": "model_selection",
-                             **_rates(e, ref[:, None], e >= 0),
+                             "conventions": "hackrisk", **_rates(e, ref[:, None], e >= 0),
                              "mean_n_labelled": float(design["n_labelled"].values[feas].mean())})
     return pd.DataFrame(rows)
