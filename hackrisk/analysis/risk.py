@@ -874,7 +874,9 @@ def variance_explained(
     tests
         Output of ``test_hypotheses``.
     cube
-        The label cube (needed only for ``quality``).
+        The label cube, or its :func:`annotation_quality` result (e.g.
+        :func:`hackrisk.analysis.crosstask.task_quality` of several tasks); needed only for
+        ``quality``.
     terms
         Terms in the order of the sequential decomposition.
     quality
@@ -935,7 +937,7 @@ def variance_explained(
         elif term == "prompt":
             blocks[term] = dummies(tcode * tests.sizes["prompt"] + p_idx)
         elif term == "quality":
-            qual = annotation_quality(cube)[quality]
+            qual = (cube if "label" not in cube and quality in cube else annotation_quality(cube))[quality]
             qual = qual.sel(task=list(task_levels)).transpose("task", *cfg)
             qual = qual.reindex({d: tests[d].values for d in cfg}).values
             q = qual[tcode, m_idx, p_idx, t_idx]
