@@ -284,8 +284,10 @@ def test_risk_kernel_matches_pymc_model(multiverse):
         order = [v.name for v in model.value_vars]
         where = {name: (pos, shape) for name, pos, shape in names}
         assert sorted(order) == sorted(where)
-        for _ in range(2):
+        for shift in (0.0, 0.0, 500.0, -500.0):
             x = gen.normal(0.0, 0.7, n_dim)
+            # beta0 = base + 1.5 * beta0_raw: |η| ≈ 750, e^η over- / underflows (the stable branch)
+            x[where["beta0_raw"][0]] += shift
             point = {n: (x[p] if not sh else x[p:p + sh[0]]) for n, (p, sh) in where.items()}
             lp, grad = rk.logp_grad(x, *args)
             assert lp == pytest.approx(float(logp(point)), rel=1e-10, abs=1e-8)

@@ -80,14 +80,55 @@ def _block_back(x, grad, start, n_levels, w, z, scale_z, g_e):
 
 
 @numba.njit(**_NUMBA_KW)
+def _cluster(zc, members, ptr, has_task, v):
+    """v (unit,) = Q zc: one Helmert block per task (units ``members[ptr[t]:ptr[t+1]]``), else Q = I."""
+    if not has_task:
+        v[:] = zc
+        return
+    col = 0
+    for t in range(ptr.size - 1):
+        size = ptr[t + 1] - ptr[t]
+        if size > 1:
+            out = np.empty(size)
+            _helmert(zc[col:col + size - 1], out)
+            for i in range(size):
+                v[members[ptr[t] + i]] = out[i]
+            col += size - 1
+
+
+@numba.njit(**_NUMBA_KW)
+def _cluster_t(g_unit, members, ptr, has_task, g_z):
+    """g_z (free,) = Q^T g_unit (the transpose of :func:`_cluster`)."""
+    if not has_task:
+        g_z[:] = g_unit
+        return
+    col = 0
+    for t in range(ptr.size - 1):
+        size = ptr[t + 1] - ptr[t]
+        if size > 1:
+            g = np.empty(size)
+            for i in range(size):
+                g[i] = g_unit[members[ptr[t] + i]]
+            _helmert_t(g, g_z[col:col + size - 1])
+            col += size - 1
+
+
+@numba.njit(**_NUMBA_KW)
 def logp_grad(x, basis, unit, k_obs, n_obs, base_logit, steps_centred, blk_start, blk_levels, blk_w,
-              has_task, unit_task, fac_idx, cluster_start, cluster_q, w_cluster, quality_at, quality):
+              has_task, unit_task, fac_idx, cluster_start, cluster_members, cluster_ptr, w_cluster,
+              quality_at, quality):
     """Log density (up to nothing: the PyMC model's logp exactly) and its gradient at ``x``.
 
     ``blk_*``: the zero-sum blocks, the task first when ``has_task``; ``fac_idx`` (group, blocks
     that are configuration factors) the level of each group; ``cluster_start`` < 0 without the
-    cluster effect, whose unit effects are ``cluster_q @ (σ_c^(1-w) z̃)``; ``quality_at`` < 0
-    without quality.
+    cluster effect, whose unit effects are ``Q (σ_c^(1-w) z̃)`` with ``Q`` zero-sum within each
+    task (units ``cluster_members[cluster_ptr[t]:cluster_ptr[t+1]]``; ``Q = I`` without a task
+    effect); ``quality_at`` < 0 without quality.
+
+    The binomial term needs ``log(1 + e^η)`` and ``e^η / (1 + e^η)`` per group; ``e^η`` is the
+    product of the exponentials of the unit term and of each factor's effect (computed once per
+    unit and level), so a group costs one ``log`` and no ``exp``.  Where that product under- or
+    overflows, the group falls back to the direct, stable form.
     """
     grad = np.zeros(x.size)
     n_basis, n_unit, n_group = basis.shape[1], basis.shape[0], unit.size
@@ -130,7 +171,7 @@ def logp_grad(x, basis, unit, k_obs, n_obs, base_logit, steps_centred, blk_start
         scales[b] = sz
     first_fac = 1 if has_task else 0
     # units: task and cluster effects -------------------------------------------------------------
-    n_free = cluster_q.shape[1]
+    n_free = w_cluster.size
     zc = np.zeros(n_free)
     if cluster_start >= 0:
         lsc = x[cluster_start]
@@ -145,11 +186,10 @@ def logp_grad(x, basis, unit, k_obs, n_obs, base_logit, steps_centred, blk_start
             grad[cluster_start + 1 + c] += -r * sp
             grad[cluster_start] += w * r * r * sp - w
             zc[c] = math.exp((1.0 - w) * lsc) * r
+        v = np.zeros(n_unit)
+        _cluster(zc, cluster_members, cluster_ptr, has_task, v)
         for u in range(n_unit):
-            acc = 0.0
-            for c in range(n_free):
-                acc += cluster_q[u, c] * zc[c]
-            eta_unit[u] += acc
+            eta_unit[u] += v[u]
     if has_task:
         for u in range(n_unit):
             eta_unit[u] += eff[0, unit_task[u]]
@@ -158,20 +198,32 @@ def logp_grad(x, basis, unit, k_obs, n_obs, base_logit, steps_centred, blk_start
     if quality_at >= 0:
         lp += -0.5 * gamma * gamma
         grad[quality_at] += -gamma
+    exp_unit = np.exp(eta_unit)
+    exp_eff = np.exp(eff)
     g_unit = np.zeros(n_unit)
     g_eff = np.zeros((n_blk, l_max))
     n_fac = n_blk - first_fac
     for g in range(n_group):
         u = unit[g]
         eta = eta_unit[u]
+        big_e = exp_unit[u]
         for f in range(n_fac):
-            eta += eff[first_fac + f, fac_idx[g, f]]
+            level = fac_idx[g, f]
+            eta += eff[first_fac + f, level]
+            big_e *= exp_eff[first_fac + f, level]
         if quality_at >= 0:
             eta += gamma * quality[g]
-        # softplus(η) and expit(η) from one exp(-|η|)
-        e = math.exp(-abs(eta))
-        lp += k_obs[g] * eta - n_obs[g] * (max(eta, 0.0) + math.log1p(e))
-        resid = k_obs[g] - n_obs[g] * ((1.0 if eta >= 0 else e) / (1.0 + e))
+            big_e *= math.exp(gamma * quality[g])
+        if big_e > 0.0 and big_e < math.inf:
+            y = 1.0 + big_e
+            softplus = math.log(y)
+            expit = big_e / y
+        else:  # e^η under- or overflowed: the stable form from exp(-|η|)
+            e = math.exp(-abs(eta))
+            softplus = max(eta, 0.0) + math.log1p(e)
+            expit = (1.0 if eta >= 0 else e) / (1.0 + e)
+        lp += k_obs[g] * eta - n_obs[g] * softplus
+        resid = k_obs[g] - n_obs[g] * expit
         g_unit[u] += resid
         for f in range(n_fac):
             g_eff[first_fac + f, fac_idx[g, f]] += resid
@@ -180,13 +232,12 @@ def logp_grad(x, basis, unit, k_obs, n_obs, base_logit, steps_centred, blk_start
     # back through units -----------------------------------------------------------------------------
     if cluster_start >= 0:
         lsc = x[cluster_start]
+        g_zc = np.zeros(n_free)
+        _cluster_t(g_unit, cluster_members, cluster_ptr, has_task, g_zc)
         for c in range(n_free):
-            g_z = 0.0
-            for u in range(n_unit):
-                g_z += cluster_q[u, c] * g_unit[u]
             w = w_cluster[c]
-            grad[cluster_start + 1 + c] += g_z * math.exp((1.0 - w) * lsc)
-            grad[cluster_start] += g_z * (1.0 - w) * zc[c]
+            grad[cluster_start + 1 + c] += g_zc[c] * math.exp((1.0 - w) * lsc)
+            grad[cluster_start] += g_zc[c] * (1.0 - w) * zc[c]
     if has_task:
         for u in range(n_unit):
             g_eff[0, unit_task[u]] += g_unit[u]
@@ -245,6 +296,13 @@ def arguments(spec: dict[str, Any]) -> tuple:
     facs = list(spec["group_factors"].values())
     fac_idx = (np.stack([np.asarray(idx, dtype=np.int64) for _, idx, _ in facs], axis=1) if facs
                else np.zeros((n_group, 0), dtype=np.int64))
+    # the cluster design Q (spec["cluster_q"]) is block-Helmert: one block per task, its units in
+    # ascending order (as hackrisk.analysis.bayesian._centring builds it); the kernel applies it
+    # block by block instead of as a dense (unit, free) product
+    unit_task = (np.asarray(spec["task"][1], dtype=np.int64) if spec["task"] is not None
+                 else np.zeros(spec["n_unit"], dtype=np.int64))
+    members = np.argsort(unit_task, kind="stable").astype(np.int64)
+    ptr = np.concatenate([[0], np.cumsum(np.bincount(unit_task))]).astype(np.int64)
     return (
         np.ascontiguousarray(spec["basis"], dtype=np.float64),
         np.asarray(spec["unit"], dtype=np.int64),
@@ -256,11 +314,11 @@ def arguments(spec: dict[str, Any]) -> tuple:
         np.array([len(b[0]) for _, b in blocks], dtype=np.int64),
         np.array([float(b[2]) for _, b in blocks], dtype=np.float64),
         spec["task"] is not None,
-        (np.asarray(spec["task"][1], dtype=np.int64) if spec["task"] is not None
-         else np.zeros(spec["n_unit"], dtype=np.int64)),
+        unit_task,
         np.ascontiguousarray(fac_idx),
         where.get("log_sigma_cluster", -1),
-        np.ascontiguousarray(spec["cluster_q"], dtype=np.float64) if spec["cluster"] else np.zeros((spec["n_unit"], 0)),
+        members,
+        ptr,
         np.asarray(spec["w_cluster"], dtype=np.float64) if spec["cluster"] else np.zeros(0),
         where.get("gamma_quality", -1),
         (np.asarray(spec["quality"], dtype=np.float64) if spec["quality"] is not None else np.zeros(n_group)),
