@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
@@ -17,7 +18,8 @@ _RATES = ("type_i", "type_ii", "type_s", "type_m_mean", "risk_pooled", "risk_bal
 
 def _task(name: str, *, n_prompts: int, temperatures=(0.0, 1.0), models=("m0", "m1"), accuracy=None, rng=0):
     cube, _ = simulate_multiverse(n_tasks=1, n_items=160, models=list(models), n_prompts=n_prompts,
-                                  temperatures=temperatures, model_accuracy=accuracy, rng=rng)
+                                  temperatures=temperatures, model_accuracy=accuracy, max_effect=0.3,
+                                  null_share=0.0, base_rate=0.5, rng=rng)
     cube = cube.assign_coords(task=[name])
     return cube, test_hypotheses(cube, generate_hypotheses(cube))
 
@@ -139,3 +141,143 @@ def test_combine_tasks_names_and_errors(suite):
     assert ok["identity"].values.tolist() == ["m0@1", "m1@1", ""]
     # a per-task fact on the model (the simulator's nominal accuracy) is left out, and said so
     assert "nominal_accuracy" not in ok.coords and ok.attrs["dropped_coords"] == ["nominal_accuracy"]
+
+
+# ---------------------------------------------------------------------------------------------
+# quality against risk
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def graded():
+    """Three tasks, three models of clearly different accuracy each: risk must fall with accuracy."""
+    cubes, tests = {}, {}
+    for k, name in enumerate(("t1", "t2", "t3")):
+        cubes[name], tests[name] = _task(name, n_prompts=2, models=("good", "fair", "poor"),
+                                         accuracy=[0.97, 0.8, 0.6], rng=10 + k)
+    return cubes, tests
+
+
+def test_quality_risk_table_cells_are_the_definitions(suite):
+    from hackrisk.analysis.crosstask import quality_risk_table
+    from hackrisk.analysis.risk import annotation_quality
+
+    cubes, tests = suite
+    table = quality_risk_table(tests, cubes, n_boot=0)
+    n_cells = sum(int(np.prod([t.sizes[d] for d in ("model", "prompt", "temperature")])) for t in tests.values())
+    assert len(table) == n_cells  # only the configurations each task has
+    assert list(table.columns[:4]) == ["task", "model", "prompt", "temperature"]
+    for row in table.sample(6, random_state=0).itertuples():
+        cfg = {"model": row.model, "prompt": row.prompt, "temperature": row.temperature}
+        q = annotation_quality(cubes[row.task]).sel(task=row.task, **cfg)
+        for v in ("accuracy", "macro_f1", "weighted_f1"):
+            assert getattr(row, v) == pytest.approx(float(q[v]), abs=1e-12)
+        e = classify_errors(tests[row.task]).sel(**cfg)
+        err, hc = e["error"].values, e["human_conclusion"].values
+        ok = err >= 0
+
+        def share(sel, code, err=err):
+            return float(np.mean(err[sel] == code)) if sel.any() else np.nan
+
+        assert row.risk_pooled == pytest.approx(float(np.mean(err[ok] > 0)), abs=1e-12)
+        assert row.type_i == pytest.approx(share(ok & (hc == 0), 1), abs=1e-12, nan_ok=True)
+        assert row.type_ii == pytest.approx(share(ok & (hc != 0), 2), abs=1e-12, nan_ok=True)
+        assert row.type_s == pytest.approx(share(ok & (hc != 0), 3), abs=1e-12, nan_ok=True)
+        assert row.n_conclusions == int(ok.sum())
+    # a stored annotation_quality result stands in for the cube
+    stored = {k: annotation_quality(c).drop_vars("confusion") for k, c in cubes.items()}
+    pd_testing = pytest.importorskip("pandas.testing")
+    pd_testing.assert_frame_equal(quality_risk_table(tests, stored, n_boot=0), table)
+    with pytest.raises(ValueError, match="hold tasks"):
+        quality_risk_table(tests, {"alpha": cubes["alpha"]}, n_boot=0)
+    with pytest.raises(ValueError, match="neither a label cube"):
+        quality_risk_table(tests, {**cubes, "beta": tests["beta"]}, n_boot=0)
+
+
+def test_risk_falls_with_accuracy_on_simulated_tasks(graded):
+    from hackrisk.analysis.crosstask import quality_risk_table
+
+    cubes, tests = graded
+    table = quality_risk_table(tests, cubes, n_boot=200, rng=0)
+    rel = table.attrs["relation"]["accuracy"]
+    assert rel["n"] == len(table) == 3 * 3 * 2 * 2 and rel["n_tasks"] == 3
+    # known truth: the poor model is wrong far more often than the good one, in every task
+    assert rel["slope"] < 0 and rel["slope_upper"] < 0 and rel["slope_lower"] <= rel["slope"]
+    assert rel["within_r"] < 0  # also among one task's configurations
+    by_model = table.groupby("model")[["risk_pooled", "type_ii"]].mean()
+    assert by_model.loc["good", "risk_pooled"] < by_model.loc["poor", "risk_pooled"]
+    assert by_model.loc["good", "type_ii"] < by_model.loc["poor", "type_ii"]
+    # parity of the point estimates with numpy
+    x, y = table["accuracy"].to_numpy(), table["risk_pooled"].to_numpy()
+    slope, intercept = np.polyfit(x, y, 1)
+    assert rel["slope"] == pytest.approx(slope, rel=1e-10) and rel["intercept"] == pytest.approx(intercept, rel=1e-10)
+    dx = x - table.groupby("task")["accuracy"].transform("mean").to_numpy()
+    dy = y - table.groupby("task")["risk_pooled"].transform("mean").to_numpy()
+    assert rel["within_r"] == pytest.approx(np.corrcoef(dx, dy)[0, 1], rel=1e-10)
+
+
+def test_relation_bootstrap_resamples_whole_tasks():
+    from hackrisk.analysis.crosstask import quality_risk_relation
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.5, 1, 8)
+    y = 0.9 - 0.6 * x + rng.normal(0, 0.05, 8)
+    # three tasks with identical rows: every resample of whole tasks has the same slope
+    same = pd.DataFrame({"task": np.repeat(["a", "b", "c"], 8), "acc": np.tile(x, 3), "r": np.tile(y, 3)})
+    rel = quality_risk_relation(same, x="acc", y="r", n_boot=100, rng=1)
+    assert rel["slope_lower"] == pytest.approx(rel["slope"]) == pytest.approx(rel["slope_upper"])
+    # distinct tasks: the interval opens
+    other = same.assign(r=same["r"] + rng.normal(0, 0.1, len(same)))
+    rel2 = quality_risk_relation(other, x="acc", y="r", n_boot=100, rng=1)
+    assert rel2["slope_lower"] < rel2["slope"] < rel2["slope_upper"]
+    one = quality_risk_relation(same[same["task"] == "a"], x="acc", y="r", n_boot=100)
+    assert np.isnan(one["slope_lower"]) and np.isfinite(one["slope"])
+    with pytest.raises(ValueError, match="no column 'f1'"):
+        quality_risk_relation(same, x="f1", y="r")
+
+
+# ---------------------------------------------------------------------------------------------
+# the Bayesian curves and the suite summary
+# ---------------------------------------------------------------------------------------------
+def test_task_curves_shift_the_overall_curve_by_the_task_effect(suite):
+    pytest.importorskip("pymc")
+    from scipy.special import expit, logit
+
+    from hackrisk.analysis.bayesian import fit_risk_model
+    from hackrisk.analysis.crosstask import task_curves
+
+    _, tests = suite
+    fit = fit_risk_model(classify_errors(combine_tasks(tests)), x="effect", sampler="prior", draws=30, chains=2,
+                         rng=0)
+    curves = task_curves(fit, ci=0.8)
+    post = fit.posterior
+    rc = post["risk_curve"].values.reshape(-1, post.sizes["x_grid"])
+    eff = post["effect_task"].values.reshape(rc.shape[0], -1)
+    for k, task in enumerate(post["task"].values):
+        draws = expit(logit(rc) + eff[:, k, None])
+        np.testing.assert_allclose(curves["risk_task"].sel(task=task, ci="estimate"), np.median(draws, 0), rtol=1e-9)
+        np.testing.assert_allclose(curves["risk_task"].sel(task=task, ci="upper"),
+                                   np.quantile(draws, 0.9, axis=0), rtol=1e-9)
+    np.testing.assert_allclose(curves["risk"].sel(ci="estimate"), np.median(rc, 0), rtol=1e-9)
+    assert curves.attrs["x"] == "effect"
+
+
+def test_suite_summary(suite):
+    pytest.importorskip("pymc")
+    from hackrisk.analysis.crosstask import suite_summary, task_risk_table
+
+    cubes, tests = suite
+    s = suite_summary(tests, cubes, n_boot=50, bayes_options={"sampler": "prior", "draws": 20, "chains": 2})
+    assert set(s) == {"combined", "task_table", "quality", "variance", "curve", "seconds"}
+    assert s["combined"].attrs["tasks"] == ["alpha", "beta", "gamma"]
+    direct = task_risk_table(s["combined"], n_boot=0)
+    assert s["task_table"].set_index("task")["risk_balanced"].sort_index().tolist() == pytest.approx(
+        direct.set_index("task")["risk_balanced"].sort_index().tolist(), nan_ok=True)
+    assert s["task_table"]["risk_balanced"].is_monotonic_decreasing
+    assert (s["task_table"]["risk_balanced_lower"] <= s["task_table"]["risk_balanced_upper"]).all()
+    assert s["variance"]["term"].values.tolist() == ["task", "model", "prompt", "temperature", "quality",
+                                                    "effect_size"]
+    assert set(s["quality"].attrs["relation"]) == {"accuracy", "macro_f1"}
+    assert s["curve"]["curves"]["task"].values.tolist() == ["alpha", "beta", "gamma"]
+    # without cubes and without the Bayesian fit
+    bare = suite_summary(tests, n_boot=0, bayes=False)
+    assert bare["quality"] is None and bare["curve"] is None
+    assert bare["variance"]["term"].values.tolist() == ["task", "model", "prompt", "temperature", "effect_size"]
