@@ -251,6 +251,30 @@ def test_check_diagnostics_by_hand():
         check_diagnostics(bad, ["nope"])
 
 
+def test_rhat_ess_match_arviz():
+    """The vectorised R-hat / bulk ESS equal ArviZ's, from well mixed to stuck chains."""
+    import arviz as az
+
+    from hackrisk.analysis._sampling import rhat_ess
+
+    gen = np.random.default_rng(2)
+    phis = [0.0, 0.5, 0.9, 0.99, 0.999]
+    for chains, draws in ((4, 200), (2, 301), (1, 50)):
+        x = np.zeros((chains, draws, len(phis) + 2))
+        noise = gen.normal(size=x.shape)
+        for t in range(draws):  # AR(1) chains of growing autocorrelation
+            x[:, t, :len(phis)] = np.asarray(phis) * x[:, t - 1, :len(phis)] + noise[:, t, :len(phis)]
+        x[:, :, -2] = noise[:, :, -2] + np.arange(chains)[:, None] * 2.0  # chains disagree
+        x[:, :, -1] = np.round(noise[:, :, -1])  # many ties
+        r, e = rhat_ess(x)
+        ds = xr.Dataset({"v": (("chain", "draw", "k"), x)})
+        np.testing.assert_allclose(r, az.rhat(ds, method="rank")["v"].values, rtol=1e-10)
+        np.testing.assert_allclose(e, az.ess(ds, method="bulk")["v"].values, rtol=1e-10)
+    nan = np.zeros((2, 100, 1))
+    nan[0, 3, 0] = np.nan
+    assert np.isnan(rhat_ess(nan)).all()
+
+
 def test_risk_kernel_matches_pymc_model(multiverse):
     """The numba log density (the nutpie path) is the PyMC model's, gradient included."""
     pytest.importorskip("numba")

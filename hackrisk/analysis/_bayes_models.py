@@ -12,17 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-# the sampler switch, the compiled-model cache and the diagnostics live in ._sampling (shared with
-# the prospective model); re-exported here for existing callers
+# the sampler switch, the compiled-model cache and the diagnostics live in ._sampling;
+# re-exported here for the risk model's callers
 from ._sampling import SAMPLERS, n_cores, resolve_sampler, sample  # noqa: F401
-from ._sampling import posterior_from_prior as _posterior_from_prior  # noqa: F401
 
 if TYPE_CHECKING:  # pragma: no cover
     import pymc as pm
 
 logger = logging.getLogger("hackrisk.analysis.bayesian")
 
-CENTRED_MIN_TESTS = 200
 
 # ---------------------------------------------------------------------------------------------
 # Model 1: hierarchical risk model on aggregated binomial counts
@@ -224,72 +222,3 @@ def risk_model_transform(spec: dict[str, Any], raw: dict[str, np.ndarray]) -> di
     if spec["quality"] is not None:
         out["gamma_quality"] = raw["gamma_quality"]
     return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Model 2: misclassification model for one study
-# ---------------------------------------------------------------------------------------------
-
-
-def _log_softmax_pinned(eta):
-    """Log class probabilities from K-1 free logits (the last logit pinned at 0)."""
-    import pytensor.tensor as pt
-
-    full = pt.concatenate([eta, pt.zeros((*eta.shape[:-1], 1))], axis=-1)
-    return full - pt.logsumexp(full, axis=-1, keepdims=True)
-
-
-def log_softmax_pinned(eta: np.ndarray) -> np.ndarray:
-    """Numpy twin of :func:`_log_softmax_pinned` (posterior draws → log probabilities)."""
-    full = np.concatenate([eta, np.zeros((*eta.shape[:-1], 1))], axis=-1)
-    m = full.max(-1, keepdims=True)
-    return full - (m + np.log(np.exp(full - m).sum(-1, keepdims=True)))
-
-
-def misclassification_model(
-    *,
-    onehot: np.ndarray,
-    weight: np.ndarray,
-    cell: np.ndarray,
-    a_theta: np.ndarray,
-    a_pi: np.ndarray,
-) -> pm.Model:
-    """Dawid–Skene-type model with the latent true classes summed out.
-
-    For an unlabelled label pattern p (one row of ``onehot``: configuration × label indicators,
-    all zero for a missing label) in cell g,
-
-        log P(pattern | θ, π) = logsumexp_c [ log π_{g,c} + Σ_cfg log θ_{cfg, c, label_cfg} ],
-
-    counted ``weight[p]`` times.  Human-labelled items enter through the Dirichlet parameters
-    ``a_theta`` (prior + confusion counts) and ``a_pi`` (prior + class counts per cell), which is
-    exact by conjugacy.
-
-    Every simplex is parameterised by K-1 free logits (additive log-ratio, last logit 0); with
-    the Jacobian ``Π_l θ_l`` of that map, a Dirichlet(a) density on θ is ``Σ_l a_l log θ_l`` on
-    the logits.  This is the same posterior as ``pm.Dirichlet`` but compiles several times faster
-    with numba (nutpie), which matters because one study is one fit.  Free variables:
-    ``eta_theta`` (configuration, true class, K-1) and ``eta_pi`` (cell, K-1); use
-    :func:`log_softmax_pinned` to get θ and π.
-    """
-    import pymc as pm
-    import pytensor.tensor as pt
-
-    n_cfg, k, _ = a_theta.shape
-    n_cell = a_pi.shape[0]
-    with pm.Model() as model:
-        oh = pm.Data("onehot", onehot)
-        w = pm.Data("weight", weight)
-        cl = pm.Data("cell", cell)
-        at = pm.Data("a_theta", a_theta)
-        ap = pm.Data("a_pi", a_pi)
-        eta_t = pm.Flat("eta_theta", shape=(n_cfg, k, k - 1))
-        eta_p = pm.Flat("eta_pi", shape=(n_cell, k - 1))
-        log_theta = _log_softmax_pinned(eta_t)
-        log_pi = _log_softmax_pinned(eta_p)
-        pm.Potential("dirichlet", (at * log_theta).sum() + (ap * log_pi).sum())
-        # rows (cfg, label), columns true class
-        lt = log_theta.transpose(0, 2, 1).reshape((n_cfg * k, k))
-        ll = pt.dot(oh, lt) + log_pi[cl]
-        pm.Potential("unlabelled", pt.dot(w, pt.logsumexp(ll, axis=1)))
-    return model
