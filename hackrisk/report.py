@@ -1,4 +1,8 @@
-"""One self-contained HTML report of a multiverse analysis.
+"""One self-contained HTML report of a multiverse analysis (and one of a suite of tasks).
+
+:func:`write_suite_report` writes the cross-task report of a suite (risk per task, risk against
+annotation quality and against effect size, the variance decomposition) from
+:func:`hackrisk.analysis.crosstask.suite_summary`.
 
 :func:`write_report` writes a single ``.html`` file — figures embedded as base64 PNG, styles
 inline, no script and no network access — holding the headline risks with their bootstrap CIs,
@@ -29,7 +33,7 @@ import xarray as xr
 
 from .cube import CONFIG_DIMS
 
-__all__ = ["write_report", "render_report", "llm_difference_ci"]
+__all__ = ["write_report", "render_report", "llm_difference_ci", "render_suite_report", "write_suite_report"]
 
 logger = logging.getLogger(__name__)
 
@@ -83,10 +87,12 @@ def _png(draw, *, figsize=(6.4, 4.2), **kwargs) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _table(header: list[str], rows: list[list[Any]], left: int = 1) -> str:
+def _table(header: list[str], rows: list[list[Any]], left: int = 1, raw: tuple[int, ...] = ()) -> str:
+    """An HTML table; every cell escaped except the columns in ``raw`` (already HTML, e.g. links)."""
     th = "".join(f'<th class="{"l" if i < left else ""}">{_esc(h)}</th>' for i, h in enumerate(header))
     body = "".join(
-        "<tr>" + "".join(f'<td class="{"l" if i < left else ""}">{_esc(v)}</td>' for i, v in enumerate(r)) + "</tr>"
+        "<tr>" + "".join(f'<td class="{"l" if i < left else ""}">{v if i in raw else _esc(v)}</td>'
+                         for i, v in enumerate(r)) + "</tr>"
         for r in rows
     )
     return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
@@ -633,4 +639,191 @@ def write_report(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     logger.info("hackrisk report written to %s (%d kB)", path, len(text) // 1024)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# the suite of tasks
+# ---------------------------------------------------------------------------------------------
+def _figure_html(caption: str, draw, figsize=(6.4, 4.2)) -> str:
+    uri = _png(draw, figsize=figsize)
+    return f"<figure><img alt='{_esc(caption)}' src='{uri}'><figcaption>{_esc(caption)}</figcaption></figure>"
+
+
+def _task_link(task: str, links: Mapping[str, str]) -> str:
+    href = links.get(task)
+    return f"<a href='{_esc(href)}'>{_esc(task)}</a>" if href else _esc(task)
+
+
+def render_suite_report(
+    summary: Mapping[str, Any],
+    *,
+    title: str = "hackrisk: the suite of tasks",
+    task_reports: Mapping[str, str] | None = None,
+    metric: str = "risk_balanced",
+) -> str:
+    """The cross-task report as an HTML string (see :func:`write_suite_report`)."""
+    from .analysis import crosstask as C
+
+    missing = [k for k in ("combined", "task_table", "variance") if k not in summary]
+    if missing:
+        raise ValueError(f"write_suite_report: summary lacks {missing}. Fix: pass the dict of "
+                         "hackrisk.analysis.crosstask.suite_summary(results, cubes).")
+    links = {str(k): str(v) for k, v in (task_reports or {}).items()}
+    combined, table, variance = summary["combined"], summary["task_table"], summary["variance"]
+    quality, curve = summary.get("quality"), summary.get("curve")
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    tasks = [str(t) for t in table["task"]]
+    n_cfg = int(np.prod([combined.sizes[d] for d in CONFIG_DIMS]))
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_esc(title)}</title>"
+             f"<style>{_CSS}</style></head><body>",
+             f"<h1>{_esc(title)}</h1><p class='muted'>Generated {now} by hackrisk {_esc(_versions()['hackrisk'])}. "
+             f"LLM hacking risk (Baumann et al. 2025, arXiv:2509.08825) across {len(tasks)} tasks: "
+             f"{combined.sizes['hypothesis']} hypotheses, up to {n_cfg} configurations (model × prompt × "
+             f"temperature) per task, at α = {_esc(combined.attrs.get('alpha', 0.05))}.</p>"]
+
+    # risk per task ------------------------------------------------------------------------------
+    name = dict((v, n) for v, n, _ in _METRICS).get(metric, metric)
+    fig = _figure_html(f"{name} per task, highest first, with {table.attrs.get('ci', '95%')} bootstrap intervals "
+                       "(hypotheses resampled within the task).",
+                       lambda ax: C.plot_task_risk(table, metric=metric, ax=ax),
+                       figsize=(6.4, 0.4 * len(table) + 1.4))
+    rows = []
+    for r in table.itertuples():
+        row = [int(r.rank), _task_link(str(r.task), links)]
+        for var in ("risk_balanced", "type_i", "type_ii", "type_s", "type_m_mean"):
+            est, lo, hi = getattr(r, var, np.nan), getattr(r, f"{var}_lower", np.nan), getattr(r, f"{var}_upper", np.nan)
+            ci = f" [{_fmt_metric(var, lo)}, {_fmt_metric(var, hi)}]" if np.isfinite(lo) and np.isfinite(hi) else ""
+            row.append(_fmt_metric(var, est) + ci)
+        row += [int(r.n_null), int(r.n_significant)]
+        rows.append(row)
+    parts.append("<section id='task-risk'><h2>Risk per task</h2><p>How often a conclusion drawn from the LLM's "
+                 "labels differs from the human one, task by task (highest first). Where two tasks' intervals "
+                 "overlap, the data do not tell them apart.</p><div class='figs'>" + fig + "</div>"
+                 + _table(["rank", "task", "balanced risk", "Type I", "Type II", "Type S", "Type M",
+                           "null hypotheses", "significant hypotheses"], rows, left=2, raw=(1,)) + "</section>")
+
+    # quality ----------------------------------------------------------------------------------
+    parts.append("<section id='quality'><h2>Risk against annotation quality</h2>")
+    if quality is None or not len(quality):
+        parts.append("<p class='muted'>Not shown: annotation quality needs each task's cube (or its "
+                     "<code>annotation_quality</code>), which were not given.</p>")
+    else:
+        figs = "".join(_figure_html(
+            f"One point per task × configuration: share of the task's hypotheses concluded wrongly against "
+            f"{x.replace('_', ' ')}; dashed, the least-squares line over all points.",
+            lambda ax, x=x: C.plot_quality_risk(quality, x=x, ax=ax)) for x in ("accuracy", "macro_f1"))
+        rel = quality.attrs.get("relation", {})
+        rrows = [[x.replace("_", " "), _num(v["slope"]), f"[{_num(v['slope_lower'])}, {_num(v['slope_upper'])}]",
+                  _num(v["within_r"]), _num(v["between_r"]), v["n"], v["n_tasks"]] for x, v in rel.items()]
+        parts.append("<p>Does risk fall as the annotations get better? The slope is the change in the share of "
+                     "wrong conclusions per unit of quality; its interval resamples whole tasks. The within-task "
+                     "correlation compares only the configurations of one task.</p><div class='figs'>" + figs
+                     + "</div>" + _table(["quality", "slope", "95% interval (tasks resampled)", "within-task r",
+                                          "between-task r", "points", "tasks"], rrows))
+        agg = quality.groupby("task", sort=False).agg(
+            accuracy=("accuracy", "mean"), macro_f1=("macro_f1", "mean"), risk=("risk_pooled", "mean"),
+            best=("risk_pooled", "min"), worst=("risk_pooled", "max"), n=("model", "size"))
+        qrows = [[_task_link(str(t), links), _pct(a.accuracy), _num(a.macro_f1), _pct(a.risk), _pct(a.best),
+                  _pct(a.worst), int(a.n)] for t, a in agg.iterrows()]
+        parts.append("<h3>Per task (means over its configurations)</h3>" + _table(
+            ["task", "accuracy", "macro F1", "wrong conclusions", "best configuration", "worst configuration",
+             "configurations"], qrows, raw=(0,)))
+    parts.append("</section>")
+
+    # effect size --------------------------------------------------------------------------------
+    parts.append("<section id='effect-size'><h2>Risk against effect size</h2>")
+    if curve is None:
+        parts.append("<p class='muted'>Not shown: the Bayesian risk model was not fitted (bayes=False).</p>")
+    else:
+        curves = curve["curves"]
+        fig = _figure_html(f"Posterior probability of a wrong conclusion against the size of the human effect, "
+                           f"pooled over tasks (band: {curves.attrs.get('ci_prob', 0.9):.0%} credible interval), "
+                           "and each task's curve (its random intercept).",
+                           lambda ax: C.plot_task_curves(curves, ax=ax))
+        post = curve["idata"].posterior.attrs
+        diag = (f"Sampler {_esc(post.get('sampler', '?'))}; divergences {_esc(post.get('diagnostics_divergences', 'n/a'))}, "
+                f"largest R-hat {_esc(_num(post.get('diagnostics_r_hat_max', np.nan), 4))}, "
+                f"smallest bulk ESS {_esc(_num(post.get('diagnostics_ess_bulk_min', np.nan), 4))}.")
+        erows = []
+        if "task_effect" in curves:
+            for t in curves["task"].values:
+                e = curves["task_effect"].sel(task=t)
+                erows.append([_task_link(str(t), links), _num(float(e.sel(ci="estimate"))),
+                              f"[{_num(float(e.sel(ci='lower')))}, {_num(float(e.sel(ci='upper')))}]"])
+        parts.append("<p>The hierarchical risk model (<code>fit_risk_model</code>) with task, model, prompt and "
+                     "temperature as random intercepts: how the chance of a wrong conclusion changes with the size of the "
+                     "human effect, and how far each task sits above or below the pooled curve.</p>"
+                     f"<div class='figs'>{fig}</div><p class='muted'>{diag}</p>"
+                     + (_table(["task", "effect (logit)", "credible interval"], erows, raw=(0,)) if erows else ""))
+    parts.append("</section>")
+
+    # variance ------------------------------------------------------------------------------------
+    fig = _figure_html("Share of the variance of wrong conclusions explained by each factor, entered in order "
+                       "(blue) and alone (orange).", lambda ax: C.plot_variance(variance, ax=ax))
+    vrows = [[str(t), _pct(float(variance["r2_sequential"].sel(term=t))), _pct(float(variance["r2_alone"].sel(term=t))),
+              _pct(float(variance["r2_unique"].sel(term=t))), int(variance["df"].sel(term=t))]
+             for t in variance["term"].values]
+    parts.append("<section id='variance'><h2>What the conclusions depend on</h2><p>A linear probability model of "
+                 "a wrong conclusion on the task, the model, the prompt (within task), the temperature"
+                 + (", annotation quality" if "quality" in variance["term"].values else "")
+                 + " and the size of the human effect; R² per factor.</p><div class='figs'>" + fig + "</div>"
+                 + _table(["factor", "R² in order", "R² alone", "R² unique", "columns"], vrows)
+                 + f"<p class='muted'>Total R² {_pct(variance.attrs.get('r2_total', np.nan))} over "
+                   f"{_esc(variance.attrs.get('n_obs', '?'))} conclusions.</p></section>")
+
+    # provenance ---------------------------------------------------------------------------------
+    filled = combined.attrs.get("filled", [])
+    prov = [[k, v] for k, v in _versions().items()] + [["date", now]]
+    parts.append("<section id='provenance'><h2>Provenance</h2>" + _table(["software", "version"], prov, left=2)
+                 + f"<p class='muted'>{len(filled)} (task, configuration) pairs a task does not have are left out "
+                   "of every number (not annotated).</p>"
+                 + (_table(["task", "report"], [[_esc(t), f"<a href='{_esc(h)}'>{_esc(h)}</a>"]
+                                                 for t, h in links.items()], raw=(0, 1)) if links else "")
+                 + "</section>")
+    seconds = summary.get("seconds")
+    if seconds:
+        parts.append("<p class='muted'>Computed in " + ", ".join(f"{_esc(k)} {v:.1f} s" for k, v in seconds.items())
+                     + ".</p>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_suite_report(
+    path: str | os.PathLike,
+    summary: Mapping[str, Any],
+    *,
+    title: str = "hackrisk: the suite of tasks",
+    task_reports: Mapping[str, str] | None = None,
+    metric: str = "risk_balanced",
+) -> Path:
+    """Write the cross-task report of a suite as one self-contained HTML file.
+
+    Parameters
+    ----------
+    path
+        The ``.html`` file to write (parent folders are created).
+    summary
+        :func:`hackrisk.analysis.crosstask.suite_summary` output. Sections: risk per task (forest
+        plot and table), risk against accuracy and macro F1 over task × configuration (needs
+        ``summary["quality"]``, else says why it is missing), risk against effect size with each
+        task's posterior curve (needs ``summary["curve"]``), the variance decomposition, provenance.
+    title
+        Page title.
+    task_reports
+        ``{task: href}``: links to the per-task reports (relative paths work), placed on the task
+        names.
+    metric
+        The rate of the forest plot (the table is ordered as ``summary["task_table"]``).
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+    """
+    text = render_suite_report(summary, title=title, task_reports=task_reports, metric=metric)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    logger.info("hackrisk suite report written to %s (%d kB)", path, len(text) // 1024)
     return path

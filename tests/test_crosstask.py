@@ -281,3 +281,39 @@ def test_suite_summary(suite):
     bare = suite_summary(tests, n_boot=0, bayes=False)
     assert bare["quality"] is None and bare["curve"] is None
     assert bare["variance"]["term"].values.tolist() == ["task", "model", "prompt", "temperature", "effect_size"]
+
+
+def test_suite_report_renders_every_section(suite, tmp_path):
+    pytest.importorskip("pymc")
+    import re
+
+    from hackrisk.analysis.crosstask import suite_summary
+    from hackrisk.report import render_suite_report, write_suite_report
+
+    cubes, tests = suite
+    s = suite_summary(tests, cubes, n_boot=30, bayes_options={"sampler": "prior", "draws": 20, "chains": 2})
+    links = {"alpha": "alpha/report.html", "beta": "beta/report.html"}
+    path = write_suite_report(tmp_path / "suite" / "report.html", s, task_reports=links)
+    text = path.read_text()
+    for section in ("task-risk", "quality", "effect-size", "variance", "provenance"):
+        assert f"<section id='{section}'>" in text
+    imgs = re.findall(r"<img alt='([^']*)' src='data:image/png;base64,([A-Za-z0-9+/=]+)'", text)
+    # forest, two quality scatters, the curves, the variance bars: each a real PNG with a caption
+    assert len(imgs) == 5
+    import base64
+
+    for caption, data in imgs:
+        assert caption and base64.b64decode(data)[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"<figcaption>{caption}</figcaption>" in text
+    assert "<a href='alpha/report.html'>alpha</a>" in text and "<a href='beta/report.html'>beta</a>" in text
+    assert "gamma</td>" in text  # no link given: plain name
+    sections = dict(re.findall(r"<section id='([a-z-]+)'>(.*?)</section>", text, flags=re.S))
+    for name in ("task-risk", "quality", "effect-size"):  # every task has a row in each table
+        rows = re.findall(r"<tr><td[^>]*>(?:\d+</td><td[^>]*>)?(?:<a href='[^']*'>)?(\w+)", sections[name])
+        assert sorted(r for r in rows if r not in ("accuracy", "macro")) == ["alpha", "beta", "gamma"], name
+    # without quality and the Bayesian fit, the sections say why they are empty
+    bare = render_suite_report(suite_summary(tests, n_boot=0, bayes=False))
+    assert "needs each task's cube" in bare and "bayes=False" in bare
+    assert len(re.findall(r"<img ", bare)) == 2
+    with pytest.raises(ValueError, match="suite_summary"):
+        render_suite_report({"combined": s["combined"]})
