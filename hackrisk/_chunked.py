@@ -8,8 +8,11 @@ the analyses are passed in as functions.  See :mod:`hackrisk.scale` for the meth
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -85,20 +88,26 @@ def _block_partial(lab: np.ndarray, rows: np.ndarray | None, codes: np.ndarray |
     the task's hypotheses (None: the task has none); ``real``: (i,) non-padding items.
 
     Returns partial ``counts`` (k, m*p*q, r) float64, ``missing`` (m, p, q) labels -1 on real
-    items, ``labelled`` (p,) any label != -1, ``bad`` number of invalid codes.
+    items, ``labelled`` (p,) any label on a real item, ``bad`` > 0 when the block holds invalid
+    codes (outside -2..K-1, or anything but -1 on a padding item).
     """
     from .analysis import _kernels as K
 
-    if lab.ndim == 6:  # sample dimension: validate every draw, count the chosen one
-        bad = (lab < OUTSIDE) | (lab >= n_class) | (~real[:, None] & (lab != NOT_ANNOTATED))
-        labelled = (lab != NOT_ANNOTATED).any(axis=(0, 1, 3, 4, 5))
-        lab = lab[..., sample]
-    else:
-        bad = (lab < OUTSIDE) | (lab >= n_class) | (~real & (lab != NOT_ANNOTATED))
-        labelled = (lab != NOT_ANNOTATED).any(axis=(0, 1, 3, 4))
+    # one pass for the -1 counts and a range check (two reductions, no temporaries); the
+    # padding items are looked at on their own
+    pad = ~real
+    bad = int(lab.size > 0 and (lab.min() < OUTSIDE or lab.max() >= n_class))
+    missing = np.count_nonzero(lab == NOT_ANNOTATED, axis=4)  # (1, m, p, q[, s]), padding included
+    if pad.any():
+        on_pad = np.compress(pad, lab, axis=4) != NOT_ANNOTATED
+        bad += int(np.count_nonzero(on_pad))
+        missing = missing - (on_pad.shape[4] - np.count_nonzero(on_pad, axis=4))
+    # labels on padding items are invalid anyway, so "labelled" looks at real items only
+    labelled = (missing < np.count_nonzero(real)).any(axis=(0, 1, 3, 4) if lab.ndim == 6 else (0, 1, 3))
+    if lab.ndim == 6:  # sample dimension: every draw validated, the chosen one counted
+        lab, missing = lab[..., sample], missing[..., sample]
     lab = lab[0]
-    out = {"bad": int(np.count_nonzero(bad)), "labelled": labelled,
-           "missing": ((lab == NOT_ANNOTATED) & real).sum(axis=-1, dtype=np.int64)}
+    out = {"bad": bad, "labelled": labelled, "missing": missing[0].astype(np.int64)}
     if rows is not None:
         flat = lab.reshape(-1, lab.shape[-1])
         member = rows.astype(np.float32)
@@ -128,34 +137,85 @@ def _tree_sum(items: list, fan_in: int = 4):
     return items[0]
 
 
-def _direct_zarr(cube: xr.Dataset, chunks: Mapping[str, int]):
-    """``label`` read straight from its zarr store in analysis-sized blocks, or None.
+def _store_reader(cube: xr.Dataset, dims: tuple[str, ...]) -> dict[str, Any] | None:
+    """How to read ``label`` straight from its zarr chunk files, or None.
 
-    A store written by :func:`hackrisk.save_cube` holds one small chunk per configuration; read
-    through the dataset's dask array, each of them costs a task and a zarr call (most of the pass
-    on a 1e9-label cube), whereas one zarr call per analysis block fetches its store chunks
-    together.  Only for the pristine array of an opened store (its dask graph is the open itself:
-    no selection, reordering or arithmetic since), with the store's dimension order; anything
-    else returns None and the dataset's own array is used.
+    A store written by :func:`hackrisk.save_cube` holds one small zstd-compressed chunk per
+    configuration. Through the dataset's dask array each of them costs a task and a zarr call,
+    and zarr 3 runs every read on its single I/O event-loop thread, so two dask workers wait on
+    each other. Instead, each analysis block reads its chunk files and decodes them in the
+    worker's own thread (:func:`_read_block`: file reads and zstd release the GIL).
+
+    Only for the pristine array of an opened store (its dask graph is the open itself: no
+    selection, reordering or arithmetic since) stored in ``dims`` order as a zarr v3 array of
+    regular chunks, default chunk keys and the ``bytes`` + ``zstd`` codecs that ``save_cube``
+    writes; anything else returns None and the dataset's own array is used.
     """
     source = cube.encoding.get("source")
     data = cube["label"].data
-    dims = cube["label"].dims
-    if not source or "chunks" not in cube["label"].encoding or tuple(dims[:5]) != LABEL_DIMS:
+    if not source or "chunks" not in cube["label"].encoding or tuple(cube["label"].dims) != tuple(dims):
         return None
     names = list(getattr(data, "dask", {}).layers) if hasattr(data, "dask") else []
     if len(names) > 2 or not str(getattr(data, "name", "")).startswith("open_dataset-"):
         return None
     try:
-        import dask.array as da
         import zarr
+        from zarr.codecs import BytesCodec, ZstdCodec
 
         arr = zarr.open_array(str(source), path="label", mode="r")
+        meta = arr.metadata
+        codecs = meta.codecs
+        plain = (meta.zarr_format == 3 and meta.chunk_grid.__class__.__name__ == "RegularChunkGrid"
+                 and meta.chunk_key_encoding.name == "default" and len(codecs) == 2
+                 and isinstance(codecs[0], BytesCodec) and isinstance(codecs[1], ZstdCodec)
+                 and str(getattr(codecs[0].endian, "value", codecs[0].endian)) in ("little", "None"))
+        if not plain or tuple(arr.shape) != tuple(data.shape):
+            return None
+        return {"dir": str(Path(str(source)) / "label"), "sep": str(meta.chunk_key_encoding.separator),
+                "chunk": tuple(int(c) for c in meta.chunk_grid.chunk_shape),
+                "dtype": np.dtype(arr.dtype).newbyteorder("<").str, "shape": tuple(arr.shape)}
     except Exception:  # noqa: BLE001 - any other layout: the dataset's own array
         return None
-    if tuple(arr.shape) != tuple(data.shape):
-        return None
-    return da.from_zarr(arr, chunks=tuple(chunks.get(d, -1) for d in dims))
+
+
+def _read_block(spec: Mapping[str, Any], lo: tuple[int, ...], hi: tuple[int, ...]) -> np.ndarray:
+    """``label[lo:hi]`` decoded from the store's chunk files in the calling thread (see :func:`_store_reader`).
+
+    A chunk that lies wholly inside the block is decoded in place; one that straddles its edge
+    is decoded whole and the overlap copied. A missing or undecodable chunk is a
+    :class:`hackrisk.io.StoreError` naming its file (never fill values).
+    """
+    from numcodecs.zstd import Zstd
+
+    from .io import StoreError
+
+    chunk = spec["chunk"]
+    out = np.empty([h - lo_ for lo_, h in zip(lo, hi, strict=True)], dtype=spec["dtype"])
+    codec = Zstd()
+    grid = [range(lo_ // c, (h - 1) // c + 1) for lo_, h, c in zip(lo, hi, chunk, strict=True)]
+    for coords in itertools.product(*grid):
+        start = [k * c for k, c in zip(coords, chunk, strict=True)]
+        src = tuple(slice(max(lo_, a) - a, min(h, a + c) - a) for lo_, h, a, c in zip(lo, hi, start, chunk))
+        dst = tuple(slice(max(lo_, a) - lo_, min(h, a + c) - lo_) for lo_, h, a, c in zip(lo, hi, start, chunk))
+        path = os.path.join(spec["dir"], spec["sep"].join(["c", *map(str, coords)]))
+        try:
+            with open(path, "rb") as fh:
+                raw = fh.read()
+        except FileNotFoundError as err:
+            raise StoreError(f"{path}: chunk {coords} of variable 'label' is missing, so part of the store "
+                             "would read as fill values. Fix: restore the store from a copy, or delete it and "
+                             "run the annotation again (cached answers are reused).") from err
+        view = out[dst]
+        try:
+            if view.shape == chunk and view.flags.c_contiguous:
+                codec.decode(raw, out=view)
+            else:
+                view[...] = np.frombuffer(codec.decode(raw), dtype=out.dtype).reshape(chunk)[src]
+        except Exception as err:  # noqa: BLE001 (codec errors have many types)
+            raise StoreError(f"{path}: chunk {coords} of variable 'label' does not decode (truncated or "
+                             f"corrupted: {err}). Fix: restore the store from a copy, or delete it and run the "
+                             "annotation again (cached answers are reused).") from err
+    return out
 
 
 def count_lazy(
@@ -191,9 +251,9 @@ def count_lazy(
     chunks = {d: c for d, c in chunks.items() if d in lab.dims and d != "sample"}
     if "sample" in lab.dims:
         chunks["sample"] = -1  # every draw in the block: one reader per block
-    direct = _direct_zarr(cube, chunks)
     lab = lab.variable.chunk(chunks).transpose(*LABEL_DIMS, ...)
-    data = lab.data if direct is None else direct
+    data = lab.data
+    spec = _store_reader(cube, lab.dims)
     n_task = lab.sizes["task"]
     cfg_shape = tuple(lab.sizes[d] for d in CONFIG_DIMS)
     n_cfg = int(np.prod(cfg_shape))
@@ -210,8 +270,15 @@ def count_lazy(
         codes, cls_pos = np.unique(cls[hs], return_inverse=True)
         plans[int(t)] = (hs, rows, inv, codes.astype(np.int16), cls_pos)
 
-    blocks = data.to_delayed(optimize_graph=True)  # (task, m, p, q, item[, sample]) blocks
     bounds = [np.concatenate([[0], np.cumsum(c)]) for c in data.chunks]
+    if spec is None:
+        blocks = data.to_delayed(optimize_graph=True)  # (task, m, p, q, item[, sample]) blocks
+    else:  # one reader per block, decoding its chunk files in the worker's thread
+        read = dask.delayed(_read_block, pure=True)
+        blocks = np.empty(data.numblocks, dtype=object)
+        for idx in np.ndindex(*data.numblocks):
+            blocks[idx] = read(spec, tuple(int(b[j]) for b, j in zip(bounds, idx)),
+                               tuple(int(b[j + 1]) for b, j in zip(bounds, idx)))
     partial = dask.delayed(_block_partial, pure=True)
     lazy, where = [], []
     for t_b in range(blocks.shape[0]):

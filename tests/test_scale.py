@@ -66,9 +66,10 @@ def test_lazy_store_equals_in_memory(sim, sim_ref, sim_store):
     # the pass reads the pristine store directly in analysis blocks; any selection falls back
     from hackrisk import _chunked
 
-    ch = scale.analysis_chunks(lazy)
-    assert _chunked._direct_zarr(lazy, ch) is not None
-    assert _chunked._direct_zarr(lazy.isel(model=np.arange(lazy.sizes["model"])[::-1]), ch) is None
+    dims = lazy["label"].dims
+    assert _chunked._store_reader(lazy, dims) is not None
+    assert _chunked._store_reader(lazy.isel(model=np.arange(lazy.sizes["model"])[::-1]), dims) is None
+    assert _chunked._store_reader(lazy.assign(label=lazy["label"] + 0), dims) is None
     h_lazy = scale.generate_hypotheses_chunked(lazy)
     xr.testing.assert_identical(hyps, h_lazy)
     out = scale.analyze_chunked(lazy, n_boot=30, by="model", rng=1)
