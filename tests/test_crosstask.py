@@ -115,6 +115,16 @@ def test_combined_feeds_variance_bayes_and_explorer(suite):
     assert view["task"] == "beta"
     with pytest.raises(ValueError, match="not in the results"):
         view_state(prep, task="delta")
+    # the beta slice: beta's hypotheses only; m2 and the prompt p2 beta lacks are never a conclusion there
+    beta = np.flatnonzero(comb["task"].values == "beta")
+    assert np.array_equal(np.flatnonzero(prep["task_of"] == prep["tasks"].index("beta")), beta)
+    assert (prep["error"][beta][:, comb["model"].values.tolist().index("m2")] == -1).all()
+    assert (prep["error"][beta][:, :, comb["prompt"].values.tolist().index("p2")] == -1).all()
+    pytest.importorskip("anywidget")
+    from hackrisk.widgets import explore
+
+    w = explore(comb, lfdr=False, task="beta")
+    assert w.task == "beta"
 
 
 def test_combine_tasks_names_and_errors(suite):
