@@ -216,3 +216,119 @@ def _tokenizer():
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(default_model_dir())
+
+
+# ------------------------------------------------------------------------------------------------
+# the authors' style: a separate 0-1 prompt per (item, label)
+
+@pytest.mark.parametrize("reply, value, rule", [
+    ("0.85", 0.85, "number"), (".85", 0.85, "number"), ("1", 1.0, "number"), ("0", 0.0, "number"),
+    ("1.0", 1.0, "number"), ("Probability: 0.9", 0.9, "number"), ("0.9.", 0.9, "number"),
+    ("GPT-4 says 0.7", 0.7, "number"),
+    ("85", None, "range"), ("1.5", None, "range"), ("-0.1", None, "range"), ("85%", None, "range"),
+    ("0.5%", None, "percent"), ("0.8/1", None, "several"), ("0.7-0.8", None, "several"),
+    ("0.7 or 0.8", None, "several"), ("high", None, "none"), ("", None, "none"), (None, None, "none"),
+])
+def test_parse_confidence_unit_scale_is_strict(reply, value, rule):
+    got = parse_confidence(reply, scale="unit")
+    assert got.rule == rule
+    assert got.value is None if value is None else got.value == pytest.approx(value)
+
+
+def test_parse_confidence_unknown_scale_named():
+    with pytest.raises(ValueError, match="scale='0-1'.*'unit'"):
+        parse_confidence("0.5", scale="0-1")
+
+
+# text -> (label reply, {label given: confidence reply}, parsed confidence of the label at T = 0)
+PAPER_SCRIPT = {
+    "t0": ("relevant", {"relevant": "0.85"}, 0.85),
+    "t1": ("irrelevant", {"irrelevant": "Probability: .4", "relevant": "0.9"}, 0.40),
+    "t2": ("relevant", {"relevant": "85"}, None),  # not on the 0-1 scale: rejected, never read as 0.85
+    "t3": ("irrelevant", {"irrelevant": "very likely"}, None),
+    "t4": ("Relevant.", {"relevant": "1"}, 1.0),
+    "t5": ("maybe", {}, None),  # outside the label set: not asked (the authors' "na")
+    "t6": ("relevant", {"relevant": "0.7 or 0.8"}, None),
+    "t7": ("irrelevant", {"irrelevant": "0"}, 0.0),
+}
+PAPER_ITEMS = pd.DataFrame({"item_id": [f"i{k}" for k in range(len(PAPER_SCRIPT))], "text": list(PAPER_SCRIPT)})
+
+
+class PaperScripted(Scripted):
+    """Answers annotation prompts and the authors' separate confidence prompt from PAPER_SCRIPT.
+
+    At temperature 1 item ``t1`` is labelled "relevant" (another label: asked again).
+    """
+
+    def __init__(self, template=None):
+        super().__init__()
+        self.template = template
+        self.asked: list[tuple[str, str]] = []
+        self.kw: list[dict] = []
+
+    def generate(self, msgs_list, **kw):
+        from hackrisk.annotate import PAPER_CONFIDENCE_TEMPLATE
+
+        out = []
+        for msgs in msgs_list:
+            assert len(msgs) == 1 and msgs[0]["role"] == "user"  # single-turn, always
+            content = msgs[0]["content"]
+            if content.startswith("Tweet: "):
+                text = content.split("\n")[0][len("Tweet: "):]
+                reply = PAPER_SCRIPT[text][0]
+                out.append("relevant" if text == "t1" and kw["temperature"] == 1.0 else reply)
+                continue
+            self.kw.append(kw)
+            hit = [(t, lab) for t in PAPER_SCRIPT for lab in ("relevant", "irrelevant")
+                   if content == (self.template or PAPER_CONFIDENCE_TEMPLATE).format(label=lab, text=t)]
+            assert len(hit) == 1, content
+            self.asked.append(hit[0])
+            out.append(PAPER_SCRIPT[hit[0][0]][1][hit[0][1]])
+        return out
+
+
+def test_paper_confidence_separate_prompt_once_per_item_and_label(tmp_path):
+    from hackrisk.annotate import PAPER_CONFIDENCE_TEMPLATE
+
+    be = PaperScripted()
+    store = tmp_path / "p.zarr"
+    cube = annotate(PAPER_ITEMS, SPEC, models=be, mode="generate", temperatures=[0, 1.0], confidence="paper",
+                    store=store, progress=False)
+    # asked once per (item, label): both temperatures share the answers, t5 ("maybe") is never asked
+    assert sorted(be.asked) == sorted([(t, "relevant" if s[0].lower().startswith("relevant") else "irrelevant")
+                                       for t, s in PAPER_SCRIPT.items() if t != "t5"] + [("t1", "relevant")])
+    assert all(k["temperature"] == 0.0 and k["max_new_tokens"] == 10 for k in be.kw)
+    want0 = np.array([np.nan if c is None else c for _, _, c in PAPER_SCRIPT.values()], dtype=np.float32)
+    conf = cube["confidence"].values[0, 0, 0]
+    np.testing.assert_array_equal(conf[0], want0)
+    want1 = want0.copy()
+    want1[1] = 0.9  # t1 labelled "relevant" at T = 1: the confidence in that label
+    np.testing.assert_array_equal(conf[1], want1)
+    assert cube["label"].values[0, 0, 0, 0, 5] == -2 and np.isnan(conf[0, 5])
+    # malformed among the asked (t5 not asked): t2, t3, t6 of 7
+    np.testing.assert_allclose(cube["confidence_unparseable"].values[0, 0, 0], [3 / 7, 3 / 7])
+    assert cube["confidence"].attrs["style"] == "paper"
+    assert cube["confidence"].attrs["question"] == PAPER_CONFIDENCE_TEMPLATE
+    assert cube.attrs["options"]["confidence_tokens"] == 10
+    # the store was made with the paper prompt: the follow-up style is another option set
+    with pytest.raises(StoreMismatchError, match="confidence"):
+        annotate(PAPER_ITEMS, SPEC, models=PaperScripted(), mode="generate", temperatures=[0, 1.0],
+                 confidence=True, store=store, progress=False)
+
+
+def test_paper_confidence_task_template_and_errors():
+    tmpl = ("How likely is it that the following tweet is {label} to the topic of content moderation?\n\n"
+            "Output only a single number between 0 and 1, without any context or explanation.\n\n"
+            "Tweet: {text}\n\nProbability:")
+    be = PaperScripted(template=tmpl)
+    cube = annotate(PAPER_ITEMS, SPEC, models=be, mode="generate", confidence="paper", confidence_template=tmpl,
+                    progress=False)
+    assert cube["confidence"].attrs["question"] == tmpl and len(be.asked) == 7
+    with pytest.raises(ValueError, match=r"\{label\} and"):
+        annotate(PAPER_ITEMS, SPEC, models=PaperScripted(), mode="generate", confidence="paper",
+                 confidence_template="Is {text} right?", progress=False)
+    with pytest.raises(ValueError, match="confidence='paper'"):
+        annotate(PAPER_ITEMS, SPEC, models=PaperScripted(), mode="generate", confidence=True,
+                 confidence_template=tmpl, progress=False)
+    with pytest.raises(ValueError, match="mode='generate'"):
+        annotate(PAPER_ITEMS, SPEC, models=PaperScripted(), mode="score", confidence="paper", progress=False)

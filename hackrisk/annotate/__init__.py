@@ -23,6 +23,7 @@ from .runner import (
 )
 from .task import (
     CONFIDENCE_QUESTION,
+    PAPER_CONFIDENCE_TEMPLATE,
     ParsedConfidence,
     ParsedReply,
     TaskSpec,
@@ -39,6 +40,7 @@ __all__ = [
     "parse_confidence",
     "ParsedConfidence",
     "CONFIDENCE_QUESTION",
+    "PAPER_CONFIDENCE_TEMPLATE",
     "paraphrase",
     "load_default_model",
     "load_model",

@@ -38,8 +38,11 @@ from ..io import open_cube, save_cube, store_lock, write_labels
 from .cache import ResultCache, cache_key
 from .task import (
     CONFIDENCE_QUESTION,
+    PAPER_CONFIDENCE_TEMPLATE,
     TaskSpec,
+    check_confidence_template,
     confidence_messages,
+    paper_confidence_messages,
     parse_confidence,
     parse_response,
 )
@@ -308,13 +311,20 @@ def _empty_cube(df: pd.DataFrame, spec: TaskSpec, backends: list[Any], prompt_id
     cube["annotate_status"].attrs["description"] = ("bits: 1 truncated, 2 empty text, 4 invalid UTF-8 replaced, "
                                                     "8 backend failed (label -1)")
     if question is not None:
+        paper = (options or {}).get("confidence_style") == "paper"
         cube["confidence"] = (cube["label"].dims, np.full(cube["label"].shape, np.nan, dtype=np.float32))
         cube["confidence"].attrs["description"] = (
+            "verbalized confidence in [0, 1]: the model's 0-1 answer to a separate prompt holding the text and "
+            "the label it gave (the authors' question); NaN where the item is not annotated, its reply is "
+            "outside the label set (not asked), the request failed or the answer was malformed" if paper else
             "verbalized confidence in [0, 1] (the model's 0-100 answer to a follow-up question / 100); NaN "
             "where the item is not annotated, the request failed or the answer was malformed")
         cube["confidence"].attrs["question"] = question
+        cube["confidence"].attrs["style"] = "paper" if paper else "followup"
         cube["confidence_unparseable"] = (dims4, np.full(shape4, np.nan))
         cube["confidence_unparseable"].attrs["description"] = (
+            "share of asked items whose confidence answer was malformed (no number, several, negative or above "
+            "1, or with %)" if paper else
             "share of answered items whose confidence answer was malformed (no number, several, out of 0-100, "
             "or an ambiguous decimal below 1)")
     if mode == "score":
@@ -382,8 +392,8 @@ def annotate(items: Any, task: TaskSpec, *, models: Any = None, prompts: Sequenc
              mode: str = "score", batch_size: int | None = None, rng: Any = 0,
              cache: str | os.PathLike | None = "auto", on_empty: str = "error",
              max_new_tokens: int | None = None, progress: bool = True,
-             confidence: bool | str = False, confidence_tokens: int = 16,
-             conventions: str = "hackrisk") -> xr.Dataset:
+             confidence: bool | str = False, confidence_tokens: int | None = None,
+             conventions: str = "hackrisk", confidence_template: str | None = None) -> xr.Dataset:
     """Annotate items under every model × prompt × temperature and return the label cube.
 
     Parameters
@@ -421,16 +431,28 @@ def annotate(items: Any, task: TaskSpec, *, models: Any = None, prompts: Sequenc
     progress
         Show a tqdm bar with ETA per configuration.
     confidence
-        Verbalized confidence (``generate`` mode): after each reply the model is asked a follow-up
-        question in the same chat (``True``: :data:`~hackrisk.annotate.task.CONFIDENCE_QUESTION`,
-        or the question as a string), answered greedily, and the answer is read by
-        :func:`~hackrisk.annotate.parse_confidence`. Stored as the cube variable ``confidence``
-        (label dims, float32 in [0, 1], NaN where missing or malformed; nothing is guessed) and
-        per configuration ``confidence_unparseable``. For API models without token
-        probabilities; ``item_confidence`` and the confidence sampling scheme of
-        :mod:`hackrisk.analysis.mitigation` read it when the cube has no ``prob``.
+        Verbalized confidence (``generate`` mode). ``True`` (or a question as a string): after
+        each reply the model is asked a follow-up question in the same chat (default
+        :data:`~hackrisk.annotate.task.CONFIDENCE_QUESTION`, a whole number from 0 to 100),
+        answered greedily. ``"paper"``: the authors' style — a separate single-turn prompt holding
+        the text and the label the reply was mapped to (``confidence_template``, default
+        :data:`~hackrisk.annotate.task.PAPER_CONFIDENCE_TEMPLATE`: "How likely is it that the
+        following text is {label}? Output only a single number between 0 and 1, …"), greedy, 10
+        tokens, asked once per (item, label, model) — configurations that gave the same label
+        share the answer — and not asked for replies outside the label set (the authors' "na").
+        Answers are read strictly by :func:`~hackrisk.annotate.parse_confidence` (percent or
+        unit scale). Stored as the cube variable ``confidence`` (label dims, float32 in [0, 1],
+        NaN where missing or malformed; nothing is guessed; attrs ``question``, ``style``) and
+        per configuration ``confidence_unparseable`` (share of the asked items whose answer was
+        malformed). For API models without token probabilities; ``item_confidence`` and the
+        confidence sampling scheme of :mod:`hackrisk.analysis.mitigation` read it when the cube
+        has no ``prob``.
     confidence_tokens
-        Reply length of the confidence answer.
+        Reply length of the confidence answer (default 16; 10 with ``confidence="paper"``, as
+        the authors).
+    confidence_template
+        With ``confidence="paper"``: the prompt, a format string with ``{label}`` and ``{text}``
+        (the authors word it per task). Default :data:`~hackrisk.annotate.task.PAPER_CONFIDENCE_TEMPLATE`.
     conventions
         How ``generate`` replies are mapped to classes: ``"hackrisk"`` (default) or ``"paper"``
         (the authors' output mapping; :func:`~hackrisk.annotate.parse_response`,
@@ -468,13 +490,18 @@ def annotate(items: Any, task: TaskSpec, *, models: Any = None, prompts: Sequenc
                          "on_empty='annotate' to annotate them as they are (status bit 2).")
     if conventions not in ("hackrisk", "paper"):
         raise ValueError(f"conventions={conventions!r} unknown. Fix: use 'hackrisk' or 'paper'.")
-    question = _confidence_question(confidence, mode)
+    paper_conf = confidence == "paper"
+    question = _confidence_question(confidence, mode, confidence_template)
+    if confidence_tokens is None:
+        confidence_tokens = 10 if paper_conf else 16
     backends = _norm_models(models)
     seed = _seed_of(rng)
     mnt = int(max_new_tokens or task.max_new_tokens)
     options = _options(task, backends, prompt_ids, temps, mode, seed, mnt, question)
     if question is not None:
         options["confidence_tokens"] = int(confidence_tokens)
+    if paper_conf:  # absent otherwise, so stores written before still resume
+        options["confidence_style"] = "paper"
     if conventions != "hackrisk" and mode == "generate":  # absent by default: older stores still resume
         options["parser"] = conventions
     cube = _empty_cube(df, task, backends, prompt_ids, temps, mode, options, question)
@@ -539,11 +566,19 @@ def annotate(items: Any, task: TaskSpec, *, models: Any = None, prompts: Sequenc
                         done = lab_t != NOT_ANNOTATED
                         outside.append(float((lab_t[done] == OUTSIDE).mean()) if done.any() else np.nan)
                         if question is not None:
-                            conf_t = _ask_confidence(rc, be, msgs, replies, question, int(confidence_tokens),
-                                                     tseed, bs, f"{desc}/T={t:g}/confidence", progress, tqdm)
+                            if paper_conf:  # a fresh prompt per (item, label), one seed for all configurations
+                                chats = [paper_confidence_messages(texts[i], task.labels[c], question) if c >= 0
+                                         else None for i, c in enumerate(lab_t)]
+                                cseed, scale = seed, "unit"
+                            else:
+                                chats = [None if r is None else confidence_messages(msgs[i], r, question)
+                                         for i, r in enumerate(replies)]
+                                cseed, scale = tseed, "percent"
+                            conf_t = _ask_confidence(rc, be, chats, int(confidence_tokens), cseed, scale, bs,
+                                                     f"{desc}/T={t:g}/confidence", progress, tqdm)
                             confs.append(conf_t)
-                            answered = ~failed
-                            unparsed.append(float(np.isnan(conf_t[answered]).mean()) if answered.any() else np.nan)
+                            asked = np.array([c is not None for c in chats])
+                            unparsed.append(float(np.isnan(conf_t[asked]).mean()) if asked.any() else np.nan)
                     lab, st, prob, mass = np.stack(labs), np.stack(sts), None, None
                     if question is not None:
                         conf_block = (np.stack(confs), np.asarray(unparsed))
@@ -558,11 +593,17 @@ def annotate(items: Any, task: TaskSpec, *, models: Any = None, prompts: Sequenc
     return cube
 
 
-def _confidence_question(confidence: bool | str, mode: str) -> str | None:
-    """The follow-up question (``None``: no verbalized confidence)."""
+def _confidence_question(confidence: bool | str, mode: str, template: str | None = None) -> str | None:
+    """The follow-up question, or the paper-style template (``None``: no verbalized confidence)."""
+    if template is not None and confidence != "paper":
+        raise ValueError("confidence_template is the prompt of confidence='paper'. Fix: pass confidence='paper' "
+                         "with it, or drop confidence_template (a follow-up question is confidence='...').")
     if confidence is False or confidence is None:
         return None
-    question = CONFIDENCE_QUESTION if confidence is True else confidence
+    if confidence == "paper":
+        question = check_confidence_template(PAPER_CONFIDENCE_TEMPLATE if template is None else template)
+    else:
+        question = CONFIDENCE_QUESTION if confidence is True else confidence
     if not isinstance(question, str) or not question.strip():
         raise ValueError(f"confidence={confidence!r}: pass True (the default question) or the question as a "
                          "non-empty string.")
@@ -573,23 +614,23 @@ def _confidence_question(confidence: bool | str, mode: str) -> str | None:
     return question
 
 
-def _ask_confidence(rc: ResultCache, be: Any, msgs: list, replies: list, question: str, n_tokens: int,
-                    tseed: int, bs: int, desc: str, progress: bool, tqdm: Any) -> np.ndarray:
-    """Ask the follow-up question after every reply; parsed confidence per item (NaN = missing)."""
-    idx = [i for i, r in enumerate(replies) if r is not None]
-    out = np.full(len(replies), np.nan, dtype=np.float32)
+def _ask_confidence(rc: ResultCache, be: Any, chats: list, n_tokens: int, seed: int, scale: str, bs: int,
+                    desc: str, progress: bool, tqdm: Any) -> np.ndarray:
+    """Ask each confidence chat (``None``: not asked) greedily; parsed confidence per item (NaN = missing)."""
+    idx = [i for i, c in enumerate(chats) if c is not None]
+    out = np.full(len(chats), np.nan, dtype=np.float32)
     if not idx:
         return out
-    follow = [confidence_messages(msgs[i], replies[i], question) for i in idx]
-    ckeys = [cache_key("confidence", be.identity, f, 0.0, n_tokens, tseed) for f in follow]
+    follow = [chats[i] for i in idx]
+    ckeys = [cache_key("confidence", be.identity, f, 0.0, n_tokens, seed) for f in follow]
 
     def ask(sub: list[int]) -> list:
-        got = be.generate([follow[j] for j in sub], temperature=0.0, max_new_tokens=n_tokens, seed=tseed)
+        got = be.generate([follow[j] for j in sub], temperature=0.0, max_new_tokens=n_tokens, seed=seed)
         return [{"reply": r, "status": 0 if r is not None else STATUS_FAILED} for r in got]
 
     res = _run_cached(rc, ckeys, bs, desc, progress, tqdm, ask, be)
     for i, k in zip(idx, ckeys, strict=True):
-        value = parse_confidence(res[k]["reply"]).value
+        value = parse_confidence(res[k]["reply"], scale=scale).value
         out[i] = np.nan if value is None else value
     return out
 

@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 
 __all__ = ["TaskSpec", "parse_response", "ParsedReply", "parse_confidence", "ParsedConfidence",
-           "CONFIDENCE_QUESTION", "confidence_messages", "paraphrase", "OUTSIDE"]
+           "CONFIDENCE_QUESTION", "PAPER_CONFIDENCE_TEMPLATE", "confidence_messages",
+           "paper_confidence_messages", "paraphrase", "OUTSIDE"]
 
 log = logging.getLogger(__name__)
 
@@ -329,6 +330,16 @@ CONFIDENCE_QUESTION = (
 )
 
 
+#: the authors' separate confidence prompt (Baumann et al. 2025, repository joebaumann/llmhacking,
+#: ``get_prompt_for_verbalized_confidence_elicitation``: the generic wording several of their tasks
+#: use, with the sentence their runner substitutes; ``{label}`` is the label the model gave)
+PAPER_CONFIDENCE_TEMPLATE = (
+    "How likely is it that the following text is {label}?\n\n"
+    "Output only a single number between 0 and 1, without any context or explanation.\n\n"
+    "Text: {text}\n\nProbability:"
+)
+
+
 @dataclass(frozen=True)
 class ParsedConfidence:
     """Result of :func:`parse_confidence`: ``value`` in [0, 1] or ``None``, and the rule that decided."""
@@ -338,46 +349,61 @@ class ParsedConfidence:
 
 
 _NUMBER = re.compile(r"(-?\d+(?:\.\d+)?)\s*(%?)")
+_UNIT_NUMBER = re.compile(r"(-?(?:\d+(?:\.\d+)?|\.\d+))\s*(%?)")  # 0-1 scale: ".85" is a number too
 _OUT_OF_100 = re.compile(r"\s*(?:/|out of)\s*100(?![\d.])", re.IGNORECASE)
 _MIXED = re.compile(r"(?<![\w-])(?=[\w-]*[A-Za-z])(?=[\w-]*\d)[\w-]+")  # GPT-4, 3rd, v2: not numbers
 
 
-def parse_confidence(reply: str | None) -> ParsedConfidence:
-    """Read a verbalized confidence (0–100) from a reply; malformed answers give ``None``.
+def parse_confidence(reply: str | None, *, scale: str = "percent") -> ParsedConfidence:
+    """Read a verbalized confidence from a reply; malformed answers give ``None``.
 
-    The reply must hold exactly one number, on the 0–100 scale of :data:`CONFIDENCE_QUESTION`,
-    optionally followed by ``%`` or written ``N/100`` / ``N out of 100``; words around it are
-    allowed (``"Confidence: 85%"``). Nothing is guessed: a reply is rejected (``value`` None) when
+    With ``scale="percent"`` (the default, :data:`CONFIDENCE_QUESTION`) the reply must hold
+    exactly one number on the 0–100 scale, optionally followed by ``%`` or written ``N/100`` /
+    ``N out of 100``; with ``scale="unit"`` (the authors' question,
+    :data:`PAPER_CONFIDENCE_TEMPLATE`) exactly one number from 0 to 1 (``0.85``, ``.85``, ``1``),
+    with no ``%``. Words around the number are allowed (``"Confidence: 85%"``,
+    ``"Probability: 0.9"``). Nothing is guessed: a reply is rejected (``value`` None) when
 
     * ``none``: it holds no number (or is ``None``: the request failed);
-    * ``several``: it holds more than one number (``"3 out of 5"``, ``"80-90"``, ``"85,5"``);
-    * ``range``: the number is negative or above 100;
+    * ``several``: it holds more than one number (``"3 out of 5"``, ``"80-90"``, ``"85,5"``,
+      ``"0.8/1"``);
+    * ``range``: the number is negative or above the scale's top (100, or 1: ``"85"`` is not
+      read as 0.85 on the unit scale);
+    * ``percent``: (unit scale) the number carries ``%``;
     * words mixing letters and digits (``GPT-4``, ``3rd``) are not numbers;
-    * ``ambiguous``: a decimal strictly between 0 and 1 without ``%`` (``"0.85"`` may be a
-      probability or 0.85 %).
+    * ``ambiguous``: (percent scale) a decimal strictly between 0 and 1 without ``%`` (``"0.85"``
+      may be a probability or 0.85 %).
 
     Parameters
     ----------
     reply
-        The raw reply to the follow-up question.
+        The raw reply to the confidence question.
+    scale
+        ``"percent"`` (0–100) or ``"unit"`` (0–1).
 
     Returns
     -------
     ParsedConfidence
-        ``value`` = number / 100 and ``rule="number"``, or ``value=None`` and the reason.
+        ``value`` in [0, 1] (the number / 100 on the percent scale) and ``rule="number"``, or
+        ``value=None`` and the reason.
     """
+    if scale not in ("percent", "unit"):
+        raise ValueError(f"parse_confidence: scale={scale!r} unknown. Fix: use 'percent' (0-100) or 'unit' (0-1).")
     if reply is None:
         return ParsedConfidence(None, "none")
-    text = _MIXED.sub(" ", _OUT_OF_100.sub("", str(reply)))
-    found = [(m.group(1), m.group(2)) for m in _NUMBER.finditer(text)]
+    unit = scale == "unit"
+    text = _MIXED.sub(" ", str(reply) if unit else _OUT_OF_100.sub("", str(reply)))
+    found = [(m.group(1), m.group(2)) for m in (_UNIT_NUMBER if unit else _NUMBER).finditer(text)]
     if not found:
         return ParsedConfidence(None, "none")
     if len(found) > 1:
         return ParsedConfidence(None, "several")
     number, percent = found[0]
     value = float(number)
-    if not 0.0 <= value <= 100.0:
+    if not 0.0 <= value <= (1.0 if unit else 100.0):
         return ParsedConfidence(None, "range")
+    if unit:
+        return ParsedConfidence(None, "percent") if percent else ParsedConfidence(value, "number")
     if 0.0 < value < 1.0 and not percent:
         return ParsedConfidence(None, "ambiguous")
     return ParsedConfidence(value / 100.0, "number")
@@ -388,6 +414,32 @@ def confidence_messages(messages: Sequence[Mapping[str, str]], reply: str,
     """The annotation chat, the model's reply as the assistant turn, then the confidence question."""
     return [*(dict(m) for m in messages), {"role": "assistant", "content": str(reply)},
             {"role": "user", "content": str(question)}]
+
+
+def paper_confidence_messages(text: str, label: str,
+                              template: str = PAPER_CONFIDENCE_TEMPLATE) -> list[dict[str, str]]:
+    """The authors' confidence request: one fresh user turn holding the text and the label given.
+
+    Parameters
+    ----------
+    text
+        The annotated text.
+    label
+        The class name the model's reply was mapped to.
+    template
+        A format string with ``{label}`` and ``{text}`` (default
+        :data:`PAPER_CONFIDENCE_TEMPLATE`; the authors word it per task, e.g. "How likely is it
+        that the following tweet is {label} to the topic of content moderation?").
+    """
+    return [{"role": "user", "content": template.format(label=label, text=text)}]
+
+
+def check_confidence_template(template: str) -> str:
+    """Validate a paper-style confidence template (``{label}`` and ``{text}``, nothing else)."""
+    if not isinstance(template, str) or _fields(template) != {"label", "text"}:
+        raise ValueError(f"confidence_template={template!r:.80}: needs exactly the placeholders {{label}} and "
+                         "{text}. Fix: e.g. hackrisk.annotate.task.PAPER_CONFIDENCE_TEMPLATE.")
+    return template
 
 
 # ------------------------------------------------------------------------------------------------
