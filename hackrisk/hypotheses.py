@@ -711,7 +711,8 @@ def generate_hypotheses(
 
 def _text_hash(texts: np.ndarray) -> np.ndarray:
     """int64 hash of every text (same shape), stable across processes (``pandas.util.hash_array``)."""
-    flat = np.asarray(texts).astype(str).astype(object).ravel()
+    # str per element: a fixed-width unicode copy (astype(str)) would take 4 bytes x the longest text per item
+    flat = np.array([str(t) for t in np.asarray(texts, dtype=object).ravel()], dtype=object)
     return pd.util.hash_array(flat, categorize=False).view(np.int64).reshape(np.shape(texts))
 
 
