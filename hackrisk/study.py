@@ -27,7 +27,8 @@ A complete example (every key shown; only ``[data]`` and ``[[models]]`` are requ
     temperatures = [0.0, 0.7, 1.0]
     mode = "score"                   # or "generate" (free generation + parsing, as in the paper)
     batch_size = 16
-    confidence = false               # true: ask each reply's verbalized confidence (mode "generate")
+    confidence = false               # true: ask each reply's verbalized confidence (mode "generate");
+                                     # "paper": the authors' separate 0-1 prompt per (item, label)
 
     [[models]]
     name = "smollm2-135m"
@@ -111,7 +112,7 @@ class Study:
     hypotheses: dict[str, Any] = field(default_factory=dict)
     analysis: dict[str, Any] = field(default_factory=dict)
     human: dict[str, Any] = field(default_factory=dict)
-    confidence: bool = False
+    confidence: bool | str = False
 
     @property
     def cube_path(self) -> Path:
@@ -250,9 +251,10 @@ def parse_study(text: str, path: str | Path = "<study>", *, check_models: bool =
     if mode not in ("score", "generate"):
         fail("annotate", "mode", f"unknown mode {mode!r}", "use \"score\" or \"generate\"")
     confidence = ann.get("confidence", False)
-    if not isinstance(confidence, bool):
-        fail("annotate", "confidence", f"must be true or false (a TOML boolean, no quotes), got {confidence!r}",
-             "write confidence = true or confidence = false")
+    if not isinstance(confidence, bool) and confidence != "paper":
+        fail("annotate", "confidence", f"must be true or false (a TOML boolean, no quotes) or \"paper\", got "
+             f"{confidence!r}", "write confidence = true, confidence = false or confidence = \"paper\" (the "
+             "authors' separate 0-1 prompt)")
     if confidence and mode != "generate":
         fail("annotate", "confidence", "verbalized confidence follows a free reply, so it needs mode = \"generate\"",
              "set mode = \"generate\" or drop confidence")
@@ -347,7 +349,7 @@ def parse_study(text: str, path: str | Path = "<study>", *, check_models: bool =
         hypotheses=hyp,
         analysis=analysis,
         human=human,
-        confidence=bool(confidence),
+        confidence=confidence if confidence == "paper" else bool(confidence),
     )
 
 
@@ -454,7 +456,7 @@ def format_study(study: Study, *, base: str | Path | None = None) -> str:
     sections.append(("task", dict(study.task)))
     sections.append(("annotate", {"temperatures": list(study.temperatures), "mode": study.mode,
                                   "batch_size": study.batch_size, "max_new_tokens": study.max_new_tokens,
-                                  **({"confidence": True} if study.confidence else {})}))
+                                  **({"confidence": study.confidence} if study.confidence else {})}))
     for m in study.models:
         sections.append(("[models]", dict(m)))
     if study.hypotheses:

@@ -278,3 +278,25 @@ def test_evaluate_mitigation_paper_rows_say_their_preset(world):
     assert conv == {"llm_only": "paper", "human": "paper", "substitution": "paper", "ppi": "hackrisk",
                     "model_selection": "hackrisk"}
     assert df["n_cases"].gt(0).all()
+
+
+def test_preset_follows_the_hypotheses_as_a_study_file_sets_it(world):
+    """``[analysis] conventions`` reaches mitigation through the hypotheses and tests it made."""
+    from hackrisk.analysis.frequentist import test_hypotheses
+
+    cube, hyps, *_ = world
+    ph = hyps.assign_attrs(conventions="paper")  # as generate_hypotheses(conventions="paper") marks them
+    got = mt.correct(cube, ph, method="substitution")
+    assert got.attrs["conventions"] == "paper"
+    xr.testing.assert_identical(got, mt.correct(cube, ph, method="substitution", conventions="paper"))
+    assert mt.correct(cube, ph, method="ppi").attrs["conventions"] == "hackrisk"  # no paper counterpart
+    pi = pd.Series(0.5, index=cube["item_id"].values[0])
+    assert mt.correct(cube, ph, method="human", pi=pi).attrs["conventions"] == "hackrisk"  # weighted
+    design = mt.draw_human_sample(cube, ph, n=8, n_draws=1, max_share=1.0)
+    assert design.attrs["conventions"] == "paper"
+    assert mt.mitigate(cube, ph, design, method="human").attrs["conventions"] == "paper"
+    # the pipeline's call: evaluate_mitigation(..., tests=<paper tests>) without conventions=
+    tests = test_hypotheses(cube, ph, conventions="paper")
+    df = mt.evaluate_mitigation(cube, ph, budgets=(8,), n_draws=1, methods=("human",), tests=tests, rng=0,
+                                max_share=1.0, model_selection=False)
+    assert set(df["conventions"]) == {"paper"}

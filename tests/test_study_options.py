@@ -70,6 +70,13 @@ def test_keys_are_read_written_and_checked(study_dir):
     for (old, new), message in cases.items():
         with pytest.raises(StudyError, match=message):
             parse_study(BASE.replace(old, new), study_dir / "bad.toml")
+    # the authors' separate 0-1 prompt: read, written back, and still generate mode only
+    paper = parse_study(BASE.replace("confidence = true", 'confidence = "paper"'), study_dir / "p.toml")
+    assert paper.confidence == "paper"
+    assert parse_study(format_study(paper), study_dir / "p2.toml").confidence == "paper"
+    with pytest.raises(StudyError, match=r"needs mode = \"generate\""):
+        parse_study(BASE.replace("confidence = true", 'confidence = "paper"').replace(
+            'mode = "generate"', 'mode = "score"'), study_dir / "bad.toml")
 
 
 @pytest.mark.model

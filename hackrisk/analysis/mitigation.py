@@ -200,7 +200,7 @@ def draw_human_sample(
     max_share: float = 0.7,
     n_rounds: int = 4,
     rng: int | np.random.Generator | None = None,
-    conventions: str = "hackrisk",
+    conventions: str | None = None,
 ) -> xr.Dataset:
     """Draw the human-labelled subset of each hypothesis' items, ``n_draws`` times.
 
@@ -233,7 +233,9 @@ def draw_human_sample(
     rng
         Seed or generator (not used under ``conventions="paper"``).
     conventions
-        ``"hackrisk"`` (default) or ``"paper"``: the authors' draw (random scheme only). Draw
+        ``"hackrisk"`` or ``"paper"``: the authors' draw (random scheme only); ``None`` (default):
+        the preset of ``hypotheses`` (``attrs["conventions"]``) for the random scheme, else
+        ``"hackrisk"``. Draw
         ``d`` uses ``numpy.random.RandomState(42 + d)``: ``k_A = max(2, int(round(n N_A / N)))``,
         ``k_B = max(2, n − k_A)`` (the larger reduced when they exceed ``n``), then
         ``choice(N_A, k_A, replace=False)`` and ``choice(N_B, k_B, replace=False)`` over the
@@ -251,7 +253,7 @@ def draw_human_sample(
         attrs ``scheme``, ``n``, ``conventions``.
     """
     _check_sampling(scheme, floor, max_prob)
-    _conv.check_conventions(conventions, "draw_human_sample")
+    conventions = _resolve_conventions(conventions, hypotheses, scheme == "random", "draw_human_sample")
     if conventions == "paper" and scheme != "random":
         raise ValueError(f"draw_human_sample: conventions='paper' reproduces the authors' random draw only, not "
                          f"scheme={scheme!r} (their confidence and active designs differ from hackrisk's). Fix: "
@@ -499,6 +501,19 @@ def _by_chunks(H: int, per_h: int):
 # ---------------------------------------------------------------------------------------------
 # the paper preset: human-only and substitution decided as the authors' code decides them
 # ---------------------------------------------------------------------------------------------
+
+
+def _resolve_conventions(conventions: str | None, hypotheses: xr.Dataset, applies: bool, where: str) -> str:
+    """An explicit preset, or (``None``) the hypotheses' one where the paper preset applies.
+
+    ``None`` follows ``hypotheses.attrs["conventions"]`` (what ``generate_hypotheses`` was given,
+    e.g. by a study file's ``[analysis] conventions``) when ``applies`` (a method and design the
+    paper preset covers), and is ``"hackrisk"`` otherwise.
+    """
+    if conventions is None:
+        inherited = str(hypotheses.attrs.get("conventions", "hackrisk"))
+        return inherited if applies and inherited in _conv.CONVENTIONS else "hackrisk"
+    return _conv.check_conventions(conventions, where)
 
 
 def _check_paper(conventions: str, method: str, where: str) -> None:
@@ -955,7 +970,7 @@ def mitigate(
     n_folds: int = 5,
     small_sample: bool = True,
     rng: int | np.random.Generator | None = None,
-    conventions: str = "hackrisk",
+    conventions: str | None = None,
 ) -> xr.Dataset:
     """Estimate every hypothesis' group effect from human labels plus each configuration's LLM labels.
 
@@ -989,8 +1004,9 @@ def mitigate(
     rng
         Seed or generator (DSL / CDI fold assignment).
     conventions
-        ``"hackrisk"`` (default) or ``"paper"`` (``method`` ``"human"`` or ``"substitution"``
-        only): each (hypothesis, configuration, draw) table is decided as the authors' code
+        ``"hackrisk"`` or ``"paper"`` (``method`` ``"human"`` or ``"substitution"`` only;
+        ``None``, the default, follows the hypotheses' preset for those methods and is
+        ``"hackrisk"`` for the others): each (hypothesis, configuration, draw) table is decided as the authors' code
         decides it — the binomial GLM Wald test with the share-0 rule (see :func:`correct`), the
         design's weights ignored (draw it with ``draw_human_sample(conventions="paper")`` to
         reproduce the authors' subsample), and configurations with more than 1 % unparseable
@@ -1006,6 +1022,7 @@ def mitigate(
         ``method``, ``estimand``, ``alpha``, ``scheme``, ``n``, ``conventions``.
     """
     _check_options(method, estimand, n_folds)
+    conventions = _resolve_conventions(conventions, hypotheses, method in PAPER_METHODS, "mitigate")
     _check_paper(conventions, method, "mitigate")
     paper = conventions == "paper"
     a = _arrays(cube, hypotheses)
@@ -1217,7 +1234,7 @@ def correct(
     small_sample: bool = True,
     rng: int | np.random.Generator | None = None,
     force_items: bool = False,
-    conventions: str = "hackrisk",
+    conventions: str | None = None,
 ) -> xr.Dataset:
     """Corrected estimates and tests of every hypothesis from the human labels you have.
 
@@ -1278,8 +1295,11 @@ def correct(
         (PPI++ with ``pi=None``; DSL on LLM label [× group]); the two give the same numbers
         (tested) — this is for checking, the default is much faster.
     conventions
-        ``"hackrisk"`` (default) or ``"paper"`` — for ``method="human"`` and
-        ``method="substitution"`` only (:data:`PAPER_METHODS`; other methods raise): each
+        ``"hackrisk"`` or ``"paper"`` — for ``method="human"`` and ``method="substitution"``
+        only (:data:`PAPER_METHODS`; other methods raise). ``None`` (default): the preset the
+        hypotheses were generated under (``attrs["conventions"]``, e.g. from a study file's
+        ``[analysis] conventions``) for those methods with ``pi=None``, else ``"hackrisk"``;
+        ``attrs["conventions"]`` of the result says which applied. Under ``"paper"`` each
         (hypothesis, configuration) is decided as the authors' code decides their mitigations 1
         (human sample only) and 2 (human sample plus LLM labels): the 2 × 2 table of the
         labelled items (human-only) or of every item of the groups (substitution; an
@@ -1308,6 +1328,7 @@ def correct(
         ``estimand``, ``alpha``, ``valid``, ``pi``, ``small_sample``, ``conventions``.
     """
     _check_options(method, estimand, n_folds)
+    conventions = _resolve_conventions(conventions, hypotheses, method in PAPER_METHODS and pi is None, "correct")
     _check_paper(conventions, method, "correct")
     paper = conventions == "paper"
     if paper and pi is not None:
@@ -1845,7 +1866,7 @@ def evaluate_mitigation(
     model_selection: bool = True,
     tests: xr.Dataset | None = None,
     rng: int | np.random.Generator | None = None,
-    conventions: str = "hackrisk",
+    conventions: str | None = None,
     **sample_kwargs,
 ) -> pd.DataFrame:
     """The trade-off table: Type I / II / S rates and risk of every technique × scheme × budget.
@@ -1882,7 +1903,9 @@ def evaluate_mitigation(
     rng
         Seed or generator.
     conventions
-        ``"hackrisk"`` (default) or ``"paper"``. Under ``"paper"`` the reference ``tests`` (when
+        ``"hackrisk"`` or ``"paper"``; ``None`` (default): the preset of ``tests`` when given
+        (``attrs["conventions"]``), else that of ``hypotheses`` — so a study file's
+        ``[analysis] conventions`` reaches these rows. Under ``"paper"`` the reference ``tests`` (when
         computed here) are ``test_hypotheses(conventions="paper")``, the random scheme draws the
         authors' subsample (``draw_human_sample(conventions="paper")``) and the human-only and
         substitution rows are decided by the authors' test (``mitigate(conventions="paper")``);
@@ -1897,6 +1920,9 @@ def evaluate_mitigation(
         Columns ``scheme, budget, method, conventions, type_i, type_ii, type_s, risk, n_cases,
         n_null, mean_lam, mean_n_labelled``.
     """
+    if conventions is None:
+        source = tests if tests is not None else hypotheses
+        conventions = str(source.attrs.get("conventions", "hackrisk"))
     _conv.check_conventions(conventions, "evaluate_mitigation")
     gen = np.random.default_rng(rng)
     if tests is None:
