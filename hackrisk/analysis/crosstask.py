@@ -632,8 +632,8 @@ def task_curves(idata: Any, *, ci: float = 0.9) -> xr.Dataset:
     xarray.Dataset
         ``risk`` on ``(x_grid, ci)`` and ``risk_task`` on ``(task, x_grid, ci)`` with ``ci`` =
         ``estimate`` (posterior median), ``lower``, ``upper``; ``task_effect`` on ``(task, ci)``
-        (logit scale) when the fit has several tasks. attrs ``x`` (``"effect"``: |human difference
-        in proportions|; ``"z_distance"``), ``ci_prob``.
+        (logit scale) when the fit has several tasks. attrs ``x`` (``"effect"``: the absolute human
+        difference in proportions; ``"z_distance"``), ``ci_prob``.
     """
     post = idata.posterior
     if "risk_curve" not in post:
