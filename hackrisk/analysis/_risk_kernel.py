@@ -5,8 +5,11 @@ Private module (imports numba at the top; imported lazily).  The model is the on
 constant dropped or added: the PyMC model's ``logp`` equals :func:`logp_grad` exactly, which
 ``tests/test_bayesian.py`` checks, gradient included).  Why a second implementation: compiling
 the PyMC graph to numba costs 20-60 s of CPU in a fresh process (one numba function per graph
-node), this single function about 2 s, and its compiled code serves every data size and every
-factor layout, so a process compiles it at most once.
+node), this single function a few seconds, and its compiled code serves every data size and
+every factor layout, so a process compiles it at most once.  The compiled code is also cached on
+disk (numba ``cache=True``: in ``__pycache__`` next to this file when that is writable, else in
+numba's user cache directory, or in ``$NUMBA_CACHE_DIR`` when set), so a later process loads it
+instead of compiling; the first process after installing, or with an empty cache, still compiles.
 
 The free variables sit in one vector ``x`` (layout :func:`layout`); the data in flat arrays.
 nutpie calls the function through :func:`nutpie.compiled_pyfunc.from_pyfunc`; the numba code
@@ -21,7 +24,7 @@ from typing import Any
 import numba
 import numpy as np
 
-_NUMBA_KW = {"nogil": True, "cache": False, "fastmath": False, "error_model": "numpy"}
+_NUMBA_KW = {"nogil": True, "cache": True, "fastmath": False, "error_model": "numpy"}
 
 
 @numba.njit(**_NUMBA_KW)

@@ -69,6 +69,7 @@ log = logging.getLogger(__name__)
 
 _FACTORS = ("task", *CONFIG_DIMS)
 _X_KINDS = ("z_distance", "effect")
+_TARGET_ACCEPT = 0.9
 
 
 # ---------------------------------------------------------------------------------------------
@@ -443,7 +444,7 @@ def fit_risk_model(
         from ._sampling import sample_nutpie
 
         idata = sample_nutpie(_risk_kernel.nutpie_model(spec), draws=draws, tune=tune,
-                              chains=chains, seed=seed, low_rank=True, target_accept=0.9)
+                              chains=chains, seed=seed, low_rank=True, target_accept=_TARGET_ACCEPT)
     else:
         idata = bm.sample(lambda: bm.risk_model(spec), sampler=sampler, draws=draws, tune=tune,
                           chains=chains, seed=seed, cache_key=bm.risk_model_key(spec),
