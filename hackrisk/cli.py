@@ -10,6 +10,10 @@
 ``hackrisk package STUDY.toml -o DIR``  a self-contained replication package (--zip for one file)
 ``hackrisk verify DIR``             check a replication package: checksums, analysis re-run, every number
 
+``validate``, ``annotate``, ``analyze``, ``report`` and ``explore`` also take a suite file (one
+``[[tasks]]`` table per task, e.g. ``hackrisk/studies/paper-tasks.toml``; see ``hackrisk.suite``):
+every task in turn into ``<output>/<task>``, then the cross-task results in ``<output>``.
+
 Exit codes: 0 success, 1 unexpected failure (a bug: please report it), 2 a failure with a
 one-line reason and fix (study file, data, arguments, server, store, missing labels), 130
 interrupted (nothing is lost: the next run resumes). ``--debug`` shows the traceback. ``verify``
@@ -129,15 +133,8 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.command == "verify":
         return _verify(args)
-    if args.command == "validate" and _is_suite(args.study):  # a suite file: [[tasks]] (hackrisk.suite)
-        from .suite import validate_suite
-
-        rows = validate_suite(args.study)
-        for r in rows:
-            print(f"  {r['task']}: {r['items']} items, {r['prompts']} prompt(s), {r['temperatures']} temperature(s)")
-        print(f"{args.study}: valid suite ({len(rows)} tasks, {sum(r['labels'] for r in rows)} labels to annotate; "
-              "run each task with `python -m hackrisk.suite write`).")
-        return 0
+    if args.command in _SUITE_COMMANDS and _is_suite(args.study):  # a suite file: [[tasks]] (hackrisk.suite)
+        return _run_suite(args)
     if args.command == "demo":
         study = _demo_study(args)
     else:
@@ -188,12 +185,7 @@ def _run(args: argparse.Namespace) -> int:
 
         missing = missing_labels(cube)
         if len(missing):
-            names = ", ".join(f"{r.model}/{r.prompt}/T={r.temperature:g} ({r.n_missing})"
-                              for r in missing.head(5).itertuples())
-            print(f"hackrisk: annotate finished with {int(missing['n_missing'].sum())} label(s) missing in "
-                  f"{len(missing)} configuration(s): {names}{' ...' if len(missing) > 5 else ''} (failed requests; "
-                  "see the warnings above). Fix: re-run `hackrisk annotate` (failures are never cached and are "
-                  "asked again).", file=sys.stderr)
+            print(f"hackrisk: annotate finished with {_missing_text(missing)}", file=sys.stderr)
             if not (args.command == "demo" and args.allow_incomplete):
                 return 2
         if args.command == "annotate":
@@ -219,6 +211,80 @@ def _run(args: argparse.Namespace) -> int:
                 print(_time_split(t_start, t_annotated, time.perf_counter() - t0))
         return 0
     raise AssertionError(args.command)
+
+
+def _missing_text(missing) -> str:
+    """What is missing after annotate (a :func:`hackrisk.annotate.runner.missing_labels` table) and the fix."""
+    names = ", ".join(f"{r.model}/{r.prompt}/T={r.temperature:g} ({r.n_missing})" for r in missing.head(5).itertuples())
+    return (f"{int(missing['n_missing'].sum())} label(s) missing in {len(missing)} configuration(s): {names}"
+            f"{' ...' if len(missing) > 5 else ''} (failed requests; see the warnings above). Fix: re-run "
+            "`hackrisk annotate` (failures are never cached and are asked again).")
+
+
+_SUITE_COMMANDS = ("validate", "annotate", "analyze", "report", "explore")
+
+
+def _run_suite(args: argparse.Namespace) -> int:
+    """``validate / annotate / analyze / report / explore`` of a suite file (:mod:`hackrisk.suite`)."""
+    from . import suite
+
+    path, quiet = args.study, args.quiet
+    if args.command == "validate":
+        rows = suite.validate_suite(path)
+        for r in rows:
+            print(f"  {r['task']}: {r['items']} items, {r['prompts']} prompt(s), {r['temperatures']} temperature(s)")
+        print(f"{path}: valid suite ({len(rows)} tasks, {sum(r['labels'] for r in rows)} labels to annotate; "
+              f"run it with `hackrisk annotate {path}`).")
+        return 0
+    root = suite.suite_output(path)
+    if args.command == "explore":
+        tests = root / "suite_tests.nc"
+        print("In Jupyter (after `hackrisk analyze` of the suite has written the results):\n"
+              "    import xarray as xr\n"
+              "    from hackrisk.widgets import explore\n"
+              f"    explore(xr.open_dataset({str(tests)!r}))             # every task; pick one in the task menu\n"
+              f"    explore(xr.open_dataset({str(tests)!r}), task=\"<task>\")  # one task\n"
+              f"Per task: {root / '<task>' / 'tests.nc'}; the table of risk per task: {root / 'tables' / 'task_risk.csv'}")
+        return 0
+    t0 = time.perf_counter()
+    if args.command == "annotate":
+        from .annotate.runner import missing_labels
+
+        incomplete = []
+        for study, cube, seconds in suite.annotate_suite(path, progress=not quiet):
+            missing = missing_labels(cube)
+            if len(missing):
+                incomplete.append(f"{study.task['name']}: {_missing_text(missing)}")
+            if not quiet:
+                n = int((cube["label"] != -1).sum())
+                print(f"  {study.task['name']}: {n} labels ({seconds:.1f} s) -> {study.cube_path}", flush=True)
+        for line in incomplete:
+            print(f"hackrisk: annotate finished with task {line}", file=sys.stderr)
+        if not quiet:
+            print(f"annotated: {root} (total {time.perf_counter() - t0:.1f} s)")
+        return 2 if incomplete else 0
+    allow = getattr(args, "allow_incomplete", False)
+    res = suite.analyze_suite(path, allow_incomplete=allow)
+    report = suite.report_suite(path, res) if args.command == "report" else None
+    if not quiet:
+        table = res["summary"]["task_table"]
+        print(f"\n{path}: {len(res['results'])} task(s), {res['json']['n_hypotheses']} hypotheses; "
+              "LLM hacking risk (balanced) per task, highest first:")
+        for r in table.itertuples():
+            if r.risk_balanced == r.risk_balanced:
+                print(f"  {r.task:<24} {100 * r.risk_balanced:5.1f}% [{100 * r.risk_balanced_lower:.1f}, "
+                      f"{100 * r.risk_balanced_upper:.1f}]")
+            else:
+                print(f"  {r.task:<24}   n/a (Type I or Type II undefined: no null or no significant human "
+                      "conclusion)")
+        for name in res["left_out"]:
+            print(f"  {name:<24}   left out: no hypothesis could be formed (raise its n_items; reasons in "
+                  "suite_summary.json)")
+        print(f"  results: {root} (suite_tests.nc, tables/, suite_summary.json)")
+        if report is not None:
+            print(f"  report:  {report}")
+        print(f"  total time: {time.perf_counter() - t0:.1f} s")
+    return 0
 
 
 def _time_split(t_start: float, annotation: float, total: float) -> str:
@@ -260,7 +326,8 @@ def _parser() -> argparse.ArgumentParser:
                        ("report", "figures and the self-contained HTML report"),
                        ("explore", "print how to open the explorer")):
         p = sub.add_parser(name, parents=[common], help=text, description=text)
-        p.add_argument("study", help="the study file (TOML); see the README, 'Study files'")
+        p.add_argument("study", help="the study file (TOML; see the README, 'Study files') or a suite file "
+                                     "([[tasks]]; see the README, 'The paper's tasks')")
         if name in ("analyze", "report"):
             p.add_argument("--allow-incomplete", action="store_true",
                            help="analyse the fully annotated configurations only, and say so")

@@ -18,10 +18,14 @@ import xarray as xr
 
 from .study import Study, StudyError
 
-__all__ = ["load_items", "annotate_study", "make_backend", "analyze_study", "report_study", "headline",
-           "merge_human_labels", "correct_study", "suggest_study"]
+__all__ = ["load_items", "annotate_study", "make_backend", "make_backends", "analyze_study", "report_study", "headline",
+           "merge_human_labels", "correct_study", "suggest_study", "NoHypothesisError"]
 
 logger = logging.getLogger(__name__)
+
+
+class NoHypothesisError(StudyError):
+    """No hypothesis could be formed on a study's items (too few items or classes per group)."""
 
 
 def load_items(study: Study):
@@ -60,20 +64,32 @@ def load_items(study: Study):
                    prompts=tuple(study.task.get("prompts", td.prompts)))
 
 
-def annotate_study(study: Study, *, progress: bool = True) -> xr.Dataset:
-    """Annotate the study's items under every model × prompt × temperature; resumable."""
+def annotate_study(study: Study, *, progress: bool = True, backends: dict[str, Any] | None = None,
+                   items: Any = None) -> xr.Dataset:
+    """Annotate the study's items under every model × prompt × temperature; resumable.
+
+    ``backends`` (``{model name: backend}``, default made from ``[[models]]`` by
+    :func:`make_backend`) and ``items`` (the :func:`hackrisk.study.check_inputs` result, default
+    computed here) let a suite load its models and check its data once (:mod:`hackrisk.suite`).
+    """
     from .study import check_inputs, check_output
 
-    td = check_inputs(study)  # every input check `hackrisk validate` runs
+    td = items if items is not None else check_inputs(study)  # every input check `hackrisk validate` runs
     check_output(study)
     from .annotate import TaskSpec, annotate
 
     spec = TaskSpec(td.name, list(td.classes), list(td.prompts), max_new_tokens=study.max_new_tokens)
     study.output.mkdir(parents=True, exist_ok=True)
-    backends = {m["name"]: make_backend(m, seed=study.seed, batch_size=study.batch_size) for m in study.models}
+    if backends is None:
+        backends = make_backends(study)
     return annotate(td.items, spec, models=backends, temperatures=study.temperatures,
                     store=study.cube_path, mode=study.mode, batch_size=study.batch_size,
                     rng=study.seed, progress=progress, confidence=study.confidence)
+
+
+def make_backends(study: Study) -> dict[str, Any]:
+    """The study's annotation backends, ``{model name: backend}`` (see :func:`make_backend`)."""
+    return {m["name"]: make_backend(m, seed=study.seed, batch_size=study.batch_size) for m in study.models}
 
 
 def make_backend(model: dict[str, Any], *, seed: int = 0, batch_size: int = 16):
@@ -103,13 +119,17 @@ def make_backend(model: dict[str, Any], *, seed: int = 0, batch_size: int = 16):
     return TransformersBackend.from_path(spec, name=name, batch_size=batch_size)
 
 
-def analyze_study(study: Study, cube: xr.Dataset | None = None) -> dict[str, Any]:
+def analyze_study(study: Study, cube: xr.Dataset | None = None, *, lean: bool = False) -> dict[str, Any]:
     """Hypotheses, tests, errors, risks, effect-size curve, hacking and mitigation; saved to disk.
 
     Returns a dict of the result Datasets (keys ``hypotheses``, ``tests``, ``risk``,
     ``risk_by_model``, ``risk_by_prompt``, ``risk_by_temperature``, ``effect_curve``, ``hacking``,
     ``hacking_curve``, ``quality``, with budgets ``mitigation``, and with ``[analysis] bayes = true``
-    ``bayes_risk_curve`` and ``bayes_prob_riskier``). With a ``[human] labels`` file the labels
+    ``bayes_risk_curve`` and ``bayes_prob_riskier``). ``lean=True`` (each task of a suite, whose
+    cross-task analysis needs no more) computes and saves only ``hypotheses``, ``tests``, ``risk``,
+    ``hacking`` and ``quality``: no risk by model / prompt / temperature, curves, mitigation, Bayesian
+    fits or human-label corrections. Raises :class:`NoHypothesisError` when no hypothesis can be
+    formed on the items. With a ``[human] labels`` file the labels
     are merged into the cube first (:func:`hackrisk.human.add_human_labels`; the human side of
     every test uses the labelled items), and the corrected conclusions of each ``[human] methods``
     entry are added as ``corrected_<method>`` (:func:`hackrisk.analysis.mitigation.correct`)
@@ -137,31 +157,32 @@ def analyze_study(study: Study, cube: xr.Dataset | None = None) -> dict[str, Any
     conventions = str(study.analysis.get("conventions", "hackrisk"))
     hyps = generate_hypotheses(cube, rng=study.seed, conventions=conventions, **hyp_opts)
     if hyps.sizes["hypothesis"] == 0:
-        raise StudyError(f"{study.path}: no hypothesis could be formed (see the skip reasons: "
-                         f"{hyps.attrs.get('skipped', [])[:3]}). Fix: use more items or other groupings.")
+        raise NoHypothesisError(f"{study.path}: no hypothesis could be formed (see the skip reasons: "
+                                f"{hyps.attrs.get('skipped', [])[:3]}). Fix: use more items or other groupings.")
     tests = frequentist.test_hypotheses(cube, hyps, alpha=study.alpha, conventions=conventions)
     n_boot = int(study.analysis.get("n_boot", 500))
     res: dict[str, Any] = {"hypotheses": hyps, "tests": risk.classify_errors(tests)}
     res["risk"] = risk.risk(tests, n_boot=n_boot, rng=study.seed)
-    for dim in ("model", "prompt", "temperature"):
-        res[f"risk_by_{dim}"] = risk.risk(tests, by=dim, n_boot=n_boot, rng=study.seed)
-    res["effect_curve"] = risk.risk_by_effect_size(tests, n_boot=n_boot, rng=study.seed)
     res["hacking"] = risk.hacking(tests)
-    res["hacking_curve"] = risk.hacking_curve(tests, rng=study.seed)
     res["quality"] = risk.annotation_quality(cube, conventions=conventions)
-    budgets = check_budgets(study, int((cube["truth"] >= 0).sum("item").min()))  # never dropped silently
-    if budgets:
-        from .analysis import mitigation
+    if not lean:  # the extras a suite task does not need
+        for dim in ("model", "prompt", "temperature"):
+            res[f"risk_by_{dim}"] = risk.risk(tests, by=dim, n_boot=n_boot, rng=study.seed)
+        res["effect_curve"] = risk.risk_by_effect_size(tests, n_boot=n_boot, rng=study.seed)
+        res["hacking_curve"] = risk.hacking_curve(tests, rng=study.seed)
+        budgets = check_budgets(study, int((cube["truth"] >= 0).sum("item").min()))  # never dropped silently
+        if budgets:
+            from .analysis import mitigation
 
-        res["mitigation"] = mitigation.evaluate_mitigation(
-            cube, hyps, budgets=budgets, n_draws=int(study.analysis.get("n_draws", 10)),
-            alpha=study.alpha, tests=tests, rng=study.seed)
-    if study.human:
-        res.update(correct_study(study, cube, hyps))
-    if study.analysis.get("bayes"):
-        res.update(_bayes(res["tests"], seed=study.seed))
-        res.update(_prospective(cube, hyps, seed=study.seed))
-    logger.info("analysis took %.1f s", time.perf_counter() - t0)
+            res["mitigation"] = mitigation.evaluate_mitigation(
+                cube, hyps, budgets=budgets, n_draws=int(study.analysis.get("n_draws", 10)),
+                alpha=study.alpha, tests=tests, rng=study.seed)
+        if study.human:
+            res.update(correct_study(study, cube, hyps))
+        if study.analysis.get("bayes"):
+            res.update(_bayes(res["tests"], seed=study.seed))
+            res.update(_prospective(cube, hyps, seed=study.seed))
+    logger.info("analysis%s took %.1f s", " (lean)" if lean else "", time.perf_counter() - t0)
     _save_results(res, out)
     (out / "headline.json").write_text(json.dumps(headline(res), indent=2))
     return res

@@ -5,7 +5,7 @@ replaced by one ``[[tasks]]`` table per task::
 
     [study]
     name = "paper-tasks"
-    output = "paper-tasks-output"     # each task writes to <output>/<task>
+    output = "paper-tasks-output"     # each task writes to <output>/<task>, the suite to <output>
     seed = 0
 
     [annotate]
@@ -24,18 +24,24 @@ replaced by one ``[[tasks]]`` table per task::
     # source = "path/to/copy.csv"     # default: mirror, cache, then download
 
 Every ``[[tasks]]`` entry becomes an ordinary study (:func:`load_suite`), validated by
-:func:`hackrisk.study.parse_study`; :func:`write_suite` writes those study files so that the
-existing ``hackrisk validate / annotate / analyze / report`` run each task unchanged (resumable, one
-progress bar per task). :func:`validate_suite` runs, per task, every check ``hackrisk validate`` runs.
-From a shell: ``python -m hackrisk.suite validate SUITE.toml`` and
-``python -m hackrisk.suite write SUITE.toml FOLDER``.
+:func:`hackrisk.study.parse_study`. The ``hackrisk`` command takes the suite file itself:
+
+``hackrisk validate SUITE.toml``  every check of ``hackrisk validate``, per task (:func:`validate_suite`)
+``hackrisk annotate SUITE.toml``  every task in turn, after all were checked (:func:`annotate_suite`)
+``hackrisk analyze SUITE.toml``   per task the tests, then the cross-task summary (:func:`analyze_suite`)
+``hackrisk report SUITE.toml``    per-task reports and the suite report (:func:`report_suite`)
+
+:func:`write_suite` writes one ordinary study file per task (``python -m hackrisk.suite write
+SUITE.toml FOLDER``), to run or change a task on its own.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +52,10 @@ except ModuleNotFoundError:  # pragma: no cover
 
 from .study import Study, StudyError, parse_study
 
-__all__ = ["load_suite", "suite_texts", "write_suite", "validate_suite"]
+__all__ = ["load_suite", "suite_texts", "suite_output", "write_suite", "check_suite", "validate_suite",
+           "annotate_suite", "analyze_suite", "report_suite"]
+
+logger = logging.getLogger(__name__)
 
 _SHARED = ("study", "annotate", "models", "hypotheses", "analysis")
 _TASK_KEYS = {"dataset", "n_items", "source", "prompts", "labels", "name"}
@@ -136,6 +145,14 @@ def load_suite(path: str | Path, *, check_models: bool = True) -> list[Study]:
     return studies
 
 
+def suite_output(path: str | Path) -> Path:
+    """The suite's output folder (``[study] output``, relative to the suite file): each task writes
+    to ``<output>/<task>``, the cross-task results go to ``<output>`` itself."""
+    path = Path(path)
+    study = tomllib.loads(path.read_text(encoding="utf-8")).get("study", {})
+    return (path.parent / str(study.get("output", "suite-output"))).resolve()
+
+
 def write_suite(path: str | Path, folder: str | Path) -> list[Path]:
     """Write one ordinary study file per task of the suite ``path`` into ``folder``; return the paths.
 
@@ -160,6 +177,32 @@ def write_suite(path: str | Path, folder: str | Path) -> list[Path]:
     return written
 
 
+def check_suite(path: str | Path) -> list[tuple[Study, Any]]:
+    """Every task of the suite ``path``, each checked as ``hackrisk validate`` checks a study.
+
+    Returns ``(study, task data)`` per task (the data with the subset applied,
+    :func:`hackrisk.study.check_inputs`). All tasks are checked before the first one runs, so a
+    task whose data cannot be had here (an unmirrored file offline, say) stops the suite before any
+    annotation: the error names the task and, from :mod:`hackrisk.tasks`, the file, the commit,
+    the URL and the folder to put a copy in.
+    """
+    from .study import check_inputs, check_output
+
+    checked = []
+    for study in load_suite(path):
+        try:
+            td = check_inputs(study)
+            check_output(study)
+        except StudyError as err:
+            raise StudyError(f"[[tasks]] {_task_name(study)}: {err}") from err
+        checked.append((study, td))
+    return checked
+
+
+def _task_name(study: Study) -> str:
+    return str(study.task.get("name", study.data.get("dataset")))
+
+
 def validate_suite(path: str | Path) -> list[dict[str, Any]]:
     """Run, for every task of the suite, the checks ``hackrisk validate`` runs; one summary row per task.
 
@@ -169,12 +212,8 @@ def validate_suite(path: str | Path) -> list[dict[str, Any]]:
         ``task, items, prompts, classes, temperatures, models, labels`` (labels to annotate:
         items x prompts x temperatures x models).
     """
-    from .study import check_inputs, check_output
-
     rows = []
-    for study in load_suite(path):
-        td = check_inputs(study)
-        check_output(study)
+    for study, td in check_suite(path):
         n = len(td.items) * len(td.prompts) * len(study.temperatures) * len(study.models)
         rows.append({"task": td.name, "items": len(td.items), "prompts": len(td.prompts),
                      "classes": len(td.classes), "temperatures": len(study.temperatures),
@@ -182,19 +221,163 @@ def validate_suite(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+def annotate_suite(path: str | Path, *, progress: bool = True) -> Iterator[tuple[Study, Any, float]]:
+    """Annotate every task of the suite in turn; yields ``(study, cube, seconds)`` per task.
+
+    Every task is checked first (:func:`check_suite`), so nothing is annotated when one task
+    cannot run. Each task is an ordinary study annotated by
+    :func:`hackrisk.pipeline.annotate_study` into ``<output>/<task>/cube.zarr``: cached and
+    resumable (after a crash or Ctrl-C, run again and only what is missing is asked), one progress
+    bar per task. The models are loaded once for all tasks. The checks run when the iteration starts.
+    """
+    from .pipeline import annotate_study, make_backends
+
+    checked = check_suite(path)
+    backends = make_backends(checked[0][0])  # [[models]], seed and batch size are shared by every task
+    for study, td in checked:
+        t0 = time.perf_counter()
+        cube = annotate_study(study, progress=progress, backends=backends, items=td)
+        yield study, cube, time.perf_counter() - t0
+
+
+def analyze_suite(path: str | Path, *, allow_incomplete: bool = False, bayes: bool | None = None) -> dict[str, Any]:
+    """Per task the tests the cross-task picture needs, then the cross-task summary; saved to disk.
+
+    Each task is analysed by :func:`hackrisk.pipeline.analyze_study` with ``lean=True`` (hypotheses,
+    tests, overall risk, hacking, annotation quality, saved in ``<output>/<task>``; none of the
+    per-task extras such as risk by configuration, curves, mitigation or Bayesian fits). A task on
+    whose items no hypothesis can be formed is left out, named with the reason in ``left_out``. The
+    others go into :func:`hackrisk.analysis.crosstask.suite_summary`, saved in ``<output>``:
+
+    ``suite_tests.nc``
+        the combined tests (open with :func:`hackrisk.widgets.explore`; task is a slice);
+    ``task_risk``, ``quality_risk``, ``variance``, ``task_curves``
+        ``.nc`` and ``tables/<name>.csv``: risk per task, risk against accuracy / F1 per task x
+        configuration, the variance decomposition, the Bayesian curves (with ``bayes``);
+    ``suite_summary.json``
+        the tasks, those left out and why, each task's headline, the risk per task, the
+        quality relation, the variance shares and the seconds each part took.
+
+    ``bayes``: fit the cross-task Bayesian curve (task as a level); default the suite file's
+    ``[analysis] bayes``, else true.
+
+    Returns
+    -------
+    dict
+        ``output`` (the folder), ``studies`` / ``results`` / ``cubes`` (by task, analysed tasks
+        only), ``left_out`` ({task: reason}), ``summary`` (:func:`~hackrisk.analysis.crosstask.suite_summary`)
+        and ``json`` (what ``suite_summary.json`` holds).
+    """
+    from dataclasses import replace
+
+    from .analysis.crosstask import suite_summary
+    from .io import open_cube
+    from .pipeline import NoHypothesisError, _save_results, analyze_study, headline
+
+    path = Path(path)
+    studies = load_suite(path)
+    missing = [_task_name(s) for s in studies if not s.cube_path.exists()]
+    if missing:
+        raise StudyError(f"{path}: no annotations for the task(s) {missing}. Fix: run `hackrisk annotate {path}` "
+                         "first (it resumes where it stopped).")
+    out: dict[str, Any] = {"output": suite_output(path), "studies": {}, "results": {}, "cubes": {}, "left_out": {}}
+    seconds: dict[str, float] = {}
+    for study in studies:
+        name = _task_name(study)
+        if allow_incomplete:
+            study = replace(study, analysis=dict(study.analysis, allow_incomplete=True))
+        t0 = time.perf_counter()
+        cube = open_cube(study.cube_path, lazy=False)
+        try:
+            res = analyze_study(study, cube, lean=True)
+        except NoHypothesisError as err:
+            out["left_out"][name] = " ".join(str(err).split())
+            logger.warning("suite %s: task %s is left out of the cross-task analysis: no hypothesis could be formed "
+                           "on its items (the reasons are in left_out / suite_summary.json)", path, name)
+            continue
+        except StudyError as err:
+            raise StudyError(f"[[tasks]] {name}: {err}") from err
+        seconds[name] = round(time.perf_counter() - t0, 2)
+        out["studies"][name], out["results"][name], out["cubes"][name] = study, res, cube
+    if not out["results"]:
+        raise StudyError(f"{path}: no task could be analysed ({out['left_out']}). Fix: raise the tasks' n_items.")
+    first = studies[0]
+    if bayes is None:
+        bayes = bool(first.analysis.get("bayes", True))
+    t0 = time.perf_counter()
+    summary = suite_summary({name: res["tests"] for name, res in out["results"].items()}, out["cubes"],
+                            n_boot=int(first.analysis.get("n_boot", 500)), bayes=bayes, rng=first.seed)
+    seconds["suite_summary"] = round(time.perf_counter() - t0, 2)
+    out["summary"] = summary
+    root = out["output"]
+    root.mkdir(parents=True, exist_ok=True)
+    saved = {"suite_tests": summary["combined"], "task_risk": summary["task_table"], "quality_risk": summary["quality"],
+             "variance": summary["variance"], "task_curves": (summary["curve"] or {}).get("curves")}
+    _save_results({k: v for k, v in saved.items() if v is not None}, root)
+    table = summary["task_table"]
+    relation = summary["quality"].attrs.get("relation") if summary["quality"] is not None else None
+    out["json"] = {
+        "suite": str(path), "tasks": list(out["results"]), "left_out": out["left_out"],
+        "n_hypotheses": int(summary["combined"].sizes["hypothesis"]),
+        "task_risk": table[[c for c in ("task", "rank", "risk_balanced", "risk_balanced_lower", "risk_balanced_upper",
+                                        "type_i", "type_ii", "type_s", "n_conclusions") if c in table]
+                           ].to_dict(orient="records"),
+        "quality_relation": relation,
+        "variance": {str(t): {v: float(summary["variance"][v].sel(term=t)) for v in ("r2_sequential", "r2_alone")
+                              if v in summary["variance"]} for t in summary["variance"]["term"].values},
+        "per_task": {name: headline(res) for name, res in out["results"].items()},
+        "bayes": bool(bayes),
+        "seconds": seconds | {f"suite_{k}": round(v, 2) for k, v in summary["seconds"].items()},
+    }
+    (root / "suite_summary.json").write_text(json.dumps(out["json"], indent=2, default=_plain), encoding="utf-8")
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """JSON for numpy scalars and the like (NaN stays NaN, as Python's json writes it)."""
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+def report_suite(path: str | Path, analysis: dict[str, Any] | None = None, *,
+                 allow_incomplete: bool = False) -> Path:
+    """Per-task reports (``<output>/<task>/report.html``) and the suite report ``<output>/report.html``.
+
+    The suite report (:func:`hackrisk.report.write_suite_report`) links each task's report.
+    ``analysis`` is the output of :func:`analyze_suite` (computed when not given). Returns the path
+    of the suite report.
+    """
+    import os
+
+    from .pipeline import report_study
+    from .report import write_suite_report
+
+    res = analysis if analysis is not None else analyze_suite(path, allow_incomplete=allow_incomplete)
+    root = res["output"]
+    links = {}
+    for name, study in res["studies"].items():
+        task_report = report_study(study, res["results"][name], res["cubes"][name])
+        links[name] = Path(os.path.relpath(task_report, root)).as_posix()
+    name = tomllib.loads(Path(path).read_text(encoding="utf-8")).get("study", {}).get("name", Path(path).stem)
+    return write_suite_report(root / "report.html", res["summary"], task_reports=links,
+                              title=f"hackrisk report: {name} ({len(links)} tasks)")
+
+
 def _main(argv: list[str]) -> int:
-    if len(argv) >= 2 and argv[0] == "validate":
-        rows = validate_suite(argv[1])
-        for r in rows:
-            sys.stdout.write(f"{r['task']}: valid ({r['items']} items, {r['prompts']} prompt(s), "
-                             f"{r['temperatures']} temperature(s), {r['labels']} labels to annotate)\n")
-        sys.stdout.write(f"{argv[1]}: valid ({len(rows)} tasks, {sum(r['labels'] for r in rows)} labels)\n")
-        return 0
+    """``python -m hackrisk.suite write SUITE.toml FOLDER``; any other command is ``hackrisk COMMAND ...``."""
     if len(argv) == 3 and argv[0] == "write":
         for p in write_suite(argv[1], argv[2]):
             sys.stdout.write(f"{p}\n")
         return 0
-    sys.stderr.write("usage: python -m hackrisk.suite validate SUITE.toml | write SUITE.toml FOLDER\n")
+    if argv and argv[0] in ("validate", "annotate", "analyze", "report", "explore"):
+        from .cli import main
+
+        return main(argv)
+    sys.stderr.write("usage: python -m hackrisk.suite write SUITE.toml FOLDER | "
+                     "validate|annotate|analyze|report|explore SUITE.toml (the same as `hackrisk ...`)\n")
     return 2
 
 
