@@ -52,8 +52,9 @@ SHORT = ["The stance of this text: {text}", "Text: {text}\nIts stance:"]  # shor
 
 def test_suite_end_to_end_through_the_cli(mirror, tmp_path, capsys):
     """validate -> annotate -> analyze -> report -> explore of a three-task suite, one task too small."""
-    # stance_climate with its own 5 prompts, the others with 2 and 1: the combined tests join them
-    path = write_suite_file(tmp_path, {"stance_climate": 8, "stance_tweets": (8, SHORT), "framesI_tweets23": (3, SHORT[:1])})
+    # 2 prompts for one task, 1 for the others: the combined tests join them
+    path = write_suite_file(tmp_path, {"stance_climate": (8, SHORT), "stance_tweets": (8, SHORT[:1]),
+                                       "framesI_tweets23": (3, SHORT[:1])})
     out = tmp_path / "out"
     assert main(["validate", str(path)]) == 0
     assert f"run it with `hackrisk annotate {path}`" in capsys.readouterr().out
