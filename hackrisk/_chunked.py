@@ -8,6 +8,7 @@ the analyses are passed in as functions.  See :mod:`hackrisk.scale` for the meth
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import os
@@ -73,6 +74,29 @@ def analysis_chunks(cube: xr.Dataset, *, max_labels: int = _MAX_BLOCK_LABELS) ->
     return out
 
 
+def _scratch_pool() -> Callable[[str, tuple[int, ...], Any], np.ndarray]:
+    """``get(name, shape, dtype)``: a buffer per (worker thread, name), reused from block to block.
+
+    A pass allocates the same few block-sized arrays for every block; taking them fresh each time
+    costs a page fault per 4 kB (a third of the pass's CPU on a 1e9-label cube when glibc hands
+    large buffers straight back to the kernel). The pool lives as long as the pass's graph; on a
+    distributed cluster every task gets its own (empty) copy, which is correct, just not reused.
+    """
+    import threading
+
+    bufs: dict[tuple[int, str], np.ndarray] = {}
+
+    def get(name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        n = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        key = (threading.get_ident(), name)
+        buf = bufs.get(key)
+        if buf is None or buf.size < n:
+            buf = bufs[key] = np.empty(n, dtype=np.uint8)
+        return buf[:n].view(dtype).reshape(shape)
+
+    return get
+
+
 def _distinct_rows(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distinct rows of a boolean matrix and, per input row, the index of its distinct row."""
     packed = np.packbits(mask, axis=1)
@@ -81,11 +105,12 @@ def _distinct_rows(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _block_partial(lab: np.ndarray, rows: np.ndarray | None, codes: np.ndarray | None, real: np.ndarray,
-                   n_class: int, sample: int | None) -> dict[str, Any]:
+                   n_class: int, sample: int | None, scratch: Callable | None = None) -> dict[str, Any]:
     """Everything one block of ``label`` contributes, so that each block is read by one task.
 
     ``lab``: (1, m, p, q, i) or (1, m, p, q, i, s); ``rows``: (r, i) distinct group memberships of
-    the task's hypotheses (None: the task has none); ``real``: (i,) non-padding items.
+    the task's hypotheses (None: the task has none); ``real``: (i,) non-padding items;
+    ``scratch``: a :func:`_scratch_pool` for the block-sized temporaries.
 
     Returns partial ``counts`` (k, m*p*q, r) float64, ``missing`` (m, p, q) labels -1 on real
     items, ``labelled`` (p,) any label on a real item, ``bad`` > 0 when the block holds invalid
@@ -97,7 +122,9 @@ def _block_partial(lab: np.ndarray, rows: np.ndarray | None, codes: np.ndarray |
     # padding items are looked at on their own
     pad = ~real
     bad = int(lab.size > 0 and (lab.min() < OUTSIDE or lab.max() >= n_class))
-    missing = np.count_nonzero(lab == NOT_ANNOTATED, axis=4)  # (1, m, p, q[, s]), padding included
+    scratch = scratch or _scratch_pool()
+    is_na = np.equal(lab, NOT_ANNOTATED, out=scratch("is_na", lab.shape, bool))
+    missing = np.count_nonzero(is_na, axis=4)  # (1, m, p, q[, s]), padding included
     if pad.any():
         on_pad = np.compress(pad, lab, axis=4) != NOT_ANNOTATED
         bad += int(np.count_nonzero(on_pad))
@@ -112,9 +139,17 @@ def _block_partial(lab: np.ndarray, rows: np.ndarray | None, codes: np.ndarray |
         flat = lab.reshape(-1, lab.shape[-1])
         member = rows.astype(np.float32)
         # one class at a time: the float32 one-hot of a block is then as large as the block, not k times
-        out["counts"] = np.concatenate([K.count_by_group(flat, member, codes[j:j + 1]) for j in range(codes.size)]
-                                       ).astype(np.float64)  # exact integers
+        work = scratch("onehot", flat.shape, np.float32)
+        out["counts"] = np.concatenate([K.count_by_group(flat, member, codes[j:j + 1], work=work)
+                                        for j in range(codes.size)]).astype(np.float64)  # exact integers
     return out
+
+
+def _store_partial(spec: Mapping[str, Any], lo: tuple[int, ...], hi: tuple[int, ...], *args: Any,
+                   scratch: Callable) -> dict[str, Any]:
+    """:func:`_block_partial` of the block ``label[lo:hi]``, decoded from the store into a reused buffer."""
+    lab = _read_block(spec, lo, hi, out=scratch("label", tuple(h - a for a, h in zip(lo, hi)), spec["dtype"]))
+    return _block_partial(lab, *args, scratch=scratch)
 
 
 def _add_partials(*parts: dict[str, Any]) -> dict[str, Any]:
@@ -178,11 +213,13 @@ def _store_reader(cube: xr.Dataset, dims: tuple[str, ...]) -> dict[str, Any] | N
         return None
 
 
-def _read_block(spec: Mapping[str, Any], lo: tuple[int, ...], hi: tuple[int, ...]) -> np.ndarray:
+def _read_block(spec: Mapping[str, Any], lo: tuple[int, ...], hi: tuple[int, ...],
+                out: np.ndarray | None = None) -> np.ndarray:
     """``label[lo:hi]`` decoded from the store's chunk files in the calling thread (see :func:`_store_reader`).
 
     A chunk that lies wholly inside the block is decoded in place; one that straddles its edge
-    is decoded whole and the overlap copied. A missing or undecodable chunk is a
+    is decoded whole and the overlap copied. ``out``: where to decode (the block's shape and the
+    store's dtype; default a new array). A missing or undecodable chunk is a
     :class:`hackrisk.io.StoreError` naming its file (never fill values).
     """
     from numcodecs.zstd import Zstd
@@ -190,7 +227,8 @@ def _read_block(spec: Mapping[str, Any], lo: tuple[int, ...], hi: tuple[int, ...
     from .io import StoreError
 
     chunk = spec["chunk"]
-    out = np.empty([h - lo_ for lo_, h in zip(lo, hi, strict=True)], dtype=spec["dtype"])
+    if out is None:
+        out = np.empty([h - lo_ for lo_, h in zip(lo, hi, strict=True)], dtype=spec["dtype"])
     codec = Zstd()
     grid = [range(lo_ // c, (h - 1) // c + 1) for lo_, h, c in zip(lo, hi, chunk, strict=True)]
     for coords in itertools.product(*grid):
@@ -271,33 +309,36 @@ def count_lazy(
         plans[int(t)] = (hs, rows, inv, codes.astype(np.int16), cls_pos)
 
     bounds = [np.concatenate([[0], np.cumsum(c)]) for c in data.chunks]
+    scratch = _scratch_pool()
     if spec is None:
         blocks = data.to_delayed(optimize_graph=True)  # (task, m, p, q, item[, sample]) blocks
-    else:  # one reader per block, decoding its chunk files in the worker's thread
-        read = dask.delayed(_read_block, pure=True)
-        blocks = np.empty(data.numblocks, dtype=object)
-        for idx in np.ndindex(*data.numblocks):
-            blocks[idx] = read(spec, tuple(int(b[j]) for b, j in zip(bounds, idx)),
-                               tuple(int(b[j + 1]) for b, j in zip(bounds, idx)))
-    partial = dask.delayed(_block_partial, pure=True)
+        partial = dask.delayed(functools.partial(_block_partial, scratch=scratch), pure=True)
+    else:  # each block is read by the task that counts it, decoding its chunk files in that thread
+        read_partial = dask.delayed(functools.partial(_store_partial, scratch=scratch), pure=True)
+
+        def partial(index, *args):
+            return read_partial(spec, tuple(int(b[j]) for b, j in zip(bounds, index)),
+                                tuple(int(b[j + 1]) for b, j in zip(bounds, index)), *args)
     lazy, where = [], []
-    for t_b in range(blocks.shape[0]):
+    n_blocks = data.numblocks
+    for t_b in range(n_blocks[0]):
         t0, t1 = bounds[0][t_b], bounds[0][t_b + 1]
         if t1 - t0 != 1:
             raise ValueError(f"chunks: 'task' must be chunked 1 per block for the analysis, got {data.chunks[0]}. "
                              "Fix: pass chunks={'task': 1, ...} (the default).")
         plan = plans.get(int(t0))
         item_args = []
-        for i_b in range(blocks.shape[4]):
+        for i_b in range(n_blocks[4]):
             i0, i1 = bounds[4][i_b], bounds[4][i_b + 1]
             rows = None if plan is None else dask.delayed(np.ascontiguousarray(plan[1][:, i0:i1]))
             item_args.append((rows, dask.delayed(real[t0, i0:i1])))
         codes = None if plan is None else plan[3]
-        for idx in np.ndindex(*blocks.shape[1:4]):
+        for idx in np.ndindex(*n_blocks[1:4]):
             parts = []
             for i_b, (rows, real_b) in enumerate(item_args):
-                blk = blocks[(t_b, *idx, i_b)] if blocks.ndim == 5 else blocks[(t_b, *idx, i_b, 0)]
-                parts.append(partial(blk, rows, codes, real_b, int(n_cls[t0]), s_idx))
+                index = (t_b, *idx, i_b) if len(n_blocks) == 5 else (t_b, *idx, i_b, 0)
+                parts.append(partial(index if spec is not None else blocks[index], rows, codes, real_b,
+                                     int(n_cls[t0]), s_idx))
             lazy.append(_tree_sum(parts))
             where.append((t0, *(slice(bounds[1 + a][j], bounds[1 + a][j + 1]) for a, j in enumerate(idx))))
 

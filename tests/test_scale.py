@@ -181,12 +181,18 @@ def test_distributed_equals_threaded_and_in_memory(sim, sim_ref, sim_store):
     xr.testing.assert_identical(threaded, got)
 
 
-def test_no_task_holds_more_than_a_block(sim, sim_ref, sim_store):
-    """Out-of-core: no task of the dask graph ever holds more labels than one block."""
+@pytest.mark.parametrize("direct", [True, False])
+def test_no_task_holds_more_than_a_block(sim, sim_ref, sim_store, monkeypatch, direct):
+    """Out-of-core: no task ever holds more labels than one block, whether the pass reads the
+    store's chunk files itself (direct) or goes through the dataset's dask array."""
     from dask.callbacks import Callback
+
+    from hackrisk import _chunked
 
     hyps, ref = sim_ref
     lazy = hackrisk.open_cube(sim_store)
+    if not direct:  # any selection: the dataset's own dask array
+        lazy = lazy.isel(model=np.arange(lazy.sizes["model"]))
     label_sizes = []
 
     class Watch(Callback):
@@ -194,13 +200,64 @@ def test_no_task_holds_more_than_a_block(sim, sim_ref, sim_store):
             if isinstance(result, np.ndarray) and result.dtype == np.int16:
                 label_sizes.append(result.size)
 
+    read, reads = _chunked._read_block, []
+
+    def watched_read(*args, **kwargs):
+        out = read(*args, **kwargs)
+        label_sizes.append(out.size)
+        reads.append(out.size)
+        return out
+
+    monkeypatch.setattr(_chunked, "_read_block", watched_read)
     chunks = {"item": 128, "model": 1, "prompt": 2, "temperature": 2}
     with Watch():
         got = scale.test_hypotheses_chunked(lazy, hyps, chunks=chunks, scheduler="threads")
     xr.testing.assert_identical(ref, got)
-    assert len(label_sizes) > 50  # the labels were read in many pieces ...
+    assert (len(reads) == 18) if direct else not reads  # one read per block (2 tasks x 3 models x 3 item blocks)
+    assert len(label_sizes) >= 18  # the labels were read in many pieces ...
     # ... none larger than a block, or than the one-(model, temperature) slice used to validate
     # the small variables
     light = lazy.sizes["task"] * lazy.sizes["prompt"] * lazy.sizes["item"]
     assert max(label_sizes) <= max(128 * 1 * 2 * 2, light)
     assert max(label_sizes) * 5 < lazy["label"].size
+
+
+def test_direct_read_any_chunking_and_damaged_store(sim, sim_ref, sim_store, tmp_path):
+    """The pass's own chunk reader: blocks that cut through store chunks read the right labels,
+    and a missing or corrupted chunk file is an error naming it, never fill values."""
+    import shutil
+
+    from hackrisk import _chunked
+    from hackrisk.io import StoreError
+
+    hyps, ref = sim_ref
+    lazy = hackrisk.open_cube(sim_store)
+    spec = _chunked._store_reader(lazy, lazy["label"].dims)
+    lo, hi = (1, 0, 0, 1, 100), (2, 3, 2, 2, 290)  # item blocks of 128 cut at 100 and 290
+    np.testing.assert_array_equal(_chunked._read_block(spec, lo, hi),
+                                  sim["label"].values[tuple(slice(a, b) for a, b in zip(lo, hi))])
+    xr.testing.assert_identical(ref, scale.test_hypotheses_chunked(lazy, hyps, chunks=ODD_CHUNKS))
+
+    damaged = tmp_path / "damaged.zarr"
+    shutil.copytree(sim_store, damaged)
+    lazy = hackrisk.open_cube(damaged)
+    chunk = damaged / "label" / "c" / "1" / "2" / "0" / "1" / "1"
+    chunk.write_bytes(chunk.read_bytes()[:-9])  # truncated
+    with pytest.raises(StoreError, match="c/1/2/0/1/1.*does not decode"):
+        scale.test_hypotheses_chunked(lazy, hyps)
+    chunk.unlink()  # deleted after the store was opened
+    with pytest.raises(StoreError, match="c/1/2/0/1/1.*missing"):
+        scale.test_hypotheses_chunked(lazy, hyps)
+
+
+def test_count_by_group_reused_buffer():
+    from hackrisk.analysis import _kernels as K
+
+    gen = np.random.default_rng(5)
+    lab = gen.integers(-2, 3, size=(7, 301)).astype(np.int16)
+    member = gen.random((4, 301)) < 0.5
+    expect = np.stack([(lab == c).astype(int) @ member.T.astype(int) for c in (0, 2)])
+    work = np.full(7 * 301 * 3, 9.0, dtype=np.float32)  # larger than needed, stale values
+    for got in (K.count_by_group(lab, member, [0, 2]), K.count_by_group(lab, member, [0, 2], work=work)):
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, expect)

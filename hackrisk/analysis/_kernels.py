@@ -180,7 +180,7 @@ def normal_p(z: np.ndarray) -> np.ndarray:
     return 2.0 * special.ndtr(-np.abs(z))
 
 
-def count_by_group(labels: np.ndarray, member: np.ndarray, classes) -> np.ndarray:
+def count_by_group(labels: np.ndarray, member: np.ndarray, classes, *, work: np.ndarray | None = None) -> np.ndarray:
     """Count classes in groups for many label vectors at once.
 
     Parameters
@@ -192,6 +192,9 @@ def count_by_group(labels: np.ndarray, member: np.ndarray, classes) -> np.ndarra
         Group membership, shape ``(G, I)``, 0/1 (any numeric dtype; float32 avoids a copy).
     classes
         The class codes to count, length ``K``.
+    work
+        Optional float32 buffer of ``K * C * I`` elements (any shape) for the one-hot indicator,
+        reused by callers that count many blocks (saves allocating it each time).
 
     Returns
     -------
@@ -209,7 +212,11 @@ def count_by_group(labels: np.ndarray, member: np.ndarray, classes) -> np.ndarra
     n_cfg, n_item = labels.shape
     member = np.asarray(member, dtype=np.float32)
     codes = np.asarray(classes, dtype=labels.dtype).reshape(-1)
-    onehot = (labels[None, :, :] == codes[:, None, None]).astype(np.float32)
+    if work is None:
+        onehot = np.empty((codes.size, n_cfg, n_item), dtype=np.float32)
+    else:
+        onehot = work.reshape(-1)[: codes.size * n_cfg * n_item].reshape(codes.size, n_cfg, n_item)
+    np.equal(labels[None, :, :], codes[:, None, None], out=onehot)  # written as 0.0 / 1.0
     out = onehot.reshape(codes.size * n_cfg, n_item) @ member.T
     return out.reshape(codes.size, n_cfg, member.shape[0])
 
