@@ -236,7 +236,13 @@ def annotate_suite(path: str | Path, *, progress: bool = True) -> Iterator[tuple
     backends = make_backends(checked[0][0])  # [[models]], seed and batch size are shared by every task
     for study, td in checked:
         t0 = time.perf_counter()
-        cube = annotate_study(study, progress=progress, backends=backends, items=td)
+        try:
+            cube = annotate_study(study, progress=progress, backends=backends, items=td)
+        except ValueError as err:  # e.g. a prompt longer than a model's context: name the task
+            raise StudyError(f"[[tasks]] {_task_name(study)}: {err}") from err
+        except Exception:
+            logger.error("suite %s: annotating task %s failed", path, _task_name(study))
+            raise
         yield study, cube, time.perf_counter() - t0
 
 

@@ -209,3 +209,13 @@ def test_module_alias_and_errors(mirror, tmp_path, capsys):
     assert main(["analyze", str(path)]) == 2
     assert "run `hackrisk annotate" in capsys.readouterr().err
     assert suite.suite_output(path) == (tmp_path / "out").resolve()
+
+
+def test_a_failing_task_is_named(mirror, tmp_path, capsys):
+    """An error inside one task's annotation (here a prompt longer than the model's context) names the task."""
+    long_prompt = "Read this. " * 300 + "{text}"
+    path = write_suite_file(tmp_path, {"stance_climate": (3, SHORT[:1]), "stance_tweets": (3, [long_prompt])})
+    assert main(["annotate", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert "[[tasks]] stance_tweets:" in captured.err and "more than the context" in captured.err
+    assert "stance_climate:" in captured.out  # the task before it finished and is kept
