@@ -98,10 +98,14 @@ def _scratch_pool() -> Callable[[str, tuple[int, ...], Any], np.ndarray]:
 
 
 def _distinct_rows(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct rows of a boolean matrix and, per input row, the index of its distinct row."""
-    packed = np.packbits(mask, axis=1)
-    _, first, inv = np.unique(packed, axis=0, return_index=True, return_inverse=True)
-    return mask[first], inv.reshape(-1)
+    """Distinct rows of a boolean matrix (in order of first appearance) and, per input row, the
+    index of its distinct row."""
+    first: dict[bytes, int] = {}
+    inv = np.array([first.setdefault(row.tobytes(), len(first)) for row in np.packbits(mask, axis=1)],
+                   dtype=np.int64)
+    keep = np.zeros(len(first), dtype=np.int64)
+    keep[inv[::-1]] = np.arange(len(inv))[::-1]  # first input row of every distinct row
+    return mask[keep], inv
 
 
 def _block_partial(lab: np.ndarray, rows: np.ndarray | None, codes: np.ndarray | None, real: np.ndarray,
