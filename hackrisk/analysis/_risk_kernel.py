@@ -83,50 +83,16 @@ def _block_back(x, grad, start, n_levels, w, z, scale_z, g_e):
 
 
 @numba.njit(**_NUMBA_KW)
-def _cluster(zc, members, ptr, has_task, v):
-    """v (unit,) = Q zc: one Helmert block per task (units ``members[ptr[t]:ptr[t+1]]``), else Q = I."""
-    if not has_task:
-        v[:] = zc
-        return
-    col = 0
-    for t in range(ptr.size - 1):
-        size = ptr[t + 1] - ptr[t]
-        if size > 1:
-            out = np.empty(size)
-            _helmert(zc[col:col + size - 1], out)
-            for i in range(size):
-                v[members[ptr[t] + i]] = out[i]
-            col += size - 1
-
-
-@numba.njit(**_NUMBA_KW)
-def _cluster_t(g_unit, members, ptr, has_task, g_z):
-    """g_z (free,) = Q^T g_unit (the transpose of :func:`_cluster`)."""
-    if not has_task:
-        g_z[:] = g_unit
-        return
-    col = 0
-    for t in range(ptr.size - 1):
-        size = ptr[t + 1] - ptr[t]
-        if size > 1:
-            g = np.empty(size)
-            for i in range(size):
-                g[i] = g_unit[members[ptr[t] + i]]
-            _helmert_t(g, g_z[col:col + size - 1])
-            col += size - 1
-
-
-@numba.njit(**_NUMBA_KW)
 def logp_grad(x, basis, unit, k_obs, n_obs, base_logit, steps_centred, blk_start, blk_levels, blk_w,
-              has_task, unit_task, fac_idx, cluster_start, cluster_members, cluster_ptr, w_cluster,
+              has_task, unit_task, fac_idx, cluster_start, cluster_q, cluster_qt, w_cluster,
               quality_at, quality):
     """Log density (up to nothing: the PyMC model's logp exactly) and its gradient at ``x``.
 
     ``blk_*``: the zero-sum blocks, the task first when ``has_task``; ``fac_idx`` (group, blocks
     that are configuration factors) the level of each group; ``cluster_start`` < 0 without the
-    cluster effect, whose unit effects are ``Q (σ_c^(1-w) z̃)`` with ``Q`` zero-sum within each
-    task (units ``cluster_members[cluster_ptr[t]:cluster_ptr[t+1]]``; ``Q = I`` without a task
-    effect); ``quality_at`` < 0 without quality.
+    cluster effect, whose unit effects are ``Q (σ_c^(1-w) z̃)`` (``cluster_q`` = Q and
+    ``cluster_qt`` = Qᵀ, both C-contiguous so that both products are contiguous axpy loops);
+    ``quality_at`` < 0 without quality.
 
     The binomial term needs ``log(1 + e^η)`` and ``e^η / (1 + e^η)`` per group; ``e^η`` is the
     product of the exponentials of the unit term and of each factor's effect (computed once per
@@ -189,10 +155,10 @@ def logp_grad(x, basis, unit, k_obs, n_obs, base_logit, steps_centred, blk_start
             grad[cluster_start + 1 + c] += -r * sp
             grad[cluster_start] += w * r * r * sp - w
             zc[c] = math.exp((1.0 - w) * lsc) * r
-        v = np.zeros(n_unit)
-        _cluster(zc, cluster_members, cluster_ptr, has_task, v)
-        for u in range(n_unit):
-            eta_unit[u] += v[u]
+        for c in range(n_free):  # eta_unit += Q zc, as axpy steps over rows of Qᵀ (vectorised)
+            zc_c = zc[c]
+            for u in range(n_unit):
+                eta_unit[u] += cluster_qt[c, u] * zc_c
     if has_task:
         for u in range(n_unit):
             eta_unit[u] += eff[0, unit_task[u]]
@@ -235,12 +201,15 @@ def logp_grad(x, basis, unit, k_obs, n_obs, base_logit, steps_centred, blk_start
     # back through units -----------------------------------------------------------------------------
     if cluster_start >= 0:
         lsc = x[cluster_start]
-        g_zc = np.zeros(n_free)
-        _cluster_t(g_unit, cluster_members, cluster_ptr, has_task, g_zc)
+        g_z = np.zeros(n_free)
+        for u in range(n_unit):  # g_z = Qᵀ g_unit, as axpy steps over rows of Q (vectorised)
+            g_u = g_unit[u]
+            for c in range(n_free):
+                g_z[c] += cluster_q[u, c] * g_u
         for c in range(n_free):
             w = w_cluster[c]
-            grad[cluster_start + 1 + c] += g_zc[c] * math.exp((1.0 - w) * lsc)
-            grad[cluster_start] += g_zc[c] * (1.0 - w) * zc[c]
+            grad[cluster_start + 1 + c] += g_z[c] * math.exp((1.0 - w) * lsc)
+            grad[cluster_start] += g_z[c] * (1.0 - w) * zc[c]
     if has_task:
         for u in range(n_unit):
             g_eff[0, unit_task[u]] += g_unit[u]
@@ -299,13 +268,9 @@ def arguments(spec: dict[str, Any]) -> tuple:
     facs = list(spec["group_factors"].values())
     fac_idx = (np.stack([np.asarray(idx, dtype=np.int64) for _, idx, _ in facs], axis=1) if facs
                else np.zeros((n_group, 0), dtype=np.int64))
-    # the cluster design Q (spec["cluster_q"]) is block-Helmert: one block per task, its units in
-    # ascending order (as hackrisk.analysis.bayesian._centring builds it); the kernel applies it
-    # block by block instead of as a dense (unit, free) product
     unit_task = (np.asarray(spec["task"][1], dtype=np.int64) if spec["task"] is not None
                  else np.zeros(spec["n_unit"], dtype=np.int64))
-    members = np.argsort(unit_task, kind="stable").astype(np.int64)
-    ptr = np.concatenate([[0], np.cumsum(np.bincount(unit_task))]).astype(np.int64)
+    q = np.asarray(spec["cluster_q"], dtype=np.float64) if spec["cluster"] else np.zeros((spec["n_unit"], 0))
     return (
         np.ascontiguousarray(spec["basis"], dtype=np.float64),
         np.asarray(spec["unit"], dtype=np.int64),
@@ -320,8 +285,8 @@ def arguments(spec: dict[str, Any]) -> tuple:
         unit_task,
         np.ascontiguousarray(fac_idx),
         where.get("log_sigma_cluster", -1),
-        members,
-        ptr,
+        np.ascontiguousarray(q),
+        np.ascontiguousarray(q.T),
         np.asarray(spec["w_cluster"], dtype=np.float64) if spec["cluster"] else np.zeros(0),
         where.get("gamma_quality", -1),
         (np.asarray(spec["quality"], dtype=np.float64) if spec["quality"] is not None else np.zeros(n_group)),

@@ -17,12 +17,13 @@ Two models:
    a cubic B-spline basis whose coefficients β follow a random walk (a P-spline), each ``a_f`` a
    zero-sum normal random effect with its own scale, ``q`` standardised annotation quality.
    The task × bin effect ``u`` absorbs the correlation of conclusions that share hypotheses
-   (a beta-binomial was tried: its special functions made paper-scale fits 10x slower); it sums
-   to zero within each task, so it is the bin-to-bin deviation around ``a_task`` and not a second
-   task intercept.  Random effects are partially centred, with weights chosen from the data
-   (:func:`_centring`), which removes the funnels of both the centred and the non-centred form;
-   with nutpie the log density is a single numba function (:mod:`._risk_kernel`, compiled once
-   per process for any data size).  Every fit checks divergences, R-hat and bulk ESS of every
+   (a beta-binomial was tried: its special functions made paper-scale fits 10x slower); it is
+   orthogonal to the task indicators and to the spline basis, so it is the deviation of a
+   task's bins around ``a_task`` and the curve, not a second task intercept nor a second curve.
+   Random effects are partially centred, with weights chosen from the data (:func:`_centring`),
+   which removes the funnels of both the centred and the non-centred form; with nutpie the log
+   density is a single numba function (:mod:`._risk_kernel`, compiled once for any data size
+   and cached on disk).  Every fit checks divergences, R-hat and bulk ESS of every
    reported quantity and warns naming the one that falls short.  Results:
    posterior risk curves with credible bands (overall and per model), per-level risks, and
    :func:`prob_riskier`, the posterior probability that one model (prompt, ...) is riskier.
@@ -250,20 +251,21 @@ def _has_numba() -> bool:
 
 
 def _centring(k: np.ndarray, n: np.ndarray, unit: np.ndarray, bin_of_unit: np.ndarray,
-              unit_fac: dict, group_fac: dict, n_basis: int) -> dict[str, Any]:
+              unit_fac: dict, group_fac: dict, basis: np.ndarray) -> dict[str, Any]:
     """Partial-centring weights ``w = σ̂² / (σ̂² + v)`` of the risk model's random effects.
 
     ``v`` is the data variance of a level's logit offset (1 / binomial Fisher information
     ``Σ n p (1 − p)``) and ``σ̂²`` a moment estimate of the effect variance: the mean squared
     one-step (score) estimate of the level offsets minus their mean data variance.  Expected
     rates: pooled per unit for the configuration factors, pooled per bin for the task, per bin
-    and task for the units.  The estimates are crude, but they only steer the sampler's
-    geometry (:func:`hackrisk.analysis._bayes_models.risk_model`), never the model.
-    Also returns the cluster design ``cluster_q`` (zero-sum within each task when the task
-    effect is in the model).
+    and task for the units.  The spline steps are centred when the data carry at least 10 units
+    of binomial information per basis function.  The estimates are crude, but they only steer
+    the sampler's geometry (:func:`hackrisk.analysis._bayes_models.risk_model`), never the model.
+    Also returns the cluster design ``cluster_q`` (unit, free): an orthonormal basis of the
+    unit effects orthogonal to the spline basis ``basis`` (unit, basis) and, when the task effect
+    is in the model, to the task indicators.
     """
-    from ._bayes_models import zero_sum_basis
-
+    n_basis = basis.shape[1]
     n_unit = bin_of_unit.size
     kf, nf = k.astype(float), n.astype(float)
 
@@ -293,7 +295,7 @@ def _centring(k: np.ndarray, n: np.ndarray, unit: np.ndarray, bin_of_unit: np.nd
     p_unit = _pooled(unit, n_unit)[unit]
     g_bin = bin_of_unit[unit]
     p_bin = _pooled(g_bin, int(bin_of_unit.max()) + 1)[g_bin]
-    out: dict[str, Any] = {"steps_centred": bool((nf * p_bin * (1 - p_bin)).sum() >= 20.0 * n_basis)}
+    out: dict[str, Any] = {"steps_centred": bool((nf * p_bin * (1 - p_bin)).sum() >= 10.0 * n_basis)}
     out["group_factors"] = {}
     for f, (levels, idx) in group_fac.items():
         dev, var = _offsets(idx, levels.size, p_unit)
@@ -306,20 +308,16 @@ def _centring(k: np.ndarray, n: np.ndarray, unit: np.ndarray, bin_of_unit: np.nd
         logit = logit + t_dev[t_of_unit[unit]]
     dev, var = _offsets(unit, n_unit, 1.0 / (1.0 + np.exp(-logit)))
     w_unit = _weight(dev, var, 0.5)
-    if "task" in unit_fac:
-        # cluster effects zero-sum within each task: a Helmert block per task, its mean weight
-        q = np.zeros((n_unit, n_unit))
-        w_free = np.zeros(n_unit)
-        col = 0
-        for t in range(levels.size):
-            members = np.flatnonzero(t_of_unit == t)
-            if members.size > 1:
-                q[members, col:col + members.size - 1] = zero_sum_basis(members.size)
-                w_free[col:col + members.size - 1] = w_unit[members].mean()
-                col += members.size - 1
-        out["cluster_q"], out["w_cluster"] = q[:, :col], w_free[:col]
-    else:
-        out["cluster_q"], out["w_cluster"] = np.eye(n_unit), w_unit
+    # cluster effects: the deviations of the units from the curve, so orthogonal to the spline
+    # basis (else spline and cluster effects trade off along a ridge that only the priors bound:
+    # divergences where a task has few bins) and to the task indicators (else a second task
+    # intercept); Q is an orthonormal basis of what is left, each column's weight the mean of
+    # its units' weights (weighted by the squared loadings, which sum to one)
+    constraints = [basis] + ([np.eye(levels.size)[t_of_unit]] if "task" in unit_fac else [])
+    u_svd, sv, _ = np.linalg.svd(np.concatenate(constraints, axis=1), full_matrices=True)
+    rank = int((sv > sv[0] * 1e-10).sum())
+    q = np.ascontiguousarray(u_svd[:, rank:])
+    out["cluster_q"], out["w_cluster"] = q, (q**2).T @ w_unit
     if "task" in unit_fac:
         out["task"] = (levels, t_of_unit, float(np.mean(_weight(t_dev, t_var))))
     return out
@@ -337,8 +335,8 @@ def fit_risk_model(
     n_knots: int = 3,
     cluster_effect: bool = True,
     n_grid: int = 40,
-    draws: int = 1000,
-    tune: int = 500,
+    draws: int = 2000,
+    tune: int = 300,
     chains: int | None = None,
     sampler: str = "auto",
     rng: int | np.random.Generator | None = None,
@@ -358,13 +356,16 @@ def fit_risk_model(
     n_knots
         Interior knots of the cubic B-spline in ``x`` (placed at weighted quantiles).
     cluster_effect
-        Add a random intercept per task × bin: the conclusions of different configurations on
-        the same hypotheses are correlated, and this effect carries that correlation (without
-        it the credible bands are too narrow).
+        Add a random effect per task × bin (its deviation from the curve and the task effect):
+        the conclusions of different configurations on the same hypotheses are correlated, and
+        this effect carries that correlation (without it the credible bands are too narrow).
     n_grid
         Points of the ``x`` grid on which the risk curves are evaluated.
     draws, tune, chains
-        Sampler settings; ``chains=None`` runs one chain per core (at least two).  The fit checks
+        Sampler settings; ``chains=None`` runs one chain per core (at least two).  2,000 draws
+        per chain: with about 1,000 reported elements, the largest R-hat of 1,000-draw runs
+        exceeded 1.01 in half the paper-scale fits, and σ of a 6-level factor fell below 400 ESS
+        (nutpie's 300 tuning steps suffice).  The fit checks
         its own diagnostics (:func:`hackrisk.analysis._sampling.check_diagnostics`): a
         ``UserWarning`` names the quantity with divergences, R-hat > 1.01 or bulk ESS < 400;
         the figures are in ``posterior.attrs["diagnostics_*"]``.
@@ -429,7 +430,7 @@ def fit_risk_model(
         "base_logit": float(np.log(rate / (1 - rate))), "quality": q,
         "cluster": bool(cluster_effect and n_unit > 1),
         **_centring(k, n, unit, np.asarray([b for _, b in ulev], dtype=np.int64), unit_fac, group_fac,
-                     basis.shape[1]),
+                     basis),
     }
     spec["cluster"] = spec["cluster"] and spec["cluster_q"].shape[1] > 0
     log.info("risk model: %d groups, %d tests, factors %s", n.size, n.sum(), list(fac))
