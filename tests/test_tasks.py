@@ -319,6 +319,115 @@ def test_registry_table_columns():
     assert pd.isna(reg.loc["misinfo", "rows"]) and reg.loc["framesI_news", "rows"] == 326
 
 
+def test_mirrored_tasks_prompts_authors_first_fill_and_origins():
+    """Every mirrored task has >= 3 registered prompts: the authors' (quoted, named by the loader's form)
+    first, then hackrisk-made paraphrases only where fewer than 3 one-string prompts are published; every
+    template fills with {text} alone; the authors' answer mappings point at the task's classes."""
+    from hackrisk import _paper_tasks as F
+
+    for t in T.PAPER_TASKS.values():
+        if not t.mirrored:
+            continue
+        origins = [p[2] for p in t.prompts]
+        assert len(t.prompts) >= 3 and origins[0] == "authors", (t.name, origins)
+        assert origins == sorted(origins), t.name  # "authors" before "hackrisk"
+        n_authors = origins.count("authors")
+        assert origins.count("hackrisk") == (max(0, 3 - n_authors) if t.name != "stance_climate" else 0), t.name
+        assert len({p[0] for p in t.prompts}) == len(t.prompts) and len({p[1] for p in t.prompts}) == len(t.prompts)
+        for pid, template, origin in t.prompts:
+            filled = template.format(text="<<ITEM>>")
+            assert filled.count("<<ITEM>>") == 1 and "{" not in filled.replace("{{", ""), (t.name, pid)
+            assert pid.startswith("authors_" if origin == "authors" else "hackrisk_paraphrase_"), (t.name, pid)
+        for pid, mapping in t.answers.items():
+            assert pid in {p[0] for p in t.prompts} and set(mapping.values()) <= set(t.classes), (t.name, pid)
+        assert t.prompt_note and ("load_data_and_prompts.py" in t.prompt_note), t.name
+    # the loader's texts, spot-checked against words quoted from data/gilardi_et_al_pnas/load_data_and_prompts.py
+    frames = dict((p[0], p[1]) for p in T.PAPER_TASKS["framesI_tweets23"].prompts)
+    assert frames["authors_2023_paper"].startswith("For this task, you will be asked to annotate a sample of tweets")
+    assert frames["authors_2023_paper"].endswith("for users or stakeholders.\nHere's the tweet I picked, please label it "
+                                                 "as 'Problem', 'Solution', or 'Neutral' by answering with one word:\n{text}")
+    assert "A: Text describes content moderation as a PROBLEM" in frames["authors_2024_zero_shot"]
+    assert "A: Tweet describes" in dict((p[0], p[1]) for p in T.PAPER_TASKS["framesI_tweets"].prompts)[
+        "authors_2024_zero_shot"]
+    rel = dict((p[0], p[1]) for p in T.PAPER_TASKS["relevance_tweets23"].prompts)
+    assert "without any more explanation  here's the tweet I picked" in rel["authors_2023_code"]
+    f2 = dict((p[0], p[1]) for p in T.PAPER_TASKS["framesII_tweets17"].prompts)
+    assert "artificial intelligence)." not in f2["authors_2023_paper"]  # Appendix B + G, not A
+    assert "viewpoint.Political content, as described above" in f2["authors_2023_paper"]
+    assert "Now, which of the above frames" in f2["authors_2024_zero_shot"]
+    assert "Now, which of the bellow frames" in dict((p[0], p[1]) for p in T.PAPER_TASKS["framesII_tweets"].prompts)[
+        "authors_2024_zero_shot"]
+    assert set(F._HK_PARAPHRASES) <= {t.name for t in T.PAPER_TASKS.values()}
+
+
+def test_hackrisk_paraphrases_pass_the_paraphrase_checks():
+    """The stored hackrisk-made paraphrases are what hackrisk.annotate.task.paraphrase accepts: replaying each
+    as the backend's reply returns it (placeholders, class names and keys kept), and a reply that drops a
+    class name the original mentions is rejected."""
+    from hackrisk import _paper_tasks as F
+    from hackrisk.annotate.task import TaskSpec, paraphrase
+
+    class Replay:
+        def __init__(self, reply):
+            self.reply = reply
+
+        def generate(self, messages_list, **kw):
+            return [self.reply] * len(messages_list)
+
+    assert F._HK_PARAPHRASES, "no hackrisk-made paraphrases stored"
+    for name, texts in F._HK_PARAPHRASES.items():
+        t = T.PAPER_TASKS[name]
+        source = dict((p[0], p[1]) for p in t.prompts)["authors_2024_zero_shot"]
+        spec = TaskSpec(name, t.classes, [source])
+        for text in texts:
+            assert paraphrase(source, spec, Replay(text), n=1, max_tries=1) == [text], name
+        broken = texts[0].replace("OTHER", "MISC").replace("Other", "Misc").replace("other", "misc")
+        assert paraphrase(source, spec, Replay(broken), n=1, max_tries=1) == [], name
+
+
+def test_long_news_texts_truncation_named_and_recorded(monkeypatch, tmp_path, caplog):
+    """framesI_news: a text longer than the model's context is cut, never silently: the backend logs how
+    many texts were cut to what length for which context, and the cube marks each one (annotate_status
+    bit 1) while the others stay unmarked. With the embedded model's context (4,096 tokens) every news text
+    fits under every registered prompt, so the suite's news labels are made from whole texts."""
+    import logging
+
+    import numpy as np
+
+    from hackrisk.annotate import TaskSpec, annotate
+    from hackrisk.annotate.backends.local import TransformersBackend
+    from hackrisk.annotate.models import tiny_random_model
+    from hackrisk.annotate.runner import STATUS_TRUNCATED
+
+    from ._data import shared_data_dir
+
+    monkeypatch.setenv("HACKRISK_DATA_DIR", str(shared_data_dir()))  # the model cache stays where it is
+    monkeypatch.setenv("HACKRISK_OFFLINE", "1")
+    news = T.load_paper_task("framesI_news")
+    items = news.items.assign(n=news.items["text"].str.len()).sort_values("n").iloc[[0, 1, -2, -1]]
+    net, tok = tiny_random_model(seed=0)
+    spec = TaskSpec("framesI_news", news.classes, {"short": "Frame of this article: {text}"})
+    n_tok = np.array([len(tok(t, add_special_tokens=False)["input_ids"]) for t in items["text"]])
+    small = TransformersBackend(net, tok, name="tiny", max_length=4096)
+    overhead = len(small._encode(small.render(spec.render("short", ""))))
+    small.max_length = ctx = overhead + 32 + int(n_tok[1] + n_tok[2]) // 2  # the two short texts fit, not the long
+    with caplog.at_level(logging.WARNING, logger="hackrisk.annotate.backends.local"):
+        cube = annotate(items[["item_id", "text", "truth"]], spec, models=small, cache=tmp_path / "c.sqlite",
+                        progress=False)
+    cut = n_tok > ctx - overhead - 32
+    assert cut.any() and not cut.all()
+    status = cube["annotate_status"].values[0, 0, 0, 0]
+    assert ((status & STATUS_TRUNCATED) > 0).tolist() == cut.tolist()
+    assert (cube["label"].values >= 0).all()  # cut texts are annotated, not dropped
+    assert any("texts cut to" in r.getMessage() and f"context of {ctx} tokens" in r.getMessage() for r in caplog.records)
+    # the embedded model's context (min(8192, 4096) tokens): nothing is cut under any registered prompt
+    full = TransformersBackend(net, tok, name="ctx4096", max_length=4096)
+    reg = TaskSpec("framesI_news", news.classes, {p[0]: p[1] for p in T.PAPER_TASKS["framesI_news"].prompts})
+    for pid in reg.prompt_ids:
+        _, cut4096 = full.prepare_texts(news.items["text"].tolist(), lambda text, _p=pid: reg.render(_p, text))
+        assert not cut4096.any(), pid
+
+
 # ---- the suite -----------------------------------------------------------------------------------
 
 SUITE = Path(__file__).resolve().parents[1] / "hackrisk" / "studies" / "paper-tasks.toml"
@@ -334,9 +443,12 @@ def test_paper_suite_validates_and_covers_every_mirrored_task(mirror, tmp_path):
         st = studies[r["task"]]
         assert r["temperatures"] == 3 and st.models[0]["model"] == "default" and r["models"] == 1
         assert r["prompts"] == len(T.PAPER_TASKS[r["task"]].prompts)  # each task's registered prompts
-        assert 2 <= r["items"] <= 20
-    # at the rate measured here (about 2 s per label for tweets, 4.6 for news) about 30 minutes
-    assert sum(r["labels"] for r in rows) <= 1000
+        assert 10 <= r["items"] <= 30 and r["prompts"] >= 3
+    # score mode: one pass per (item, prompt) gives the 3 temperatures; at the CPU cost measured here (1.35 s
+    # per tweet pass, 4.3 s per news pass, Frames II budgeted at 2.5, climate at 0.6) ~1,300 CPU s in all
+    passes = {r["task"]: r["labels"] // r["temperatures"] for r in rows}
+    cost = {"framesI_news": 4.3, "framesII_tweets": 2.5, "framesII_tweets17": 2.5, "stance_climate": 0.6}
+    assert sum(n * cost.get(task, 1.35) for task, n in passes.items()) <= 1500
     # the written per-task study files run through the ordinary `hackrisk validate`
     from hackrisk.cli import main
 
@@ -372,7 +484,8 @@ def test_suite_errors_name_the_entry(tmp_path):
 
 
 def test_suite_end_to_end_tiny_model(mirror, tmp_path):
-    """annotate + analyze + report of a two-task suite with the seeded tiny random model."""
+    """annotate + analyze + report of a two-task suite with the seeded tiny random model (stance_climate with
+    its registered prompts; framesII_tweets17 with a short prompt of the suite file)."""
     from hackrisk import pipeline, suite
 
     path = tmp_path / "suite.toml"
@@ -380,7 +493,9 @@ def test_suite_end_to_end_tiny_model(mirror, tmp_path):
         '[study]\nname = "tiny"\noutput = "out"\nseed = 0\n[annotate]\ntemperatures = [0.0, 1.0]\n'
         '[[models]]\nname = "tiny"\nmodel = "tiny-random"\n[analysis]\nn_boot = 20\nbudgets = []\n'
         '[[tasks]]\ndataset = "stance_climate"\nn_items = 12\n'
-        '[[tasks]]\ndataset = "framesII_tweets17"\nn_items = 12\n')
+        '[[tasks]]\ndataset = "framesII_tweets17"\nn_items = 12\n'
+        # the authors' Frames II prompts (over 1,000 tokens) exceed the tiny model's 512-token context
+        'prompts = ["Policy frame of this tweet: {text}"]\n')
     for st in suite.load_suite(path):
         cube = pipeline.annotate_study(st, progress=False)
         assert cube.sizes["item"] == 12 and cube.sizes["temperature"] == 2
