@@ -142,6 +142,10 @@ class TransformersBackend:
                 t = self.tok.decode(ids[:budget], skip_special_tokens=True)
                 cut[i] = True
             out.append(t)
+        if cut.any():  # never silent: the runner also marks each such item (annotate_status bit 1)
+            log.warning("model %r: %d of %d texts cut to %d tokens to fit its context of %d tokens (prompt %d "
+                        "tokens, %d reserved for the answer)", self.name, int(cut.sum()), len(texts), budget,
+                        self.max_length, overhead, reserve)
         return out, cut
 
     def _batches(self, lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
