@@ -8,9 +8,16 @@
    and region-written into the store, as annotation runners do with :func:`hackrisk.write_labels`.
 2. In a fresh subprocess whose address space is capped (``RLIMIT_AS`` = the cube's in-memory
    size, so it could not load the labels and still run), the store is opened lazily and analysed
-   with :func:`hackrisk.scale.analyze_chunked` (hypotheses, chunked tests, errors, risk): with
-   1 and with 2 dask worker threads, interleaved and repeated (``--repeats``), the minimum time of
-   each reported (``speedup_2_workers`` = 1-worker / 2-worker seconds). Peak RSS (``VmHWM``) and wall time are recorded.
+   step by step as :func:`hackrisk.scale.analyze_chunked` does (open, hypotheses, chunked tests,
+   errors and risk): with 1 and with 2 dask worker threads, interleaved and repeated
+   (``--repeats``), the minimum time of each reported (``speedup_2_workers`` = 1-worker / 2-worker
+   seconds). Peak RSS (``VmHWM``), wall and CPU seconds (all threads of the process) are recorded,
+   per step and for the block counting (the pass's dask compute, the only parallel part).
+   On a shared machine wall times depend on the load; the CPU figures do not much, so the
+   speed-up two free cores would give is also reported from them:
+   ``speedup_2_workers_cpu_model`` = CPU(1 worker) / (CPU outside the block counting +
+   CPU of the 2-worker block counting / 2), next to ``cpu_per_wall_block_counting_2_workers``
+   (about 2 when both cores were free during it).
 3. Results: the two runs must be identical, and a subset (2 models with every prompt and
    temperature) is re-analysed in memory with :func:`hackrisk.analysis.frequentist.test_hypotheses`
    and must be identical too.
@@ -138,6 +145,18 @@ def analyse(path: str, workers: int, limit: int, out: str) -> None:
         stages[name] = [time.perf_counter() - w, time.process_time() - c]
         return value
 
+    from dask.callbacks import Callback
+
+    computes: list[tuple[int, float, float]] = []  # (tasks, wall, CPU) of every dask compute
+
+    class Watch(Callback):
+        def _start(self, dsk):
+            self.began = (len(dsk), time.perf_counter(), time.process_time())
+
+        def _finish(self, dsk, state, errored):
+            n, w, c = self.began
+            computes.append((n, time.perf_counter() - w, time.process_time() - c))
+
     def errors_and_risk(tests):
         tests = classify_errors(tests)
         return tests, risk(tests, by="model", n_boot=200, rng=0)
@@ -146,7 +165,10 @@ def analyse(path: str, workers: int, limit: int, out: str) -> None:
     cube = stage("open", hackrisk.open_cube, path)
     with dask.config.set(scheduler="threads", num_workers=workers):
         hyps = stage("hypotheses", scale.generate_hypotheses_chunked, cube)
-        tests = stage("pass", scale.test_hypotheses_chunked, cube, hyps)
+        with Watch():
+            tests = stage("pass", scale.test_hypotheses_chunked, cube, hyps)
+        # the block counting: the pass's costliest dask compute (the rest of the pass checks inputs)
+        stages["block_counting"] = list(max(computes, key=lambda v: v[2])[1:]) if computes else [0.0, 0.0]
         tests, risk_ = stage("errors_risk", errors_and_risk, tests)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     res = {"hypotheses": hyps, "tests": tests, "risk": risk_}
@@ -259,15 +281,16 @@ def main() -> None:
                 r = _run_child(store, w, limit, tmp / f"run{w}")
                 seconds[w].append(r["seconds"])
                 cpu[w].append(r["cpu"])
-                passes[w].append(r["stages"]["pass"])
+                passes[w].append(r["stages"]["block_counting"])
                 if w not in runs or r["peak_rss"] > runs[w]["peak_rss"]:
                     runs[w] = r
                 load.append(os.getloadavg()[0])
         for w in (1, 2):
             runs[w]["seconds"] = min(seconds[w])
             runs[w]["cpu"] = min(cpu[w])
-            runs[w]["pass"] = min(passes[w], key=lambda v: v[1])  # (wall, cpu) of the least-CPU pass
-        # the pass is the parallel part; the rest (open, hypotheses, errors and risk) runs on one core
+            runs[w]["pass"] = min(passes[w], key=lambda v: v[1])  # (wall, cpu) of the least-CPU counting
+        # the block counting is the parallel part; the rest (open, hypotheses, the pass's checks,
+        # errors and risk) runs on one core
         serial_cpu = runs[1]["cpu"] - runs[1]["pass"][1]
         check = compare(store, tmp / "run1", tmp / "run2")
         peak = max(r["peak_rss"] for r in runs.values())
@@ -294,12 +317,12 @@ def main() -> None:
             "speedup_2_workers": round(runs[1]["seconds"] / runs[2]["seconds"], 2),
             "seconds_cpu_1_worker": round(runs[1]["cpu"], 1),
             "seconds_cpu_2_workers": round(runs[2]["cpu"], 1),
-            "seconds_pass_1_worker": round(runs[1]["pass"][0], 1),
-            "seconds_pass_2_workers": round(runs[2]["pass"][0], 1),
-            "seconds_cpu_pass_1_worker": round(runs[1]["pass"][1], 1),
-            "seconds_cpu_pass_2_workers": round(runs[2]["pass"][1], 1),
-            "seconds_cpu_outside_pass": round(serial_cpu, 1),
-            "cpu_per_wall_pass_2_workers": round(runs[2]["pass"][1] / runs[2]["pass"][0], 2),
+            "seconds_block_counting_1_worker": round(runs[1]["pass"][0], 1),
+            "seconds_block_counting_2_workers": round(runs[2]["pass"][0], 1),
+            "seconds_cpu_block_counting_1_worker": round(runs[1]["pass"][1], 1),
+            "seconds_cpu_block_counting_2_workers": round(runs[2]["pass"][1], 1),
+            "seconds_cpu_one_core_steps": round(serial_cpu, 1),
+            "cpu_per_wall_block_counting_2_workers": round(runs[2]["pass"][1] / runs[2]["pass"][0], 2),
             "speedup_2_workers_cpu_model": round(runs[1]["cpu"] / (serial_cpu + runs[2]["pass"][1] / 2), 2),
             "stages_wall_cpu_1_worker": {k: [round(x, 2) for x in v] for k, v in runs[1]["stages"].items()},
             "stages_wall_cpu_2_workers": {k: [round(x, 2) for x in v] for k, v in runs[2]["stages"].items()},
