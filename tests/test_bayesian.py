@@ -292,7 +292,8 @@ def test_risk_kernel_matches_pymc_model(multiverse):
 
     rk.nutpie_model = grab
     try:
-        for kw in ({"quality": q}, {"cluster_effect": False}, {"factors": ("model", "prompt")}):
+        for kw in ({"quality": q}, {"cluster_effect": False}, {"factors": ("model", "prompt")},
+                   {"factors": ("task",)}):
             with pytest.raises(KeyboardInterrupt):
                 B.fit_risk_model(tests, sampler="nutpie", **kw)
     finally:

@@ -84,20 +84,21 @@ def _block_back(x, grad, start, n_levels, w, z, scale_z, g_e):
 
 @numba.njit(**_NUMBA_KW)
 def logp_grad(x, basis, unit, k_obs, n_obs, base_logit, steps_centred, blk_start, blk_levels, blk_w,
-              has_task, unit_task, fac_idx, cluster_start, cluster_q, cluster_qt, w_cluster,
-              quality_at, quality):
+              has_task, unit_task, cfg_idx, cfg_levels, cluster_start, cluster_q, cluster_qt,
+              w_cluster, quality_at, quality):
     """Log density (up to nothing: the PyMC model's logp exactly) and its gradient at ``x``.
 
-    ``blk_*``: the zero-sum blocks, the task first when ``has_task``; ``fac_idx`` (group, blocks
-    that are configuration factors) the level of each group; ``cluster_start`` < 0 without the
+    ``blk_*``: the zero-sum blocks, the task first when ``has_task``; ``cfg_idx`` (group,) the
+    configuration of each group, ``cfg_levels`` (configuration, blocks that are configuration
+    factors) its level of each factor; ``cluster_start`` < 0 without the
     cluster effect, whose unit effects are ``Q (σ_c^(1-w) z̃)`` (``cluster_q`` = Q and
     ``cluster_qt`` = Qᵀ, both C-contiguous so that both products are contiguous axpy loops);
     ``quality_at`` < 0 without quality.
 
     The binomial term needs ``log(1 + e^η)`` and ``e^η / (1 + e^η)`` per group; ``e^η`` is the
-    product of the exponentials of the unit term and of each factor's effect (computed once per
-    unit and level), so a group costs one ``log`` and no ``exp``.  Where that product under- or
-    overflows, the group falls back to the direct, stable form.
+    product of the exponentials of the unit term and of the configuration's summed effects
+    (computed once per unit and per configuration), so a group costs one ``log`` and no ``exp``.
+    Where that product under- or overflows, the group falls back to the direct, stable form.
     """
     grad = np.zeros(x.size)
     n_basis, n_unit, n_group = basis.shape[1], basis.shape[0], unit.size
@@ -167,19 +168,22 @@ def logp_grad(x, basis, unit, k_obs, n_obs, base_logit, steps_centred, blk_start
     if quality_at >= 0:
         lp += -0.5 * gamma * gamma
         grad[quality_at] += -gamma
-    exp_unit = np.exp(eta_unit)
-    exp_eff = np.exp(eff)
-    g_unit = np.zeros(n_unit)
-    g_eff = np.zeros((n_blk, l_max))
     n_fac = n_blk - first_fac
+    n_cfg = cfg_levels.shape[0]
+    eff_cfg = np.zeros(n_cfg)
+    for c in range(n_cfg):
+        for f in range(n_fac):
+            eff_cfg[c] += eff[first_fac + f, cfg_levels[c, f]]
+    exp_unit = np.exp(eta_unit)
+    exp_cfg = np.exp(eff_cfg)
+    g_unit = np.zeros(n_unit)
+    g_cfg = np.zeros(n_cfg)
+    g_eff = np.zeros((n_blk, l_max))
     for g in range(n_group):
         u = unit[g]
-        eta = eta_unit[u]
-        big_e = exp_unit[u]
-        for f in range(n_fac):
-            level = fac_idx[g, f]
-            eta += eff[first_fac + f, level]
-            big_e *= exp_eff[first_fac + f, level]
+        c = cfg_idx[g]
+        eta = eta_unit[u] + eff_cfg[c]
+        big_e = exp_unit[u] * exp_cfg[c]
         if quality_at >= 0:
             eta += gamma * quality[g]
             big_e *= math.exp(gamma * quality[g])
@@ -194,10 +198,12 @@ def logp_grad(x, basis, unit, k_obs, n_obs, base_logit, steps_centred, blk_start
         lp += k_obs[g] * eta - n_obs[g] * softplus
         resid = k_obs[g] - n_obs[g] * expit
         g_unit[u] += resid
-        for f in range(n_fac):
-            g_eff[first_fac + f, fac_idx[g, f]] += resid
+        g_cfg[c] += resid
         if quality_at >= 0:
             grad[quality_at] += resid * quality[g]
+    for c in range(n_cfg):
+        for f in range(n_fac):
+            g_eff[first_fac + f, cfg_levels[c, f]] += g_cfg[c]
     # back through units -----------------------------------------------------------------------------
     if cluster_start >= 0:
         lsc = x[cluster_start]
@@ -268,6 +274,12 @@ def arguments(spec: dict[str, Any]) -> tuple:
     facs = list(spec["group_factors"].values())
     fac_idx = (np.stack([np.asarray(idx, dtype=np.int64) for _, idx, _ in facs], axis=1) if facs
                else np.zeros((n_group, 0), dtype=np.int64))
+    # groups share a configuration (a combination of factor levels): its effects are summed once
+    if fac_idx.shape[1]:
+        cfg_levels, cfg_idx = np.unique(fac_idx, axis=0, return_inverse=True)
+    else:
+        cfg_levels, cfg_idx = np.zeros((1, 0), dtype=np.int64), np.zeros(n_group, dtype=np.int64)
+    cfg_idx = np.asarray(cfg_idx, dtype=np.int64).reshape(-1)
     unit_task = (np.asarray(spec["task"][1], dtype=np.int64) if spec["task"] is not None
                  else np.zeros(spec["n_unit"], dtype=np.int64))
     q = np.asarray(spec["cluster_q"], dtype=np.float64) if spec["cluster"] else np.zeros((spec["n_unit"], 0))
@@ -283,7 +295,8 @@ def arguments(spec: dict[str, Any]) -> tuple:
         np.array([float(b[2]) for _, b in blocks], dtype=np.float64),
         spec["task"] is not None,
         unit_task,
-        np.ascontiguousarray(fac_idx),
+        cfg_idx,
+        np.ascontiguousarray(cfg_levels),
         where.get("log_sigma_cluster", -1),
         np.ascontiguousarray(q),
         np.ascontiguousarray(q.T),
