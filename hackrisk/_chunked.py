@@ -293,9 +293,15 @@ def count_lazy(
     chunks = {d: c for d, c in chunks.items() if d in lab.dims and d != "sample"}
     if "sample" in lab.dims:
         chunks["sample"] = -1  # every draw in the block: one reader per block
-    lab = lab.variable.chunk(chunks).transpose(*LABEL_DIMS, ...)
-    data = lab.data
+    lab = lab.variable.transpose(*LABEL_DIMS, ...)
     spec = _store_reader(cube, lab.dims)
+    if spec is None:
+        data = lab.chunk(chunks).data
+        block_chunks = data.chunks
+    else:  # blocks read straight from the store: only their bounds are needed (no rechunk graph)
+        from dask.array.core import normalize_chunks
+
+        block_chunks = normalize_chunks(tuple(chunks.get(d, -1) for d in lab.dims), lab.shape)
     n_task = lab.sizes["task"]
     cfg_shape = tuple(lab.sizes[d] for d in CONFIG_DIMS)
     n_cfg = int(np.prod(cfg_shape))
@@ -312,7 +318,7 @@ def count_lazy(
         codes, cls_pos = np.unique(cls[hs], return_inverse=True)
         plans[int(t)] = (hs, rows, inv, codes.astype(np.int16), cls_pos)
 
-    bounds = [np.concatenate([[0], np.cumsum(c)]) for c in data.chunks]
+    bounds = [np.concatenate([[0], np.cumsum(c)]) for c in block_chunks]
     scratch = _scratch_pool()
     if spec is None:
         blocks = data.to_delayed(optimize_graph=True)  # (task, m, p, q, item[, sample]) blocks
@@ -324,11 +330,11 @@ def count_lazy(
             return read_partial(spec, tuple(int(b[j]) for b, j in zip(bounds, index)),
                                 tuple(int(b[j + 1]) for b, j in zip(bounds, index)), *args)
     lazy, where = [], []
-    n_blocks = data.numblocks
+    n_blocks = tuple(len(c) for c in block_chunks)
     for t_b in range(n_blocks[0]):
         t0, t1 = bounds[0][t_b], bounds[0][t_b + 1]
         if t1 - t0 != 1:
-            raise ValueError(f"chunks: 'task' must be chunked 1 per block for the analysis, got {data.chunks[0]}. "
+            raise ValueError(f"chunks: 'task' must be chunked 1 per block for the analysis, got {block_chunks[0]}. "
                              "Fix: pass chunks={'task': 1, ...} (the default).")
         plan = plans.get(int(t0))
         item_args = []

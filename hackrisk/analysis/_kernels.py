@@ -17,7 +17,7 @@ shares, so ``log OR = logit(k_a/n_a) - logit(k_b/n_b)`` and the inverse Fisher i
 from __future__ import annotations
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 __all__ = [
     "ZERO_RULES",
@@ -233,6 +233,9 @@ def fisher_exact_p(k_a, n_a, k_b, n_b) -> np.ndarray:
     k_a, n_a, k_b, n_b = np.broadcast_arrays(*(np.asarray(v, dtype=np.int64) for v in (k_a, n_a, k_b, n_b)))
     total = n_a + n_b
     succ = k_a + k_b
+    # lazily: scipy.stats takes ~1 s to import, and only this test needs it
+    from scipy import stats
+
     # X = k_a ~ Hypergeom(M=total, n=succ, N=n_a)
     lo = np.maximum(0, n_a - (total - succ))
     hi = np.minimum(n_a, succ)

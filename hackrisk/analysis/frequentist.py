@@ -28,7 +28,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import xarray as xr
-from scipy import stats
 
 from .. import conventions as _conv
 from ..cube import CONFIG_DIMS, NOT_ANNOTATED, OUTSIDE, validate_cube
@@ -628,6 +627,9 @@ def regress(
     with np.errstate(invalid="ignore", divide="ignore"):
         z = est / se
     if model == "ols" and cov_type == "nonrobust":
+        # lazily: scipy.stats takes ~1 s to import, and only this branch needs it
+        from scipy import stats
+
         p = 2 * stats.t.sf(np.abs(z), df_resid)
     else:
         p = K.normal_p(z)
