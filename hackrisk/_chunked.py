@@ -282,10 +282,11 @@ def count_lazy(
 
     validate_cube(cube, check_values=False)
     # every check that does not involve the labels, on a light copy; labels are checked in the pass
-    validate_cube(cube.isel(model=[0], temperature=[0]).load())
+    # (slices, not lists: a list indexer builds a dask "take" over every store chunk)
+    validate_cube(cube.isel(model=slice(0, 1), temperature=slice(0, 1)).load())
     t_idx, cls, group = check_hypotheses(cube, hypotheses)
     # checks sample= with the in-memory rules, on a one-label slice (same messages)
-    label_array(cube.isel({d: [0] for d in LABEL_DIMS}), sample)
+    label_array(cube.isel({d: slice(0, 1) for d in LABEL_DIMS}), sample)
     s_idx = None if "sample" not in cube["label"].dims else (0 if sample is None else int(sample))
 
     lab = cube["label"]
@@ -325,9 +326,10 @@ def count_lazy(
         partial = dask.delayed(functools.partial(_block_partial, scratch=scratch), pure=True)
     else:  # each block is read by the task that counts it, decoding its chunk files in that thread
         read_partial = dask.delayed(functools.partial(_store_partial, scratch=scratch), pure=True)
+        spec_d = dask.delayed(spec, pure=True)  # one graph node, not a dict traversed per block
 
         def partial(index, *args):
-            return read_partial(spec, tuple(int(b[j]) for b, j in zip(bounds, index)),
+            return read_partial(spec_d, tuple(int(b[j]) for b, j in zip(bounds, index)),
                                 tuple(int(b[j + 1]) for b, j in zip(bounds, index)), *args)
     lazy, where = [], []
     n_blocks = tuple(len(c) for c in block_chunks)

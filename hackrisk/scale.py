@@ -71,7 +71,7 @@ def generate_hypotheses_chunked(cube: xr.Dataset, **kwargs: Any) -> xr.Dataset:
     from .hypotheses import generate_hypotheses
 
     validate_cube(cube, check_values=False)
-    light = cube.isel(model=[0], temperature=[0]).load()
+    light = cube.isel(model=slice(0, 1), temperature=slice(0, 1)).load()  # slices: no dask "take"
     return generate_hypotheses(light, **kwargs)
 
 
