@@ -361,10 +361,43 @@ _CLIMATE_PARA = (
 _HUMOR_ORIG = ("Joke: {text}\n\nConstraint: Is the above joke humorous to most of the people? You must pick "
                "between \"True\" or \"False\" You cannot use any other words except for \"True\" or \"False\".")
 _TOPIC_ORIG = "Does the following text relate to the economy? (True/False)\n\ntext: {text}\n\nlabel:"
+# data/topic/load_data_and_prompts.py: its other one-message prompts (the letter form and the published
+# paraphrase of the original); the two few-shot chats are not registered.
+_TOPIC_LETTERS = ("Does the following text relate to the economy?\nA: True\nB: False\n\nAnswer only 'A' or 'B'.\n\n"
+                  "text: {text}\n\nAnswer:")
+_TOPIC_PARA = ('Determine whether the following text concerns the economy. Reply only with "True" or "False".\n\n'
+               "text: {text}\n\nlabel:")
 _POLITE_ORIG = ("Is the following text polite? Output either A or B. Output a letter only.\nA) Polite\nB) Impolite\n"
                 "Text: {text}\nAnswer:")
-_MISINFO_ORIG = ("Question: Does the following contain real or fake news (or information)? Answer in one word with "
-                 "either Real or Fake. {text}\nAnswer: ")
+# data/humor/load_data_and_prompts.py: its five one-message prompts (original, letter form, three paraphrases).
+_HUMOR_PROMPTS = (
+    ("authors_original", _HUMOR_ORIG),
+    ("authors_zero_shot_letters", "Joke: {text}\n\nIs the above joke humorous to most of the people? You must pick "
+     "between one of these two options:\nA: True\nB: False\n\nConstraint: Answer only 'A' or 'B'."),
+    ("authors_paraphrase_0", "Joke: {text}\n\nTask: Decide if most people would find this joke funny.\nRespond "
+     "exclusively with \"True\" for yes or \"False\" for no—no additional words."),
+    ("authors_paraphrase_1", "Joke: {text}\n\nWould most people find this joke funny? Choose exactly one of the "
+     "following:\nA: True\nB: False\n\nImportant: reply with only 'A' or 'B'."),
+    ("authors_paraphrase_2", "Joke: {text}\n\nTask: Determine whether the majority of people would find the joke "
+     "above humorous.\nRespond with exactly one word—either \"True\" or \"False\"—and provide no additional text."),
+)
+# data/misinfo/load_data_and_prompts.py: its prompt (after Ziems et al.; the loader's triple-quoted string keeps
+# the 24 spaces of indentation before its second line) and its four published paraphrases; all ask for A / B.
+_MISINFO_PROMPTS = (
+    ("authors_zero_shot_ziems", "News headline: {text}\n" + " " * 24 + "Which of the following describes the "
+     "above news headline?\nA: Misinformation\nB: Trustworthy\n\nConstraint: Answer with only the option above "
+     "that is most accurate and nothing else."),
+    ("authors_paraphrase_0", "News headline: {text}\n\nSelect the label that best fits the headline:\nA: "
+     "Misinformation\nB: Trustworthy\n\nReply with only the chosen letter (A or B) and nothing else."),
+    ("authors_paraphrase_1", "Headline to assess: {text}\nPlease select the label that best fits this headline:\nA: "
+     "Misinformation\nB: Trustworthy\n\nInstruction: Respond with only the single letter (A or B) that "
+     "corresponds to your selection."),
+    ("authors_paraphrase_2", "Headline: {text}\nSelect the label that best categorizes this headline:\nA: "
+     "Misinformation\nB: Trustworthy\n\nRespond with only the single letter (A or B) that applies."),
+    ("authors_paraphrase_3", "News headline: {text}\nPlease select the label that best fits the headline:\nA: "
+     "Misinformation\nB: Trustworthy\n\nReply with ONLY the single letter (A or B) that corresponds to your "
+     "choice."),
+)
 
 
 def _first_original(study: str) -> str:
@@ -563,9 +596,12 @@ TASKS: list[dict] = [
          classes_complete=False, covariates=(), hypothesis_covariates=None, chars=999878,
          columns=("id", "ground_truth", "text", "implied_statement", "implied_statement_without_target_info"),
          rows=None),
-    dict(prompts=(("authors_original", _HUMOR_ORIG, _A),), prompt_note=_first_original("humor"), name="humor", study="humor", citation="Weller & Seppi (2019), Humor detection [weller-seppi-2019-humor]",
+    dict(prompts=tuple((i, t, _A) for i, t in _HUMOR_PROMPTS),
+         answers={k: {"A": "True", "B": "False"} for k in ("authors_zero_shot_letters", "authors_paraphrase_1")},
+         prompt_note="The five one-message prompts of data/humor/load_data_and_prompts.py, quoted.", name="humor",
+         study="humor", citation="Weller & Seppi (2019), Humor detection [weller-seppi-2019-humor]",
          description="r/jokes posts: funny to many people (more than 200 upvotes)?",
-         classes=("False",), classes_complete=False, covariates=("date",), hypothesis_covariates=("date",),
+         classes=("True", "False"), classes_complete=True, covariates=("date",), hypothesis_covariates=("date",),
          chars=2553937, columns=("id", "text", "ground_truth", "date"), rows=None),
     dict(name="ideology_tweets", study="ideology_tweets",
          citation="Törnberg (2024), Large language models outperform expert coders [Törnberg2024Large]",
@@ -605,10 +641,12 @@ TASKS: list[dict] = [
          description="UK manifesto sentences (1987-2010): social policy liberal or conservative",
          classes=("Liberal", "Conservative"), classes_complete=False, covariates=("party", "year"),
          hypothesis_covariates=None, chars=536930, columns=_MANIFESTO_UK_COLS, rows=None),
-    dict(prompts=(("authors_original", _MISINFO_ORIG, _A),), prompt_note=_first_original("misinfo"), name="misinfo", study="misinfo", citation="Gabriel et al. (2022), Misinfo Reaction Frames "
-         "[gabriel-etal-2022-misinfo]",
+    dict(prompts=tuple((i, t, _A) for i, t in _MISINFO_PROMPTS),
+         answers={i: {"A": "Misinformation", "B": "Trustworthy"} for i, _ in _MISINFO_PROMPTS},
+         prompt_note="The five prompts of data/misinfo/load_data_and_prompts.py, quoted.", name="misinfo",
+         study="misinfo", citation="Gabriel et al. (2022), Misinfo Reaction Frames [gabriel-etal-2022-misinfo]",
          description="Headlines of fact-checked news (Covid-19, cancer, climate): misinformation or not",
-         classes=("Misinformation",), classes_complete=False, covariates=("date", "source", "type"),
+         classes=("Misinformation", "Trustworthy"), classes_complete=True, covariates=("date", "source", "type"),
          hypothesis_covariates=None, chars=1390859, columns=("id", "text", "ground_truth", "date", "source", "type"),
          rows=None),
     dict(prompts=(("authors_original", _POLITE_ORIG, _A),), prompt_note=_first_original("politeness"), name="politeness_stack", study="politeness", citation="Danescu-Niculescu-Mizil et al. (2013), "
@@ -686,7 +724,12 @@ TASKS: list[dict] = [
          description="US Senate campaign ads (2008): positive, neutral or negative tone",
          classes=("positive", "neutral", "negative"), classes_complete=True, covariates=(), hypothesis_covariates=(),
          chars=552214, columns=("id", "text", "ground_truth"), rows=None),
-    dict(prompts=(("authors_original", _TOPIC_ORIG, _A),), prompt_note=_first_original("topic"), name="topic", study="topic", citation="Egami et al. (2023), Using imperfect surrogates [egami2023using]",
+    dict(prompts=(("authors_original", _TOPIC_ORIG, _A), ("authors_zero_shot_letters", _TOPIC_LETTERS, _A),
+                  ("authors_paraphrase_0", _TOPIC_PARA, _A)),
+         answers={"authors_zero_shot_letters": {"A": "True", "B": "False"}},
+         prompt_note="The three one-message prompts of data/topic/load_data_and_prompts.py, quoted (the original, "
+                     "its letter form, the authors' published paraphrase of the original); the two few-shot chats "
+                     "are not registered.", name="topic", study="topic", citation="Egami et al. (2023), Using imperfect surrogates [egami2023using]",
          description="US congressional bills: about the economy (True) or not (False)",
          classes=("False", "True"), classes_complete=True, covariates=("senate", "democrat", "ideology"),
          hypothesis_covariates=("senate", "democrat", "ideology"), chars=2100148,
