@@ -356,8 +356,8 @@ _CLIMATE_PARA = (
 )
 
 
-# The first "[original]" prompt of some studies whose files are not mirrored (quoted from each
-# study's load_data_and_prompts.py; their other prompts and paraphrases are not transcribed).
+# Prompts of some studies whose files are not mirrored, quoted from each study's load_data_and_prompts.py
+# (the one-message prompts; few-shot chats are not registered).
 _HUMOR_ORIG = ("Joke: {text}\n\nConstraint: Is the above joke humorous to most of the people? You must pick "
                "between \"True\" or \"False\" You cannot use any other words except for \"True\" or \"False\".")
 _TOPIC_ORIG = "Does the following text relate to the economy? (True/False)\n\ntext: {text}\n\nlabel:"
@@ -369,6 +369,39 @@ _TOPIC_PARA = ('Determine whether the following text concerns the economy. Reply
                "text: {text}\n\nlabel:")
 _POLITE_ORIG = ("Is the following text polite? Output either A or B. Output a letter only.\nA) Polite\nB) Impolite\n"
                 "Text: {text}\nAnswer:")
+# data/politeness/load_data_and_prompts.py: the two originals shared by both politeness tasks (after Gligoric
+# et al. and Ziems et al.; the second keeps the space after its question mark), then each task's three
+# published paraphrases. All ask for A (Polite) / B (Impolite).
+_POLITE_ZIEMS = ("{text}\n\nBased on formal workplace social norms, which of the following best describes the above "
+                 "conversation? \nA: Polite\nB: Impolite\n\nConstraint: Answer with only the option above that is "
+                 "most accurate and nothing else.")
+_POLITE_WIKI = (
+    "Determine if the text below is polite. Reply with a single letter only.\nA: Polite\nB: Impolite\n\nText: "
+    "{text}\n\nRespond with A or B:",
+    "{text}\n\nAccording to standard professional etiquette, select the option that best categorizes the "
+    "conversation:\nA: Polite\nB: Impolite\n\nReply with only the corresponding letter (A or B) and no additional "
+    "text.",
+    "Decide if the text below is polite or impolite. Respond with a single letter (A or B) only.\nA) Polite\nB) "
+    "Impolite\nText: {text}\nAnswer:",
+)
+_POLITE_STACK = (
+    "Assess whether the following text is courteous. Reply with a single letter—A or B—and nothing else.\nA) "
+    "Polite\nB) Impolite\nText: {text}\nAnswer:",
+    "{text}\n\nAccording to formal workplace etiquette, select the option that best characterizes the conversation "
+    "above:\nA: Polite\nB: Impolite\n\nRespond with only the single letter (A or B) that most accurately applies.",
+    "Please determine whether the text below is polite. Respond with a single letter only: A or B.  \nA) Polite  "
+    "\nB) Impolite  \n\nText: {text}  \nAnswer:",
+)
+
+
+def _polite(paraphrases: tuple[str, ...]) -> dict:
+    prompts = (("authors_original_gligoric", _POLITE_ORIG, _A), ("authors_original_ziems", _POLITE_ZIEMS, _A)) + tuple(
+        (f"authors_paraphrase_{i}", t, _A) for i, t in enumerate(paraphrases))
+    return dict(prompts=prompts, answers={p[0]: {"A": "polite", "B": "impolite"} for p in prompts},
+                prompt_note="The two originals and this task's three paraphrases of "
+                            "data/politeness/load_data_and_prompts.py, quoted.")
+
+
 # data/humor/load_data_and_prompts.py: its five one-message prompts (original, letter form, three paraphrases).
 _HUMOR_PROMPTS = (
     ("authors_original", _HUMOR_ORIG),
@@ -399,10 +432,6 @@ _MISINFO_PROMPTS = (
      "choice."),
 )
 
-
-def _first_original(study: str) -> str:
-    return (f"The first '[original]' prompt of data/{study}/load_data_and_prompts.py, quoted; the authors' "
-            "other prompts and paraphrases for this task are not transcribed here (fewer than 3 listed).")
 
 _A = "authors"
 _H = "hackrisk"  # made with hackrisk's own tools (not the authors'), named as such
@@ -649,7 +678,7 @@ TASKS: list[dict] = [
          classes=("Misinformation", "Trustworthy"), classes_complete=True, covariates=("date", "source", "type"),
          hypothesis_covariates=None, chars=1390859, columns=("id", "text", "ground_truth", "date", "source", "type"),
          rows=None),
-    dict(prompts=(("authors_original", _POLITE_ORIG, _A),), prompt_note=_first_original("politeness"), name="politeness_stack", study="politeness", citation="Danescu-Niculescu-Mizil et al. (2013), "
+    dict(**_polite(_POLITE_STACK), name="politeness_stack", study="politeness", citation="Danescu-Niculescu-Mizil et al. (2013), "
          "Stanford politeness corpus [danescu-niculescu-mizil-etal-2013-computational]",
          description="StackExchange requests: polite or impolite (neutral omitted)",
          classes=("polite", "impolite"), classes_complete=True, covariates=("Community", "Reputation"),
@@ -657,7 +686,7 @@ TASKS: list[dict] = [
          columns=("id", "ground_truth", "text", "index", "Community", "Id", "Timestamp", "UserId", "Reputation",
                   "Upvotes", "Downvotes", "meta.Normalized Score", "meta.Annotations") + _FEATURES + _POLITE_SCORES,
          rows=None),
-    dict(prompts=(("authors_original", _POLITE_ORIG, _A),), prompt_note=_first_original("politeness"), name="politeness_wiki", study="politeness", citation="Danescu-Niculescu-Mizil et al. (2013), "
+    dict(**_polite(_POLITE_WIKI), name="politeness_wiki", study="politeness", citation="Danescu-Niculescu-Mizil et al. (2013), "
          "Stanford politeness corpus [danescu-niculescu-mizil-etal-2013-computational]",
          description="Wikipedia editor requests: polite or impolite (neutral omitted)",
          classes=("impolite", "polite"), classes_complete=True, covariates=("is_admin",),
@@ -706,8 +735,9 @@ TASKS: list[dict] = [
          prompt_note="All five prompts of data/stance_climate/load_data_and_prompts.py, quoted. They ask for a "
                      "letter (A Agree, B Neutral, C Disagree; the detailed one A Agree, B Disagree, C Neutral); "
                      "the authors map letters to classes, hackrisk's score mode scores the class names.",
-         answers={"authors_zero_shot_short": {"A": "agree", "B": "neutral", "C": "disagree"},
-                  "authors_zero_shot_detailed": {"A": "agree", "B": "disagree", "C": "neutral"}},
+         answers={"authors_zero_shot_detailed": {"A": "agree", "B": "disagree", "C": "neutral"}} | {
+             k: {"A": "agree", "B": "neutral", "C": "disagree"} for k in (
+                 "authors_zero_shot_short", "authors_paraphrase_0", "authors_paraphrase_1", "authors_paraphrase_2")},
          id_gaps=True),
     _gilardi("stance_tweets", ("in favor of", "against", "neutral"), ("created_at", "user_id"), 252584,
              ("id", "ground_truth", "text", "user_id", "status_id", "created_at", "paula_stance_pro",
