@@ -85,12 +85,13 @@ def risk_model(spec: dict[str, Any]) -> pm.Model:
 
     β: β_0 ~ N(base_logit, 1.5) and a random walk of steps N(0, τ), τ ~ HalfNormal(1).  Factor
     effects ``e_f = H z_f`` are zero-sum (``H``: :func:`zero_sum_basis`), ``z_f ~ N(0, σ_f)``,
-    σ_f ~ HalfNormal(1); so is the task effect ``a``.  ``Q`` (unit, free) is an orthonormal
-    basis of the unit effects orthogonal to the spline basis ``B(x_u)`` and, with a task effect,
-    to the task indicators: the cluster effects are the task × bin deviations *around* the curve
-    and the task effect, neither a second intercept for a task nor a second curve (either ridge,
-    bounded only by the priors, kept the sampler from mixing: R-hat 1.36 for σ_task, divergences
-    where a task has few bins).  σ_c ~ HalfNormal(0.5).  The spline steps are centred
+    σ_f ~ HalfNormal(1); so is the task effect ``a``.  With a task effect, ``Q`` is zero-sum
+    within each task (a Helmert block per task): the cluster effects are the task × bin
+    deviations *around* the task effect, not a second intercept for the same units (that ridge
+    kept the earlier model from mixing: R-hat 1.36 for σ_task); without one (a single task),
+    ``Q`` is an orthonormal basis of the unit effects orthogonal to the spline basis ``B(x_u)``
+    (with one task a bin's deviation and the curve trade off along a ridge that only the priors
+    bound: divergences on the demo).  σ_c ~ HalfNormal(0.5).  The spline steps are centred
     (``steps ~ N(0, τ)``) when ``steps_centred``, else non-centred (``τ · N(0, 1)``).
 
     Random effects are *partially* centred (Papaspiliopoulos, Roberts & Sköld 2007): the sampler

@@ -17,9 +17,10 @@ Two models:
    a cubic B-spline basis whose coefficients β follow a random walk (a P-spline), each ``a_f`` a
    zero-sum normal random effect with its own scale, ``q`` standardised annotation quality.
    The task × bin effect ``u`` absorbs the correlation of conclusions that share hypotheses
-   (a beta-binomial was tried: its special functions made paper-scale fits 10x slower); it is
-   orthogonal to the task indicators and to the spline basis, so it is the deviation of a
-   task's bins around ``a_task`` and the curve, not a second task intercept nor a second curve.
+   (a beta-binomial was tried: its special functions made paper-scale fits 10x slower); it sums
+   to zero within each task, so it is the bin-to-bin deviation around ``a_task`` and not a second
+   task intercept; with a single task it is orthogonal to the spline basis (what the curve
+   cannot express), since one task cannot tell a bin's deviation from the curve.
    Random effects are partially centred, with weights chosen from the data (:func:`_centring`),
    which removes the funnels of both the centred and the non-centred form; with nutpie the log
    density is a single numba function (:mod:`._risk_kernel`, compiled once for any data size
@@ -261,10 +262,11 @@ def _centring(k: np.ndarray, n: np.ndarray, unit: np.ndarray, bin_of_unit: np.nd
     and task for the units.  The spline steps are centred when the data carry at least 10 units
     of binomial information per basis function.  The estimates are crude, but they only steer
     the sampler's geometry (:func:`hackrisk.analysis._bayes_models.risk_model`), never the model.
-    Also returns the cluster design ``cluster_q`` (unit, free): an orthonormal basis of the
-    unit effects orthogonal to the spline basis ``basis`` (unit, basis) and, when the task effect
-    is in the model, to the task indicators.
+    Also returns the cluster design ``cluster_q`` (unit, free): zero-sum within each task when
+    the task effect is in the model, else orthogonal to the spline basis ``basis`` (unit, basis).
     """
+    from ._bayes_models import zero_sum_basis
+
     n_basis = basis.shape[1]
     n_unit = bin_of_unit.size
     kf, nf = k.astype(float), n.astype(float)
@@ -308,16 +310,27 @@ def _centring(k: np.ndarray, n: np.ndarray, unit: np.ndarray, bin_of_unit: np.nd
         logit = logit + t_dev[t_of_unit[unit]]
     dev, var = _offsets(unit, n_unit, 1.0 / (1.0 + np.exp(-logit)))
     w_unit = _weight(dev, var, 0.5)
-    # cluster effects: the deviations of the units from the curve, so orthogonal to the spline
-    # basis (else spline and cluster effects trade off along a ridge that only the priors bound:
-    # divergences where a task has few bins) and to the task indicators (else a second task
-    # intercept); Q is an orthonormal basis of what is left, each column's weight the mean of
-    # its units' weights (weighted by the squared loadings, which sum to one)
-    constraints = [basis] + ([np.eye(levels.size)[t_of_unit]] if "task" in unit_fac else [])
-    u_svd, sv, _ = np.linalg.svd(np.concatenate(constraints, axis=1), full_matrices=True)
-    rank = int((sv > sv[0] * 1e-10).sum())
-    q = np.ascontiguousarray(u_svd[:, rank:])
-    out["cluster_q"], out["w_cluster"] = q, (q**2).T @ w_unit
+    if "task" in unit_fac:
+        # cluster effects zero-sum within each task (not a second task intercept): a Helmert
+        # block per task, its units' mean weight
+        q = np.zeros((n_unit, n_unit))
+        w_free = np.zeros(n_unit)
+        col = 0
+        for t in range(levels.size):
+            members = np.flatnonzero(t_of_unit == t)
+            if members.size > 1:
+                q[members, col:col + members.size - 1] = zero_sum_basis(members.size)
+                w_free[col:col + members.size - 1] = w_unit[members].mean()
+                col += members.size - 1
+        out["cluster_q"], out["w_cluster"] = q[:, :col], w_free[:col]
+    else:
+        # one task: a bin's deviation from the curve is told apart from the curve only by the
+        # priors (a ridge: 1-66 divergences per demo fit), so the cluster effects keep just what
+        # the spline cannot express: an orthonormal basis of the unit effects orthogonal to the
+        # spline basis, each column's weight the mean of its units' (by squared loadings)
+        u_svd, sv, _ = np.linalg.svd(basis, full_matrices=True)
+        q = np.ascontiguousarray(u_svd[:, int((sv > sv[0] * 1e-10).sum()):])
+        out["cluster_q"], out["w_cluster"] = q, (q**2).T @ w_unit
     if "task" in unit_fac:
         out["task"] = (levels, t_of_unit, float(np.mean(_weight(t_dev, t_var))))
     return out
@@ -356,8 +369,8 @@ def fit_risk_model(
     n_knots
         Interior knots of the cubic B-spline in ``x`` (placed at weighted quantiles).
     cluster_effect
-        Add a random effect per task × bin (its deviation from the curve and the task effect):
-        the conclusions of different configurations on the same hypotheses are correlated, and
+        Add a random effect per task × bin (zero-sum within each task; with one task, orthogonal
+        to the spline): the conclusions of different configurations on the same hypotheses are correlated, and
         this effect carries that correlation (without it the credible bands are too narrow).
     n_grid
         Points of the ``x`` grid on which the risk curves are evaluated.
