@@ -661,6 +661,7 @@ def render_suite_report(
     title: str = "hackrisk: the suite of tasks",
     task_reports: Mapping[str, str] | None = None,
     metric: str = "risk_balanced",
+    left_out: Mapping[str, str] | None = None,
 ) -> str:
     """The cross-task report as an HTML string (see :func:`write_suite_report`)."""
     from .analysis import crosstask as C
@@ -680,7 +681,8 @@ def render_suite_report(
              f"<h1>{_esc(title)}</h1><p class='muted'>Generated {now} by hackrisk {_esc(_versions()['hackrisk'])}. "
              f"LLM hacking risk (Baumann et al. 2025, arXiv:2509.08825) across {len(tasks)} tasks: "
              f"{combined.sizes['hypothesis']} hypotheses, up to {n_cfg} configurations (model × prompt × "
-             f"temperature) per task, at α = {_esc(combined.attrs.get('alpha', 0.05))}.</p>"]
+             f"temperature) per task, at α = {_esc(combined.attrs.get('alpha', 0.05))}"
+             + (f"; {len(left_out)} task(s) of the suite left out (<a href='#left-out'>why</a>)" if left_out else "") + ".</p>"]
 
     # risk per task ------------------------------------------------------------------------------
     name = dict((v, n) for v, n, _ in _METRICS).get(metric, metric)
@@ -702,6 +704,12 @@ def render_suite_report(
                  "overlap, the data do not tell them apart.</p><div class='figs'>" + fig + "</div>"
                  + _table(["rank", "task", "balanced risk", "Type I", "Type II", "Type S", "Type M",
                            "null hypotheses", "significant hypotheses"], rows, left=2, raw=(1,)) + "</section>")
+    if left_out:
+        parts.append("<section id='left-out'><h2>Tasks left out</h2><p>These tasks of the suite are in no number "
+                     "of this report (for example, no hypothesis could be formed on their items).</p>"
+                     + _table(["task", "reason"], [[_task_link(str(t), links), str(why)]
+                                                   for t, why in left_out.items()], left=2, raw=(0,))
+                     + "</section>")
 
     # quality ----------------------------------------------------------------------------------
     parts.append("<section id='quality'><h2>Risk against annotation quality</h2>")
@@ -796,6 +804,7 @@ def write_suite_report(
     title: str = "hackrisk: the suite of tasks",
     task_reports: Mapping[str, str] | None = None,
     metric: str = "risk_balanced",
+    left_out: Mapping[str, str] | None = None,
 ) -> Path:
     """Write the cross-task report of a suite as one self-contained HTML file.
 
@@ -815,13 +824,16 @@ def write_suite_report(
         names.
     metric
         The rate of the forest plot (the table is ordered as ``summary["task_table"]``).
+    left_out
+        ``{task: reason}``: tasks of the suite that are not in ``summary`` (the ``left_out`` of
+        :func:`hackrisk.suite.analyze_suite`), listed with the reason in a section of their own.
 
     Returns
     -------
     pathlib.Path
         The written file.
     """
-    text = render_suite_report(summary, title=title, task_reports=task_reports, metric=metric)
+    text = render_suite_report(summary, title=title, task_reports=task_reports, metric=metric, left_out=left_out)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")

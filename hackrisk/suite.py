@@ -352,7 +352,8 @@ def report_suite(path: str | Path, analysis: dict[str, Any] | None = None, *,
                  allow_incomplete: bool = False) -> Path:
     """Per-task reports (``<output>/<task>/report.html``) and the suite report ``<output>/report.html``.
 
-    The suite report (:func:`hackrisk.report.write_suite_report`) links each task's report.
+    The suite report (:func:`hackrisk.report.write_suite_report`) links each task's report and lists
+    the tasks left out of the cross-task analysis, with the reason.
     ``analysis`` is the output of :func:`analyze_suite` (computed when not given). Returns the path
     of the suite report.
     """
@@ -369,7 +370,7 @@ def report_suite(path: str | Path, analysis: dict[str, Any] | None = None, *,
         links[name] = Path(os.path.relpath(task_report, root)).as_posix()
     name = tomllib.loads(Path(path).read_text(encoding="utf-8")).get("study", {}).get("name", Path(path).stem)
     return write_suite_report(root / "report.html", res["summary"], task_reports=links,
-                              title=f"hackrisk report: {name} ({len(links)} tasks)")
+                              title=f"hackrisk report: {name} ({len(links)} tasks)", left_out=res.get("left_out"))
 
 
 def _main(argv: list[str]) -> int:

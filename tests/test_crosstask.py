@@ -327,3 +327,25 @@ def test_suite_report_renders_every_section(suite, tmp_path):
     assert len(re.findall(r"<img ", bare)) == 2
     with pytest.raises(ValueError, match="suite_summary"):
         render_suite_report({"combined": s["combined"]})
+
+
+def test_suite_report_lists_the_tasks_left_out(suite):
+    """Tasks the cross-task analysis left out are named with the reason (escaped), linked when a report exists."""
+    import re
+
+    from hackrisk.analysis.crosstask import suite_summary
+    from hackrisk.report import render_suite_report
+
+    _, tests = suite
+    s = suite_summary(tests, n_boot=0, bayes=False)
+    assert "id='left-out'" not in render_suite_report(s)
+    why = "no hypothesis could be formed on its 3 items (fewer than 2 per group <min_group>)"
+    text = render_suite_report(s, left_out={"delta": why, "epsilon": "other"}, task_reports={"delta": "d/r.html"})
+    section = re.search(r"<section id='left-out'>(.*?)</section>", text, flags=re.S).group(1)
+    rows = re.findall(r"<tr><td class=\"l\">(.*?)</td><td class=\"l\">(.*?)</td></tr>", section)
+    assert rows == [("<a href='d/r.html'>delta</a>", why.replace("<", "&lt;").replace(">", "&gt;")),
+                    ("epsilon", "other")]
+    assert "2 task(s) of the suite left out" in text
+    # the analysed tasks' tables do not gain the left-out ones
+    risk_section = re.search(r"<section id='task-risk'>(.*?)</section>", text, flags=re.S).group(1)
+    assert "delta" not in risk_section and "epsilon" not in risk_section

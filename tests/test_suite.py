@@ -103,6 +103,9 @@ def test_suite_end_to_end_through_the_cli(mirror, tmp_path, capsys):
         assert (out / name / "report.html").is_file()
         assert f"href='{name}/report.html'" in html
     assert str(out / "report.html") in text
+    # the task left out is named in the report, with the reason
+    left = html.split("<section id='left-out'>")[1].split("</section>")[0]
+    assert "<td class=\"l\">framesI_tweets23</td>" in left and "no hypothesis" in left
 
     assert main(["explore", str(path)]) == 0
     assert str(out / "suite_tests.nc") in capsys.readouterr().out
