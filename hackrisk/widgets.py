@@ -258,6 +258,20 @@ def _index(values: Sequence, chosen: Sequence | None, name: str) -> np.ndarray:
     return np.array(sorted(set(out)), dtype=np.intp)
 
 
+def _bounds(estimate: np.ndarray, half: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``estimate -/+ half``, NaN (no interval drawn) where either is not finite.
+
+    A zero count gives an infinite log odds ratio and standard error (and a configuration a task
+    lacks gives NaN): such a test has no Wald interval, and ``inf - inf`` must not be computed.
+    """
+    ok = np.isfinite(estimate) & np.isfinite(half)
+    lower = np.full(np.shape(estimate), np.nan, dtype=np.float64)
+    upper = lower.copy()
+    np.subtract(estimate, half, out=lower, where=ok)
+    np.add(estimate, half, out=upper, where=ok)
+    return lower, upper
+
+
 def _buf(a: np.ndarray, dtype) -> bytes:
     return np.ascontiguousarray(a, dtype=dtype).tobytes()
 
@@ -402,11 +416,12 @@ def view_state(
         keep = e >= 0
         order = np.argsort(np.where(np.isfinite(lo[keep]), lo[keep], np.inf), kind="stable")
         cfg = np.flatnonzero(keep)[order]
+        lower, upper = _bounds(lo[cfg], half[cfg])
         spec = {
             "n": int(len(cfg)),
             "estimate": _buf(lo[cfg], "<f4"),
-            "lower": _buf(lo[cfg] - half[cfg], "<f4"),
-            "upper": _buf(lo[cfg] + half[cfg], "<f4"),
+            "lower": _buf(lower, "<f4"),
+            "upper": _buf(upper, "<f4"),
             "error": _buf(e[cfg], "i1"),
             "model": _buf(mm[cfg], "<i2"),
             "prompt": _buf(pp[cfg], "<i2"),

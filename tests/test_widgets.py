@@ -389,3 +389,38 @@ def test_local_fdr_default_at_paper_scale(paper_scale):
     prep = W.prepare(paper_scale)
     np.testing.assert_allclose(prep["p_effect"], 1 - human_lfdr(paper_scale).values, rtol=1e-6)
     assert np.isfinite(prep["p_effect"]).mean() > 0.9
+
+
+def test_combined_tests_with_zero_counts_and_missing_configurations_raise_no_warning():
+    """Combined tests of two tasks: infinite log odds ratios (zero counts) and NaN tests (configurations
+    a task lacks) give no interval, and no NumPy warning (inf - inf) in any view of any hypothesis."""
+    import warnings
+
+    from hackrisk.analysis.crosstask import combine_tasks
+
+    def task(name, models, n_prompts, n_items, rng):
+        cube, _ = hr.simulate_multiverse(n_tasks=1, n_items=n_items, models=models, n_prompts=n_prompts,
+                                         temperatures=(0.0, 1.0), max_effect=0.3, null_share=0.0, base_rate=0.5,
+                                         rng=rng)
+        cube = cube.assign_coords(task=[name])
+        return run_tests(cube, generate_hypotheses(cube))
+
+    comb = combine_tasks({"a": task("a", ["m0", "m1"], 3, 40, 1), "b": task("b", ["m0", "m2"], 2, 20, 2)})
+    lor, se = comb["log_or"].values, comb["se"].values
+    assert np.isinf(lor).any() and np.isnan(lor).any()  # the data this test is about
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        prep = W.prepare(comb)
+        for task_name in ("a", "b"):
+            for h in np.flatnonzero(comb["task"].values == task_name):
+                st = W.view_state(prep, task=task_name, hypothesis=int(h))
+                sp = W.decode(st)["spec"]
+                m, p, t = sp["model"], sp["prompt"], sp["temperature"]
+                est, half = lor[h, m, p, t], W._z(prep["alpha"]) * se[h, m, p, t]
+                ok = np.isfinite(est) & np.isfinite(half)
+                np.testing.assert_allclose(sp["lower"][ok], est[ok] - half[ok], rtol=1e-5)
+                np.testing.assert_allclose(sp["upper"][ok], est[ok] + half[ok], rtol=1e-5)
+                assert np.isnan(sp["lower"][~ok]).all() and np.isnan(sp["upper"][~ok]).all()
+        w = W.explore(comb, task="b")
+        w.task = "a"
+        assert w.figure_png()[:8] == b"\x89PNG\r\n\x1a\n"
