@@ -149,6 +149,18 @@ def test_combine_tasks_names_and_errors(suite):
     ok = combine_tasks({"a": tests["alpha"].assign_coords(identity=("model", ["m0@1", "m1@1"])), "b": other,
                         "c": tests["gamma"]})
     assert ok["identity"].values.tolist() == ["m0@1", "m1@1", ""]
+    # one model (one SHA-256 of its weights) whose backend had another display name in one run pools;
+    # a short revision such as a branch name proves nothing and still clashes
+    sha, sha2 = "ab" * 32, "cd" * 32
+    renamed = combine_tasks({"a": tests["alpha"].assign_coords(identity=("model", [f"m0@{sha}", f"x@{sha}"])),
+                             "b": tests["beta"].assign_coords(identity=("model", [f"m0@{sha}", f"y@{sha}"]))})
+    assert renamed["identity"].values.tolist()[:2] == [f"m0@{sha}", f"x@{sha}"]
+    with pytest.raises(ValueError, match="two models under one name"):
+        combine_tasks({"a": tests["alpha"].assign_coords(identity=("model", [f"m0@{sha}", f"x@{sha}"])),
+                       "b": tests["beta"].assign_coords(identity=("model", [f"m0@{sha}", f"y@{sha2}"]))})
+    with pytest.raises(ValueError, match="two models under one name"):
+        combine_tasks({"a": tests["alpha"].assign_coords(identity=("model", ["m0@main", "x@main"])),
+                       "b": tests["beta"].assign_coords(identity=("model", ["m0@main", "y@main"]))})
     # a per-task fact on the model (the simulator's nominal accuracy) is left out, and said so
     assert "nominal_accuracy" not in ok.coords and ok.attrs["dropped_coords"] == ["nominal_accuracy"]
 
