@@ -443,12 +443,13 @@ def test_paper_suite_validates_and_covers_every_mirrored_task(mirror, tmp_path):
         st = studies[r["task"]]
         assert r["temperatures"] == 3 and st.models[0]["model"] == "default" and r["models"] == 1
         assert r["prompts"] == len(T.PAPER_TASKS[r["task"]].prompts)  # each task's registered prompts
-        assert 10 <= r["items"] <= 30 and r["prompts"] >= 3
-    # score mode: one pass per (item, prompt) gives the 3 temperatures; at the CPU cost measured here (1.35 s
-    # per tweet pass, 4.3 s per news pass, Frames II budgeted at 2.5, climate at 0.6) ~1,300 CPU s in all
+        assert 10 <= r["items"] <= 100 and r["prompts"] >= 3
+    # score mode: one pass per (item, prompt) gives the 3 temperatures. Measured from scratch on 2 quiet
+    # cores (docs/tasks.md): 1,632 passes (60 items per task, 24 news) in 9 min 40 s wall, 1,055 CPU s, the
+    # news and Frames II passes the costliest; a suite within 2,000 passes stays well inside 30 minutes
     passes = {r["task"]: r["labels"] // r["temperatures"] for r in rows}
-    cost = {"framesI_news": 4.3, "framesII_tweets": 2.5, "framesII_tweets17": 2.5, "stance_climate": 0.6}
-    assert sum(n * cost.get(task, 1.35) for task, n in passes.items()) <= 1500
+    assert sum(passes.values()) <= 2000
+    assert passes["framesI_news"] <= 3 * 30  # news articles: ~2x a tweet pass, fewer items
     # the written per-task study files run through the ordinary `hackrisk validate`
     from hackrisk.cli import main
 
