@@ -38,3 +38,21 @@ def vader_source() -> Path:
 def relevance_csv() -> Path:
     """The llmhacking relevance task (411 tweets, relevant / irrelevant) from the mirror."""
     return shared_data_dir() / "llmhacking" / "relevance_tweets23.csv.gz"
+
+
+def embedded_tokenizer():
+    """The embedded SmolLM2 model's tokenizer (the GGUF converted once, locked); skips the test when the
+    model package is absent, but fails under CI."""
+    from hackrisk.annotate.models import default_gguf_path, default_model_dir, load_default_model
+
+    try:
+        default_gguf_path()
+    except ValueError as err:
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip(str(err))
+    if not (default_model_dir() / "tokenizer.json").exists():
+        load_default_model()
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(default_model_dir())

@@ -31,7 +31,7 @@ from hackrisk.annotate import (  # noqa: E402
 )
 from hackrisk.annotate.backends.local import SENTINEL, TransformersBackend, key_forms  # noqa: E402
 from hackrisk.annotate.models import tiny_random_model  # noqa: E402
-from tests._data import relevance_csv  # noqa: E402
+from tests._data import embedded_tokenizer, relevance_csv  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -44,19 +44,7 @@ def real_items(n: int) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from hackrisk.annotate.models import default_gguf_path, default_model_dir, load_default_model
-
-    try:
-        default_gguf_path()
-    except ValueError as err:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip(str(err))
-    if not (default_model_dir() / "tokenizer.json").exists():
-        load_default_model()  # converts the GGUF once (locked)
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(default_model_dir())
+    return embedded_tokenizer()
 
 
 def tiny_model(tok, seed: int = 0):

@@ -16,6 +16,7 @@ import pytest
 from hackrisk.annotate import CONFIDENCE_QUESTION, TaskSpec, annotate, parse_confidence
 from hackrisk.annotate.runner import StoreMismatchError
 from hackrisk.annotate.task import confidence_messages
+from tests._data import embedded_tokenizer
 
 SPEC = TaskSpec("rel", ["relevant", "irrelevant"], ["Tweet: {text}\nAnswer relevant or irrelevant."])
 
@@ -184,7 +185,7 @@ def test_local_backend_follow_up_chat(tmp_path):
     from hackrisk.annotate.backends.local import TransformersBackend
     from hackrisk.annotate.models import tiny_random_model
 
-    tok = _tokenizer()
+    tok = embedded_tokenizer()
     be = TransformersBackend(tiny_random_model(seed=0, tokenizer=tok)[0], tok, name="tiny", batch_size=4, max_length=256)
     items = ITEMS.head(4)
     cube = annotate(items, SPEC, models=be, mode="generate", confidence=True, max_new_tokens=4,
@@ -198,24 +199,6 @@ def test_local_backend_follow_up_chat(tmp_path):
     want = np.array([np.nan if v is None else v for v in want], dtype=np.float32)
     np.testing.assert_array_equal(cube["confidence"].values[0, 0, 0, 0], want)
     assert cube["confidence_unparseable"].values[0, 0, 0, 0] == pytest.approx(np.isnan(want).mean())
-
-
-def _tokenizer():
-    import os
-
-    from hackrisk.annotate.models import default_gguf_path, default_model_dir, load_default_model
-
-    try:
-        default_gguf_path()
-    except ValueError as err:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip(str(err))
-    if not (default_model_dir() / "tokenizer.json").exists():
-        load_default_model()
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(default_model_dir())
 
 
 # ------------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ and places a user's task (its cube, e.g. from :func:`hackrisk.datasets.load_tabl
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -171,11 +172,9 @@ def combine_tasks(results: Mapping[str, xr.Dataset] | Sequence[xr.Dataset]) -> x
         ds = ds.drop_vars(list(extra), errors="ignore")
         have = {d: set(ds[d].values.tolist()) for d in CONFIG_DIMS}
         task_names = list(dict.fromkeys(ds["task"].values.tolist()))
-        for m in union["model"]:
-            for p in union["prompt"]:
-                for t in union["temperature"]:
-                    if not (m in have["model"] and p in have["prompt"] and t in have["temperature"]):
-                        filled.extend(f"{task}/{m}/{p}/{t}" for task in task_names)
+        for cfg in itertools.product(*(union[d] for d in CONFIG_DIMS)):
+            if not all(v in have[d] for d, v in zip(CONFIG_DIMS, cfg, strict=True)):
+                filled.extend("/".join(map(str, (task, *cfg))) for task in task_names)
         out = {}
         for name, da in ds.data_vars.items():
             if any(d in da.dims for d in CONFIG_DIMS):
@@ -195,8 +194,7 @@ def combine_tasks(results: Mapping[str, xr.Dataset] | Sequence[xr.Dataset]) -> x
         if cname in conflicts:
             continue
         combined = combined.assign_coords({cname: (dim, [table.get(v, _missing(table)) for v in union[dim]])})
-    order = [d for d in ("hypothesis", *CONFIG_DIMS)]
-    combined = combined.transpose(*order, ...)
+    combined = combined.transpose("hypothesis", *CONFIG_DIMS, ...)
     combined.attrs.update({
         "tasks": list(seen),
         "n_not_annotated": int(sum(int(ds.attrs.get("n_not_annotated", 0)) for ds in renamed)),
