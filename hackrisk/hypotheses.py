@@ -175,13 +175,34 @@ def _top_ids(counts: np.ndarray, keep: np.ndarray, n: int, tiebreak: Sequence[np
     return [int(i) for i in idx[order[:n]]]
 
 
+_SCAN_MIN_TEXTS = 20_000
+"""From this many texts on, words are found by the compiled scanner (:mod:`hackrisk._wordscan`)
+when numba is installed: same words, about 6x faster, and without holding the GIL."""
+
+
 def _tokenize_items(texts: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix, np.ndarray]:
     """Word counts, item × word presence matrix, and the vocabulary of a 1-d array of texts.
 
-    The only per-item Python loop of the module: each text is tokenised once.
+    Words as :func:`tokenize` finds them, less :data:`STOPWORDS` and words under three characters;
+    word counts are ``len(text.split())``. Many texts go through the compiled scanner when numba
+    is installed, the others through ``tokenize`` text by text (the same result).
     """
     import scipy.sparse as sp  # lazily: keeps `import hackrisk.hypotheses` light
-    vocab: dict[str, int] = {}
+    scanned = _scan_compiled(texts) if len(texts) >= _SCAN_MIN_TEXTS else None
+    if scanned is not None:
+        lengths, indptr, word, vocab = scanned
+        keep = np.fromiter((len(w) >= _MIN_WORD_LEN and w not in STOPWORDS for w in vocab), dtype=bool,
+                           count=len(vocab))
+        on = keep[word]
+        kept_per_text = np.add.reduceat(on, indptr[:-1]) if on.size else np.zeros(len(texts), dtype=np.int64)
+        kept_per_text[np.diff(indptr) == 0] = 0  # reduceat gives the next entry for an empty text
+        new_indptr = np.zeros(len(texts) + 1, dtype=np.int64)
+        np.cumsum(kept_per_text, out=new_indptr[1:])
+        new_id = (np.cumsum(keep) - 1).astype(np.int32)
+        x = sp.csr_matrix((np.ones(int(new_indptr[-1])), new_id[word[on]], new_indptr),
+                          shape=(len(texts), int(keep.sum())))
+        return lengths, x, np.array(vocab, dtype=object)[keep]
+    vocab_ids: dict[str, int] = {}
     indptr = [0]
     indices: list[int] = []
     lengths = np.empty(len(texts), dtype=np.int64)
@@ -190,15 +211,23 @@ def _tokenize_items(texts: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix, np.nd
         lengths[j] = len(text.split())
         words = set(tokenize(text))
         words.difference_update(STOPWORDS)
-        indices.extend([vocab.setdefault(w, len(vocab)) for w in words if len(w) >= _MIN_WORD_LEN])
+        indices.extend([vocab_ids.setdefault(w, len(vocab_ids)) for w in words if len(w) >= _MIN_WORD_LEN])
         indptr.append(len(indices))
     data = np.ones(len(indices), dtype=np.float64)
     x = sp.csr_matrix(
         (data, np.asarray(indices, dtype=np.int64), np.asarray(indptr, dtype=np.int64)),
-        shape=(len(texts), len(vocab)),
+        shape=(len(texts), len(vocab_ids)),
     )
-    words = np.array(list(vocab), dtype=object)
-    return lengths, x, words
+    return lengths, x, np.array(list(vocab_ids), dtype=object)
+
+
+def _scan_compiled(texts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]] | None:
+    """:func:`hackrisk._wordscan.scan_texts`, or None without numba (or on a hash collision)."""
+    try:
+        from ._wordscan import scan_texts
+    except ImportError:
+        return None
+    return scan_texts(texts)
 
 
 def _select_keywords(
@@ -477,8 +506,36 @@ def generate_hypotheses(
         covariate name is unknown, or a custom grouping is malformed (wrong length, not boolean,
         unknown column or task).
     """
+    plan = _plan_hypotheses(cube, groupings=groupings, covariates=covariates, top_k=top_k, n_keywords=n_keywords,
+                           min_group=min_group, custom=custom, drop_human_zero=drop_human_zero,
+                           min_word_count=min_word_count, min_labelled=min_labelled, rng=rng, conventions=conventions)
+    return _assemble_hypotheses(plan, [_task_hypotheses(plan, t) for t in range(len(plan["tasks"]))])
+
+
+# ------------------------------------------------------------------------------------------------
+# the generator in three steps: options and shared arrays, one task, the Dataset
+
+
+def _plan_hypotheses(cube: xr.Dataset, **kwargs: Any) -> dict[str, Any]:
+    """Step 1 of :func:`generate_hypotheses`: options checked, and what every task's step needs.
+
+    :func:`generate_hypotheses` is ``_assemble_hypotheses(plan, [_task_hypotheses(plan, t) for t
+    in tasks])``; the chunked analysis (:mod:`hackrisk.scale`) runs the task steps as dask tasks
+    next to the counting of other tasks. Same options (``kwargs``, defaults filled in) and errors
+    as :func:`generate_hypotheses`.
+    """
+    import inspect
+
     from ._chunked import is_lazy
 
+    bound = inspect.signature(generate_hypotheses).bind(cube, **kwargs)
+    bound.apply_defaults()
+    options = {k: v for k, v in bound.arguments.items() if k != "cube"}
+    groupings = options["groupings"]
+    covariates = options["covariates"]
+    top_k, n_keywords = options["top_k"], options["n_keywords"]
+    min_group, min_labelled = options["min_group"], options["min_labelled"]
+    min_word_count, custom, conventions = options["min_word_count"], options["custom"], options["conventions"]
     # the generator reads only (task, item) variables: validate a light copy of a lazy cube
     validate_cube(cube.isel(model=[0], temperature=[0]).load() if is_lazy(cube) else cube)
     _conv.check_conventions(conventions, "generate_hypotheses")
@@ -504,162 +561,197 @@ def generate_hypotheses(
     if missing:
         raise ValueError(f"generate_hypotheses: unknown covariate(s) {missing}; the cube has {all_covs}. "
                          "Fix: pass names without the 'cov_' prefix.")
+    rng = options["rng"]
     # one draw from `rng`; each task's splits then depend only on it, the task name and the item ids
     base_seed = int(np.random.default_rng(rng).integers(2**62))
 
-    tasks = [str(t) for t in cube["task"].values]
     item_id = np.asarray(cube["item_id"].values)
     real = item_id != ""
     truth = np.asarray(cube["truth"].values).astype(np.int64)
-    class_name = np.asarray(cube["class_name"].values)
-    n_class = (class_name != "").sum(axis=1)
     real_t, real_i = np.nonzero(real)
-    labelled = (truth >= 0) & real
-    if not labelled.any() and min_labelled > 0:
+    if not ((truth >= 0) & real).any() and min_labelled > 0:
         raise ValueError("generate_hypotheses: no task of the cube has human labels (cube 'truth' is -1 "
                          "everywhere), so no hypothesis can be checked. Fix: add human labels for at "
                          "least one task (items table column 'truth'), or pass min_labelled=0 to plan the "
                          "labelling (hackrisk.analysis.mitigation.suggest_items).")
-
-    # hackrisk's own tokens (lengths in words, keywords); the paper preset tokenises its own way
-    want_text = bool(custom) or (not paper and ("length" in groupings or "keyword" in groupings))
-    texts = np.asarray(cube["text"].values)[real_t, real_i]
-    if want_text:
+    all_texts = np.asarray(cube["text"].values)
+    texts = all_texts[real_t, real_i]
+    # hackrisk's own tokens (lengths in words, keywords), per task in task_hypotheses; user groupings
+    # may refer to the words per text of every item, so with them all texts are tokenised here
+    tokens = None
+    if custom:
         lengths, x_all, words = _tokenize_items(texts)
-        word_rank = np.argsort(np.argsort(words.astype(str))) if len(words) else np.zeros(0, int)
-    else:
-        lengths = np.zeros(len(real_t), dtype=np.int64)
-        x_all, words, word_rank = None, np.zeros(0, dtype=object), np.zeros(0, int)
-
-    user = _custom_rows(custom, cube, real_t, real_i, lengths) if custom else {}
+        tokens = (lengths, x_all, words, _word_rank(words))
     cov_values = {c: np.asarray(cube[f"cov_{c}"].values) for c in covs}
-    cov_kind = {c: _covariate_kind(v) for c, v in cov_values.items()}
+    class_name = np.asarray(cube["class_name"].values)
+    return {
+        "options": {**options, "groupings": groupings, "top_k": int(top_k), "n_keywords": int(n_keywords),
+                    "min_labelled": int(min_labelled)},
+        "paper": paper, "base_seed": base_seed, "covs": covs, "tasks": [str(t) for t in cube["task"].values],
+        "item": cube["item"].values, "item_id": item_id, "truth": truth, "class_name": class_name,
+        "n_class": (class_name != "").sum(axis=1), "real_t": real_t, "real_i": real_i, "texts": texts,
+        "all_texts": all_texts, "tokens": tokens,
+        "user": _custom_rows(custom, cube, real_t, real_i, tokens[0]) if custom else {},
+        "cov_values": cov_values, "cov_kind": {c: _covariate_kind(v) for c, v in cov_values.items()},
+    }
 
+
+def _word_rank(words: np.ndarray) -> np.ndarray:
+    return np.argsort(np.argsort(words.astype(str))) if len(words) else np.zeros(0, int)
+
+
+def _task_hypotheses(plan: dict[str, Any], t: int) -> dict[str, Any]:
+    """Step 2 of :func:`generate_hypotheses`: the hypotheses of task number ``t``.
+
+    Returns ``skipped``, ``excluded``, ``meta`` (grouping, kind, class code, class name per
+    hypothesis), ``pos`` (the task's real item positions), ``rows`` (int8, hypothesis x ``pos``),
+    ``group`` (int8, hypothesis x cube item: 1 = A, 0 = B, -1 neither) and ``text_hash`` (of
+    every item position of the task).
+    """
+    o, paper = plan["options"], plan["paper"]
+    groupings, n_keywords, min_labelled = o["groupings"], o["n_keywords"], o["min_labelled"]
+    min_group, drop_human_zero = o["min_group"], o["drop_human_zero"]
+    task = plan["tasks"][t]
+    truth, class_name, item_id = plan["truth"], plan["class_name"], plan["item_id"]
     skipped: list[dict[str, Any]] = []
     excluded: list[dict[str, Any]] = []
-    out_task: list[int] = []
     meta: list[tuple[str, str, int, str]] = []
-    blocks: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []  # (task, pos, cand rows, kept idx)
+    sel = np.flatnonzero(plan["real_t"] == t)
+    pos = plan["real_i"][sel]  # cube item positions of the task's real items
+    out = {"skipped": skipped, "excluded": excluded, "meta": meta, "pos": pos,
+           "rows": np.zeros((0, len(pos)), dtype=np.int8), "text_hash": _text_hash(plan["all_texts"][t])}
+    k_t = int(plan["n_class"][t])
+    classes = (_conv.paper_test_classes(truth[t, pos], k_t) if paper
+               else list(range(k_t)) if k_t > 2 else [0])
+    names_t = [str(class_name[t, c]) for c in classes]
+    y_t = truth[t, pos]
+    if not (y_t >= 0).any() and min_labelled > 0:
+        skipped.append({"task": task, "grouping": "*", "class_name": "*", "reason": "no human labels"})
+        return _with_group(out, plan)
 
-    for t, task in enumerate(tasks):
-        sel = np.flatnonzero(real_t == t)
-        pos = real_i[sel]  # cube item positions of the task's real items
-        k_t = int(n_class[t])
-        classes = (_conv.paper_test_classes(truth[t, pos], k_t) if paper
-                   else list(range(k_t)) if k_t > 2 else [0])
-        names_t = [str(class_name[t, c]) for c in classes]
-        y_t = truth[t, pos]
-        if not (y_t >= 0).any() and min_labelled > 0:
-            skipped.append({"task": task, "grouping": "*", "class_name": "*", "reason": "no human labels"})
-            continue
+    texts_t = plan["texts"][sel]
+    want_text = not paper and ("length" in groupings or "keyword" in groupings)
+    if plan["tokens"] is not None:
+        lengths, x_all, words, word_rank = plan["tokens"]
+        lengths, x_t = lengths[sel], x_all[sel]
+    elif want_text:
+        lengths, x_t, words = _tokenize_items(texts_t)
+        word_rank = _word_rank(words)
+    else:
+        x_t = None
+    cand: list[tuple[str, str, np.ndarray]] = []
+    if "random" in groupings and paper:
+        for name, share, seed in _conv.PAPER_RANDOM_SPLITS:
+            cand.append((f"random:{name}", "random", _conv.paper_random_split(len(pos), share, seed)))
+    elif "random" in groupings:
+        order = np.argsort(item_id[t, pos].astype(str), kind="stable")
+        gen = np.random.default_rng([plan["base_seed"], zlib.crc32(task.encode("utf-8"))])
+        for name, share in RANDOM_SPLITS:
+            perm = order[gen.permutation(len(pos))]
+            row = np.zeros(len(pos), dtype=np.int8)
+            row[perm[: int(round(share * len(pos)))]] = 1
+            cand.append((f"random:{name}", "random", row))
+    if "length" in groupings and paper:
+        cand.append(("length:median", "length", _conv.paper_length_split(texts_t)))
+    elif "length" in groupings:
+        cand.append(("length:median", "length", _balanced_split(lengths.astype(np.float64), np.ones(len(pos), bool))))
+    if "keyword" in groupings and n_keywords > 0 and paper:
+        names_by_code = np.array([str(class_name[t, c]) for c in range(k_t)], dtype=object)
+        lab_t = [names_by_code[v] if v >= 0 else None for v in y_t]
+        for w in _conv.paper_keywords(texts_t, lab_t, k=n_keywords):
+            cand.append((f"keyword:{w}", "keyword", _conv.paper_keyword_member(texts_t, w)))
+    elif "keyword" in groupings and n_keywords > 0 and x_t is not None:
+        ids = _select_keywords(x_t, y_t, k_t, word_rank, n_keywords, o["min_word_count"])
+        if ids:
+            pres = (x_t[:, ids].toarray().T > 0).astype(np.int8)
+            cand.extend((f"keyword:{words[w]}", "keyword", pres[j]) for j, w in enumerate(ids))
+    if "covariate" in groupings or "temporal" in groupings:
+        for c in plan["covs"]:
+            kind = plan["cov_kind"][c]
+            if ("covariate" not in groupings) and kind != "datetime":
+                continue
+            rows = _covariate_rows(c, plan["cov_values"][c][t, pos], kind, o["top_k"], paper)
+            if rows is None:
+                skipped.append({"task": task, "grouping": f"cov:{c}", "class_name": "*",
+                                "reason": "covariate missing for every item"})
+                continue
+            for gname, gkind, row, n_miss in rows:
+                if n_miss:
+                    excluded.append({"task": task, "grouping": gname, "n_items": n_miss,
+                                     "reason": "missing covariate value"})
+                cand.append((gname, gkind, row))
+    for name, full in plan["user"].items():
+        spec = o["custom"][name]
+        if isinstance(spec, Mapping) and task not in {str(k) for k in spec}:
+            continue  # a per-task mask that does not cover this task
+        row = full[t, pos]
+        n_miss = int((row < 0).sum())
+        if n_miss:
+            excluded.append({"task": task, "grouping": f"user:{name}", "n_items": n_miss,
+                             "reason": "missing (NA) mask value"})
+        cand.append((f"user:{name}", "user", row))
+    if not cand:
+        return _with_group(out, plan)
 
-        cand: list[tuple[str, str, np.ndarray]] = []
-        texts_t = texts[sel] if paper else None
-        if "random" in groupings and paper:
-            for name, share, seed in _conv.PAPER_RANDOM_SPLITS:
-                cand.append((f"random:{name}", "random", _conv.paper_random_split(len(pos), share, seed)))
-        elif "random" in groupings:
-            order = np.argsort(item_id[t, pos].astype(str), kind="stable")
-            gen = np.random.default_rng([base_seed, zlib.crc32(task.encode("utf-8"))])
-            for name, share in RANDOM_SPLITS:
-                perm = order[gen.permutation(len(pos))]
-                row = np.zeros(len(pos), dtype=np.int8)
-                row[perm[: int(round(share * len(pos)))]] = 1
-                cand.append((f"random:{name}", "random", row))
-        if "length" in groupings and paper:
-            cand.append(("length:median", "length", _conv.paper_length_split(texts_t)))
-        elif "length" in groupings:
-            ln = lengths[sel].astype(np.float64)
-            cand.append(("length:median", "length", _balanced_split(ln, np.ones(len(pos), bool))))
-        if "keyword" in groupings and n_keywords > 0 and paper:
-            names_by_code = np.array([str(class_name[t, c]) for c in range(k_t)], dtype=object)
-            lab_t = [names_by_code[v] if v >= 0 else None for v in y_t]
-            for w in _conv.paper_keywords(texts_t, lab_t, k=n_keywords):
-                cand.append((f"keyword:{w}", "keyword", _conv.paper_keyword_member(texts_t, w)))
-        elif "keyword" in groupings and n_keywords > 0 and x_all is not None:
-            x_t = x_all[sel]
-            ids = _select_keywords(x_t, y_t, k_t, word_rank, n_keywords, min_word_count)
-            if ids:
-                pres = (x_t[:, ids].toarray().T > 0).astype(np.int8)
-                cand.extend((f"keyword:{words[w]}", "keyword", pres[j]) for j, w in enumerate(ids))
-        if "covariate" in groupings or "temporal" in groupings:
-            for c in covs:
-                kind = cov_kind[c]
-                if ("covariate" not in groupings) and kind != "datetime":
-                    continue
-                rows = _covariate_rows(c, cov_values[c][t, pos], kind, top_k, paper)
-                if rows is None:
-                    skipped.append({"task": task, "grouping": f"cov:{c}", "class_name": "*",
-                                    "reason": "covariate missing for every item"})
-                    continue
-                for gname, gkind, row, n_miss in rows:
-                    if n_miss:
-                        excluded.append({"task": task, "grouping": gname, "n_items": n_miss,
-                                         "reason": "missing covariate value"})
-                    cand.append((gname, gkind, row))
-        for name, full in user.items():
-            spec = custom[name]
-            if isinstance(spec, Mapping) and task not in {str(k) for k in spec}:
-                continue  # a per-task mask that does not cover this task
-            row = full[t, pos]
-            n_miss = int((row < 0).sum())
-            if n_miss:
-                excluded.append({"task": task, "grouping": f"user:{name}", "n_items": n_miss,
-                                 "reason": "missing (NA) mask value"})
-            cand.append((f"user:{name}", "user", row))
-        if not cand:
-            continue
+    g = np.stack([r for _, _, r in cand])  # (candidate, item of task)
+    a, b = g == 1, g == 0
+    lab = y_t >= 0
+    onehot = np.zeros((len(pos), k_t))
+    onehot[np.flatnonzero(lab), y_t[lab]] = 1.0
+    n_a, n_b = a.sum(1), b.sum(1)
+    m_a, m_b = (a & lab).sum(1), (b & lab).sum(1)
+    k_a, k_b = a.astype(np.float64) @ onehot, b.astype(np.float64) @ onehot
+    seen: dict[bytes, str] = {}
+    kept: list[int] = []
+    for j, (gname, gkind, row) in enumerate(cand):
+        reason = None
+        for side, n, m in (("A", n_a[j], m_a[j]), ("B", n_b[j], m_b[j])):
+            if reason is None and n < min_group:
+                reason = _reason_size(side, int(n), min_group)
+            if reason is None and m < min_labelled:
+                reason = _reason_size(side, int(m), min_labelled, labelled=True,
+                                      name="min_group" if min_labelled == min_group else "min_labelled")
+        if reason is None and not paper:
+            key, flip = row.tobytes(), np.where(row >= 0, 1 - row, row).astype(np.int8).tobytes()
+            if key in seen or flip in seen:
+                reason = f"same split as {seen.get(key, seen.get(flip))}"
+            else:
+                seen[key] = gname
+        for c, cname in zip(classes, names_t, strict=True):
+            why = reason
+            if why is None and drop_human_zero:
+                for side, k, m in (("A", k_a[j, c], m_a[j]), ("B", k_b[j, c], m_b[j])):
+                    if m == 0:  # no human label in the group (only with min_labelled=0)
+                        continue
+                    if why is None and k == 0:
+                        why = f"human labels: class {cname!r} absent from group {side}"
+                    if why is None and k == m and not paper:
+                        why = f"human labels: only class {cname!r} in group {side}"
+            if why is not None:
+                skipped.append({"task": task, "grouping": gname, "class_name": cname, "reason": why})
+                continue
+            kept.append(j)
+            meta.append((gname, gkind, c, cname))
+    if kept:
+        out["rows"] = g[np.asarray(kept)]
+    return _with_group(out, plan)
 
-        g = np.stack([r for _, _, r in cand])  # (candidate, item of task)
-        a, b = g == 1, g == 0
-        lab = y_t >= 0
-        onehot = np.zeros((len(pos), k_t))
-        onehot[np.flatnonzero(lab), y_t[lab]] = 1.0
-        n_a, n_b = a.sum(1), b.sum(1)
-        m_a, m_b = (a & lab).sum(1), (b & lab).sum(1)
-        k_a, k_b = a.astype(np.float64) @ onehot, b.astype(np.float64) @ onehot
-        seen: dict[bytes, str] = {}
-        kept: list[int] = []
-        for j, (gname, gkind, row) in enumerate(cand):
-            reason = None
-            for side, n, m in (("A", n_a[j], m_a[j]), ("B", n_b[j], m_b[j])):
-                if reason is None and n < min_group:
-                    reason = _reason_size(side, int(n), min_group)
-                if reason is None and m < min_labelled:
-                    reason = _reason_size(side, int(m), min_labelled, labelled=True,
-                                          name="min_group" if min_labelled == min_group else "min_labelled")
-            if reason is None and not paper:
-                key, flip = row.tobytes(), np.where(row >= 0, 1 - row, row).astype(np.int8).tobytes()
-                if key in seen or flip in seen:
-                    reason = f"same split as {seen.get(key, seen.get(flip))}"
-                else:
-                    seen[key] = gname
-            for c, cname in zip(classes, names_t, strict=True):
-                why = reason
-                if why is None and drop_human_zero:
-                    for side, k, m in (("A", k_a[j, c], m_a[j]), ("B", k_b[j, c], m_b[j])):
-                        if m == 0:  # no human label in the group (only with min_labelled=0)
-                            continue
-                        if why is None and k == 0:
-                            why = f"human labels: class {cname!r} absent from group {side}"
-                        if why is None and k == m and not paper:
-                            why = f"human labels: only class {cname!r} in group {side}"
-                if why is not None:
-                    skipped.append({"task": task, "grouping": gname, "class_name": cname, "reason": why})
-                    continue
-                kept.append(j)
-                meta.append((gname, gkind, c, cname))
-                out_task.append(t)
-        if kept:
-            blocks.append((t, pos, g, np.asarray(kept)))
 
+def _with_group(part: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
+    """The task's group rows placed on the cube's item positions (``group``)."""
+    group = np.full((len(part["meta"]), len(plan["item"])), -1, dtype=np.int8)
+    group[:, part["pos"]] = part["rows"]
+    part["group"] = group
+    return part
+
+
+def _assemble_hypotheses(plan: dict[str, Any], parts: Sequence[dict[str, Any]]) -> xr.Dataset:
+    """Step 3 of :func:`generate_hypotheses`: the hypotheses Dataset from the parts of every task, in task order."""
+    o, tasks = plan["options"], plan["tasks"]
+    skipped = [s for p in parts for s in p["skipped"]]
+    meta = [m for p in parts for m in p["meta"]]
     n_hyp = len(meta)
-    group = np.full((n_hyp, cube.sizes["item"]), -1, dtype=np.int8)
-    h0 = 0
-    for _t, pos, g, kept in blocks:
-        h = np.arange(h0, h0 + len(kept))
-        group[h[:, None], pos[None, :]] = g[kept]
-        h0 += len(kept)
+    group = np.concatenate([p["group"] for p in parts]) if parts else np.zeros((0, len(plan["item"])), np.int8)
     if n_hyp == 0:
         log.warning("generate_hypotheses: every candidate hypothesis was skipped (%d); see attrs['skipped'].",
                     len(skipped))
@@ -672,8 +764,8 @@ def generate_hypotheses(
         {"group": (("hypothesis", "item"), group)},
         coords={
             "hypothesis": np.arange(n_hyp),
-            "item": cube["item"].values,
-            "task": ("hypothesis", np.array([tasks[t] for t in out_task], dtype=object)),
+            "item": plan["item"],
+            "task": ("hypothesis", np.array([tasks[t] for t, p in enumerate(parts) for _ in p["meta"]], dtype=object)),
             "grouping": ("hypothesis", col(0)),
             "kind": ("hypothesis", col(1)),
             "class_code": ("hypothesis", np.array([m[2] for m in meta], dtype=np.int64)),
@@ -682,26 +774,26 @@ def generate_hypotheses(
     )
     ds["group"].attrs["description"] = "1 = group A, 0 = group B, -1 = neither (padding, excluded)"
     # the items the groups refer to, so that results align by item id (never by position)
-    ds["item_id"] = (("item_task", "item"), np.asarray(cube["item_id"].values).astype(object))
-    ds["item_text_hash"] = (("item_task", "item"), _text_hash(np.asarray(cube["text"].values)))
+    ds["item_id"] = (("item_task", "item"), plan["item_id"].astype(object))
+    ds["item_text_hash"] = (("item_task", "item"), np.stack([p["text_hash"] for p in parts]))
     ds = ds.assign_coords(item_task=np.array(tasks, dtype=object))
     ds["item_id"].attrs["description"] = "item id of each item position, per task of the cube ('' = padding)"
     ds["item_text_hash"].attrs["description"] = "pandas hash of each item's text (detects another cube)"
     ds.attrs.update({
         "created_by": "hackrisk.generate_hypotheses",
-        "groupings": [*groupings, *(["user"] if user else [])],
-        "top_k": int(top_k),
-        "n_keywords": int(n_keywords),
-        "min_group": int(min_group),
-        "min_labelled": int(min_labelled),
-        "min_word_count": int(min_word_count),
-        "drop_human_zero": int(bool(drop_human_zero)),
-        "conventions": conventions,
+        "groupings": [*o["groupings"], *(["user"] if plan["user"] else [])],
+        "top_k": o["top_k"],
+        "n_keywords": o["n_keywords"],
+        "min_group": int(o["min_group"]),
+        "min_labelled": o["min_labelled"],
+        "min_word_count": int(o["min_word_count"]),
+        "drop_human_zero": int(bool(o["drop_human_zero"])),
+        "conventions": o["conventions"],
         "skipped": skipped,
-        "excluded": excluded,
+        "excluded": [e for p in parts for e in p["excluded"]],
     })
-    if isinstance(rng, (int, np.integer)):
-        ds.attrs["rng"] = int(rng)
+    if isinstance(o["rng"], (int, np.integer)):
+        ds.attrs["rng"] = int(o["rng"])
     return ds
 
 

@@ -707,3 +707,96 @@ def test_partial_and_no_human_labels():
     h0 = generate_hypotheses(none, min_labelled=0)
     assert h0.sizes["hypothesis"] > 0 and not skipped_table(h0)["reason"].str.startswith("human").any()
     assert h0.attrs["min_labelled"] == 0
+
+
+# ------------------------------------------------------------------------------------------------
+# the vectorised word scanner (hackrisk._wordscan) equals tokenize
+
+
+def _scanned_words(texts, batch_chars):
+    from hackrisk._wordscan import scan_texts
+
+    runs, indptr, words, vocab = scan_texts(texts, batch_chars=batch_chars)
+    return runs, [[vocab[w] for w in words[indptr[j]:indptr[j + 1]]] for j in range(len(texts))]
+
+
+def _assert_scans_like_tokenize(texts, batch_chars=64):  # small batches: many batches
+    runs, got = _scanned_words(texts, batch_chars)
+    for j, text in enumerate(texts):
+        assert got[j] == list(dict.fromkeys(tokenize(text))), text
+        assert runs[j] == len(str(text).split()), text
+
+
+def test_scanner_edge_cases():
+    _assert_scans_like_tokenize([
+        "Friend's don't 's 's_ x's it's' rock'n'roll 22'ab 2a'b a2b _x x_y", "", " ", "\n",
+        "https://t.co/x www.a.b http:// x https:// www. wwww.abc abchttp://x.y/z's word", "http://x",
+        "ΣΑΣ ΣΑΣ. σς İstanbul ǅemal ß ﬁne ١٢٣abc ²³ⅻ x²", "a\x00b\x1cc\x85d\u2028e\u00a0f\u3000g",
+        "\ud800lone surrogate", "tab\tsep\vfeed\fcr\rend", "don'", "'s", "o'", "o's", "''a",
+    ])
+
+
+def test_scanner_random_unicode():
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    pieces = st.sampled_from(["a", "S", "s", "'", "'s", "_", "2", "٣", "²", " ", "\n", "\u00a0", ".", ":", "/",
+                              "http://", "https://", "www.", "HTTP://", "Σ", "İ", "é", "x", "\x00", "-"])
+    texts = st.lists(st.lists(pieces | st.characters(), max_size=25).map("".join), min_size=1, max_size=30)
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(texts)
+    def check(batch):
+        _assert_scans_like_tokenize(batch)
+
+    check()
+
+
+def test_scanner_real_texts():
+    """Every text of the data mirror (tweets, news, reviews), in one scan."""
+    data = _data_dir()
+    texts = []
+    for path in sorted((data / "llmhacking").glob("*.csv.gz")):
+        texts += pd.read_csv(path)["text"].astype(str).tolist()
+    for path in sorted((data / "vader").glob("*_GroundTruth.tsv.gz")):
+        texts += pd.read_csv(path, sep="\t", header=None)[2].astype(str).tolist()
+    assert len(texts) > 25_000
+    _assert_scans_like_tokenize(texts, batch_chars=1 << 16)
+
+
+def test_lowercase_keeps_whitespace_runs():
+    """The scanner counts whitespace runs on lower-cased text: lower() maps every whitespace
+    character to whitespace and every other character to non-whitespace characters only."""
+    for code in range(0x110000):
+        ch = chr(code)
+        low = ch.lower()
+        assert all(c.isspace() == ch.isspace() for c in low), hex(code)
+
+
+def test_tokenize_items_compiled_equals_python(monkeypatch):
+    from hackrisk import hypotheses as H
+
+    data = _data_dir()
+    texts = np.array(pd.read_csv(data / "llmhacking" / "stance_climate.csv.gz")["text"].astype(str), dtype=object)
+    monkeypatch.setattr(H, "_SCAN_MIN_TEXTS", 0)
+    fast = H._tokenize_items(texts)
+    monkeypatch.setattr(H, "_SCAN_MIN_TEXTS", 10**9)
+    slow = H._tokenize_items(texts)
+    np.testing.assert_array_equal(fast[0], slow[0])
+    fo, so = np.argsort(fast[2].astype(str)), np.argsort(slow[2].astype(str))
+    np.testing.assert_array_equal(fast[2][fo], slow[2][so])
+    assert (fast[1][:, fo] != slow[1][:, so]).nnz == 0 and fast[1].nnz > 10_000
+
+
+def test_scanner_hash_collision_falls_back(monkeypatch):
+    """Words whose hashes collide are never merged: the scan gives up and tokenize is used."""
+    from hackrisk import _wordscan
+    from hackrisk import hypotheses as H
+
+    texts = np.array(["apple grape", "lemon melon apple"] * 20, dtype=object)
+    monkeypatch.setattr(_wordscan, "_POWERS", [np.zeros(1, np.uint64), np.zeros(1, np.uint64)])
+    monkeypatch.setattr(_wordscan, "_powers", lambda n: (np.zeros(n, np.uint64), np.zeros(n, np.uint64)))
+    assert _wordscan.scan_texts(texts) is None  # every 5-letter word hashes alike
+    monkeypatch.setattr(H, "_SCAN_MIN_TEXTS", 0)
+    lengths, x, words = H._tokenize_items(texts)
+    assert sorted(words) == ["apple", "grape", "lemon", "melon"] and x.sum() == 100
