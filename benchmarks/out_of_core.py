@@ -164,10 +164,10 @@ def analyse(path: str, workers: int, limit: int, out: str) -> None:
     t0, c0 = time.perf_counter(), time.process_time()
     cube = stage("open", hackrisk.open_cube, path)
     with dask.config.set(scheduler="threads", num_workers=workers):
-        hyps = stage("hypotheses", scale.generate_hypotheses_chunked, cube)
         with Watch():
-            tests = stage("pass", scale.test_hypotheses_chunked, cube, hyps)
-        # the block counting: the pass's costliest dask compute (the rest of the pass checks inputs)
+            hyps, tests = stage("hypotheses_and_pass", scale.hypotheses_and_tests_chunked, cube)
+        # the block counting (each task's hypotheses made in the same graph): the pass's costliest
+        # dask compute; the rest of the pass loads a light copy and checks inputs
         stages["block_counting"] = list(max(computes, key=lambda v: v[2])[1:]) if computes else [0.0, 0.0]
         tests, risk_ = stage("errors_risk", errors_and_risk, tests)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0

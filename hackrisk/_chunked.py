@@ -23,7 +23,8 @@ from .cube import CONFIG_DIMS, LABEL_DIMS, NOT_ANNOTATED, OUTSIDE, validate_cube
 
 log = logging.getLogger("hackrisk.scale")
 
-_MAX_BLOCK_LABELS = 2**23  # labels per block: 16 MB of int16, 32 MB of float32 one-hot per class
+_MAX_BLOCK_LABELS = 2**23  # labels per block: 16 MB of int16
+_SUB_ITEMS = 8192  # items per matrix product within a block
 
 
 def is_lazy(cube: xr.Dataset) -> bool:
@@ -141,11 +142,18 @@ def _block_partial(lab: np.ndarray, rows: np.ndarray | None, codes: np.ndarray |
     out = {"bad": bad, "labelled": labelled, "missing": missing[0].astype(np.int64)}
     if rows is not None:
         flat = lab.reshape(-1, lab.shape[-1])
-        member = rows.astype(np.float32)
-        # one class at a time: the float32 one-hot of a block is then as large as the block, not k times
-        work = scratch("onehot", flat.shape, np.float32)
-        out["counts"] = np.concatenate([K.count_by_group(flat, member, codes[j:j + 1], work=work)
-                                        for j in range(codes.size)]).astype(np.float64)  # exact integers
+        # slices of _SUB_ITEMS items and one class at a time: the float32 one-hot and memberships are
+        # then a few MB per worker, not 2 x 4 bytes per label of the block; the float32 sums stay exact
+        # integers (below 2**24 items per group)
+        counts = np.zeros((codes.size, flat.shape[0], rows.shape[0]), dtype=np.float32)
+        for i0 in range(0, flat.shape[1], _SUB_ITEMS):
+            i1 = min(i0 + _SUB_ITEMS, flat.shape[1])
+            member = scratch("member", (rows.shape[0], i1 - i0), np.float32)
+            member[...] = rows[:, i0:i1]
+            work = scratch("onehot", (flat.shape[0], i1 - i0), np.float32)
+            for j in range(codes.size):
+                counts[j] += K.count_by_group(flat[:, i0:i1], member, codes[j:j + 1], work=work)[0]
+        out["counts"] = counts.astype(np.float64)
     return out
 
 
@@ -269,22 +277,32 @@ def count_lazy(
     sample: int | None = None,
     chunks: Mapping[str, int] | None = None,
     scheduler: str | None = None,
+    task_parts: Callable[[int], tuple[np.ndarray, np.ndarray, Any]] | None = None,
 ) -> dict[str, Any]:
     """The counting pass of :func:`hackrisk.scale.count_hypotheses` (see there).
 
     ``check_hypotheses(cube, hypotheses) -> (t_idx, cls, group)`` and ``label_array(cube,
     sample)`` are the in-memory path's checks (:mod:`hackrisk.analysis.frequentist`), so both
     paths raise the same messages.
+
+    ``task_parts`` (with ``hypotheses=None``): the hypotheses are made in the pass. ``task_parts(t)
+    -> (group, cls, part)`` gives the hypotheses of task number ``t`` of this cube (``group`` int8
+    hypothesis x cube item, ``cls`` their class codes, ``part`` anything); each task's call is a
+    dask task that the counting of that task's blocks waits for, so one worker makes the next
+    task's hypotheses while the other counts. The result then also holds ``parts`` (task order).
+    The caller validates the cube and its ``(task, item)`` variables first (as ``task_parts``
+    is made from them).
     """
     import dask
 
     from .analysis import _kernels as K
 
-    validate_cube(cube, check_values=False)
-    # every check that does not involve the labels, on a light copy; labels are checked in the pass
-    # (slices, not lists: a list indexer builds a dask "take" over every store chunk)
-    validate_cube(cube.isel(model=slice(0, 1), temperature=slice(0, 1)).load())
-    t_idx, cls, group = check_hypotheses(cube, hypotheses)
+    if task_parts is None:  # (with task_parts the caller has made these checks)
+        validate_cube(cube, check_values=False)
+        # every check that does not involve the labels, on a light copy; labels are checked in the pass
+        # (slices, not lists: a list indexer builds a dask "take" over every store chunk)
+        validate_cube(cube.isel(model=slice(0, 1), temperature=slice(0, 1)).load())
+        t_idx, cls, group = check_hypotheses(cube, hypotheses)
     # checks sample= with the in-memory rules, on a one-label slice (same messages)
     label_array(cube.isel({d: slice(0, 1) for d in LABEL_DIMS}), sample)
     s_idx = None if "sample" not in cube["label"].dims else (0 if sample is None else int(sample))
@@ -311,13 +329,12 @@ def count_lazy(
     n_cls = np.asarray((cube["class_name"] != "").sum("class").values)
 
     # per task: distinct membership rows of its hypotheses (A, and A or B) and the classes to count
-    plans = {}
-    for t in np.unique(t_idx):
-        hs = np.flatnonzero(t_idx == t)
-        g = group[hs]
-        rows, inv = _distinct_rows(np.concatenate([g == 1, g >= 0]))
-        codes, cls_pos = np.unique(cls[hs], return_inverse=True)
-        plans[int(t)] = (hs, rows, inv, codes.astype(np.int16), cls_pos)
+    if task_parts is None:
+        plans = {int(t): (np.flatnonzero(t_idx == t), *_task_plan(group[t_idx == t], cls[t_idx == t]))
+                 for t in np.unique(t_idx)}
+    else:  # made in the graph: a task's plan is None when it has no hypothesis
+        made = [dask.delayed(task_parts, pure=False)(t) for t in range(n_task)]  # pure: would hash the closure
+        lazy_plans = [dask.delayed(_part_plan, pure=True)(part) for part in made]
 
     bounds = [np.concatenate([[0], np.cumsum(c)]) for c in block_chunks]
     scratch = _scratch_pool()
@@ -338,13 +355,19 @@ def count_lazy(
         if t1 - t0 != 1:
             raise ValueError(f"chunks: 'task' must be chunked 1 per block for the analysis, got {block_chunks[0]}. "
                              "Fix: pass chunks={'task': 1, ...} (the default).")
-        plan = plans.get(int(t0))
         item_args = []
         for i_b in range(n_blocks[4]):
             i0, i1 = bounds[4][i_b], bounds[4][i_b + 1]
-            rows = None if plan is None else dask.delayed(np.ascontiguousarray(plan[1][:, i0:i1]))
+            if task_parts is not None:
+                rows = dask.delayed(_plan_rows, pure=True)(lazy_plans[t0], i0, i1)
+            else:
+                plan = plans.get(int(t0))
+                rows = None if plan is None else dask.delayed(np.ascontiguousarray(plan[1][:, i0:i1]))
             item_args.append((rows, dask.delayed(real[t0, i0:i1])))
-        codes = None if plan is None else plan[3]
+        if task_parts is not None:
+            codes = dask.delayed(_plan_codes, pure=True)(lazy_plans[t0])
+        else:
+            codes = None if int(t0) not in plans else plans[int(t0)][3]
         for idx in np.ndindex(*n_blocks[1:4]):
             parts = []
             for i_b, (rows, real_b) in enumerate(item_args):
@@ -355,7 +378,15 @@ def count_lazy(
             where.append((t0, *(slice(bounds[1 + a][j], bounds[1 + a][j + 1]) for a, j in enumerate(idx))))
 
     compute_kw = {} if scheduler is None else {"scheduler": scheduler}
-    results = dask.compute(*lazy, **compute_kw)
+    if task_parts is None:
+        results = dask.compute(*lazy, **compute_kw)
+    else:
+        results = dask.compute(*lazy, *made, *lazy_plans, **compute_kw)
+        results, made, done = results[:len(lazy)], results[len(lazy):len(lazy) + n_task], results[len(lazy) + n_task:]
+        group = np.concatenate([p[0] for p in made])
+        cls = np.concatenate([np.asarray(p[1], dtype=np.int64) for p in made])
+        t_idx = np.repeat(np.arange(n_task), [len(p[1]) for p in made])
+        plans = {t: (np.flatnonzero(t_idx == t), *plan) for t, plan in enumerate(done) if plan is not None}
 
     n_bad = 0
     labelled = np.zeros((n_task, lab.sizes["prompt"]), dtype=bool)
@@ -391,9 +422,32 @@ def count_lazy(
         hn = rows.astype(np.float32) @ (tr >= 0).astype(np.float32)
         hn_a[hs] = hn[inv[: hs.size]]
         hn_b[hs] = hn[inv[hs.size:]] - hn[inv[: hs.size]]
-    return {"k_a": k_a, "k_b": k_b, "hn_a": hn_a, "hn_b": hn_b, "annotated_tc": annotated_tc,
-            "t_idx": t_idx, "cls": cls, "group": group, "n_cfg": n_cfg, "cfg_shape": cfg_shape,
-            "used_tasks": np.array(sorted(plans), dtype=np.int64)}
+    out = {"k_a": k_a, "k_b": k_b, "hn_a": hn_a, "hn_b": hn_b, "annotated_tc": annotated_tc,
+           "t_idx": t_idx, "cls": cls, "group": group, "n_cfg": n_cfg, "cfg_shape": cfg_shape,
+           "used_tasks": np.array(sorted(plans), dtype=np.int64)}
+    if task_parts is not None:
+        out["parts"] = [p[2] for p in made]
+    return out
+
+
+def _task_plan(group: np.ndarray, cls: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A task's counting plan: the distinct membership rows of its hypotheses (A, and A or B), each
+    hypothesis' two rows (``inv``), the class codes to count and each hypothesis' code position."""
+    rows, inv = _distinct_rows(np.concatenate([group == 1, group >= 0]))
+    codes, cls_pos = np.unique(cls, return_inverse=True)
+    return rows, inv, codes.astype(np.int16), cls_pos
+
+
+def _part_plan(part: tuple[np.ndarray, np.ndarray, Any]) -> tuple | None:
+    return _task_plan(part[0], np.asarray(part[1], dtype=np.int64)) if len(part[1]) else None
+
+
+def _plan_rows(plan: tuple | None, i0: int, i1: int) -> np.ndarray | None:
+    return None if plan is None else np.ascontiguousarray(plan[0][:, i0:i1])
+
+
+def _plan_codes(plan: tuple | None) -> np.ndarray | None:
+    return None if plan is None else plan[2]
 
 
 def _unused_prompt_labelled(cube: xr.Dataset, labelled: np.ndarray) -> bool:

@@ -261,3 +261,46 @@ def test_count_by_group_reused_buffer():
     for got in (K.count_by_group(lab, member, [0, 2]), K.count_by_group(lab, member, [0, 2], work=work)):
         assert got.dtype == np.float32
         np.testing.assert_array_equal(got, expect)
+
+
+def test_hypotheses_made_in_the_pass(sim, sim_ref, sim_store, monkeypatch):
+    """hypotheses_and_tests_chunked (each task's hypotheses a task of the counting graph) gives the
+    Datasets of generate_hypotheses + test_hypotheses, for 1 and 2 workers, odd chunks, and
+    item slices of the block counting smaller than a block."""
+    import dask
+
+    from hackrisk import _chunked
+
+    hyps, ref = sim_ref
+    lazy = hackrisk.open_cube(sim_store)
+    monkeypatch.setattr(_chunked, "_SUB_ITEMS", 37)  # several matrix products per block
+    for workers in (1, 2):
+        with dask.config.set(scheduler="threads", num_workers=workers):
+            got_h, got = scale.hypotheses_and_tests_chunked(lazy, chunks=ODD_CHUNKS)
+        xr.testing.assert_identical(hyps, got_h)
+        _assert_same_analysis(ref, got)
+    # options of the generator pass through; the in-memory cube works too
+    opts = {"groupings": ("random", "keyword"), "n_keywords": 2, "rng": 7}
+    got_h, got = scale.hypotheses_and_tests_chunked(sim, alpha=0.1, **opts)
+    ref_h = generate_hypotheses(sim, **opts)
+    xr.testing.assert_identical(ref_h, got_h)
+    xr.testing.assert_identical(fq.test_hypotheses(sim, ref_h, alpha=0.1), got)
+    res = scale.analyze_chunked(lazy, n_boot=30, rng=1)
+    xr.testing.assert_identical(res["hypotheses"], hyps)
+    xr.testing.assert_identical(res["tests"], classify_errors(ref))
+
+
+def test_hypotheses_made_in_the_pass_errors(sim):
+    """The generator's and the tests' own errors, before any label is read."""
+    with pytest.raises(ValueError, match="unknown grouping"):
+        scale.hypotheses_and_tests_chunked(sim, groupings=("nope",))
+    with pytest.raises(ValueError, match="alpha"):
+        scale.hypotheses_and_tests_chunked(sim, alpha=2.0)
+    with pytest.raises(TypeError):
+        scale.hypotheses_and_tests_chunked(sim, not_an_option=1)
+    unlabelled = sim.assign(truth=xr.full_like(sim["truth"], -1))
+    with pytest.raises(ValueError, match="no task of the cube has human labels"):
+        scale.hypotheses_and_tests_chunked(unlabelled)
+    # nothing to test: the in-memory path's message
+    with pytest.raises(ValueError, match="hypotheses is empty"):
+        scale.hypotheses_and_tests_chunked(sim, groupings=("random",), min_group=10**6)
