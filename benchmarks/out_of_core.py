@@ -8,11 +8,13 @@
    and region-written into the store, as annotation runners do with :func:`hackrisk.write_labels`.
 2. In a fresh subprocess whose address space is capped (``RLIMIT_AS`` = the cube's in-memory
    size, so it could not load the labels and still run), the store is opened lazily and analysed
-   step by step as :func:`hackrisk.scale.analyze_chunked` does (open, hypotheses, chunked tests,
-   errors and risk): with 1 and with 2 dask worker threads, interleaved and repeated
+   step by step as :func:`hackrisk.scale.analyze_chunked` does (open; hypotheses and tests in one
+   pass, :func:`hackrisk.scale.hypotheses_and_tests_chunked`; errors and risk): with 1 and with 2
+   dask worker threads, interleaved and repeated
    (``--repeats``), the minimum time of each reported (``speedup_2_workers`` = 1-worker / 2-worker
    seconds). Peak RSS (``VmHWM``), wall and CPU seconds (all threads of the process) are recorded,
-   per step and for the block counting (the pass's dask compute, the only parallel part).
+   per step and for the block counting (the pass's dask compute: each task's hypotheses and the
+   counting of its blocks, the parallel part).
    On a shared machine wall times depend on the load; the CPU figures do not much, so the
    speed-up two free cores would give is also reported from them:
    ``speedup_2_workers_cpu_model`` = CPU(1 worker) / (CPU outside the block counting +
@@ -289,8 +291,8 @@ def main() -> None:
             runs[w]["seconds"] = min(seconds[w])
             runs[w]["cpu"] = min(cpu[w])
             runs[w]["pass"] = min(passes[w], key=lambda v: v[1])  # (wall, cpu) of the least-CPU counting
-        # the block counting is the parallel part; the rest (open, hypotheses, the pass's checks,
-        # errors and risk) runs on one core
+        # the block counting (with each task's hypotheses) is the parallel part; the rest (open, the
+        # pass's checks and its 2 x 2 tests, errors and risk) runs on one core
         serial_cpu = runs[1]["cpu"] - runs[1]["pass"][1]
         check = compare(store, tmp / "run1", tmp / "run2")
         peak = max(r["peak_rss"] for r in runs.values())

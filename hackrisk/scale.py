@@ -10,10 +10,12 @@ hypothesis test needs (texts, human labels, covariates, group memberships) lives
 2. **counts** (:func:`count_hypotheses`): the expensive part, the class counts ``k_a`` / ``k_b`` of
    every (hypothesis, configuration), is additive over items. Each dask block of ``label`` (one
    task, a block of configurations, a block of items) is counted with the same kernel as the
-   in-memory path (:func:`hackrisk.analysis._kernels.count_by_group`, one float32 matrix product
+   in-memory path (:func:`hackrisk.analysis._kernels.count_by_group`, float32 matrix products
    against the distinct group-membership rows of the task's hypotheses), and the per-block partial
    counts are summed over the item blocks by a dask tree reduction. The same pass counts missing
-   labels (the ``annotated`` flag) and invalid codes (validation);
+   labels (the ``annotated`` flag) and invalid codes (validation). :func:`hypotheses_and_tests_chunked`
+   makes steps 1 and 2 one pass: each task's hypotheses are a dask task that the counting of that
+   task's blocks waits for, so one worker generates while another counts;
 3. **tests** (:func:`test_hypotheses_chunked`): the summed counts go through the same 2 x 2 test
    kernel (:func:`hackrisk.analysis._kernels.two_by_two`) as
    :func:`hackrisk.analysis.frequentist.test_hypotheses`. Counts are integers, exact in float32
@@ -153,7 +155,7 @@ def test_hypotheses_chunked(
         As in :func:`hackrisk.analysis.frequentist.test_hypotheses`.
     chunks
         Dask chunks of ``label`` for the pass (default :func:`analysis_chunks`): peak memory is
-        about ``(2 + 4 k)`` bytes per label of a block, per worker thread (``k`` classes tested).
+        about 3 bytes per label of a block plus a few MB, per worker thread.
     scheduler
         Passed to ``dask.compute``; default the active scheduler (a distributed ``Client`` if one
         exists, else threads).
