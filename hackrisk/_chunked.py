@@ -333,7 +333,12 @@ def count_lazy(
         plans = {int(t): (np.flatnonzero(t_idx == t), *_task_plan(group[t_idx == t], cls[t_idx == t]))
                  for t in np.unique(t_idx)}
     else:  # made in the graph: a task's plan is None when it has no hypothesis
-        made = [dask.delayed(task_parts, pure=False)(t) for t in range(n_task)]  # pure: would hash the closure
+        # the first two tasks' hypotheses side by side (nothing can be counted before), then one task's
+        # at a time, each after the previous one, so that the other workers count meanwhile (hypotheses
+        # made side by side share the GIL for their Python parts)
+        made: list = []
+        for t in range(n_task):  # pure=False: pure would hash the closure
+            made.append(dask.delayed(_in_turn, pure=False)(task_parts, t, made[-1] if t >= 2 else None))
         lazy_plans = [dask.delayed(_part_plan, pure=True)(part) for part in made]
 
     bounds = [np.concatenate([[0], np.cumsum(c)]) for c in block_chunks]
@@ -436,6 +441,10 @@ def _task_plan(group: np.ndarray, cls: np.ndarray) -> tuple[np.ndarray, np.ndarr
     rows, inv = _distinct_rows(np.concatenate([group == 1, group >= 0]))
     codes, cls_pos = np.unique(cls, return_inverse=True)
     return rows, inv, codes.astype(np.int16), cls_pos
+
+
+def _in_turn(fn: Callable[[int], Any], t: int, _previous: Any) -> Any:
+    return fn(t)
 
 
 def _part_plan(part: tuple[np.ndarray, np.ndarray, Any]) -> tuple | None:

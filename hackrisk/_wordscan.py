@@ -74,10 +74,11 @@ def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
     return _POWERS[0][:n], _POWERS[1][:n]
 
 
-def _scan(cp: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _scan(cp: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Runs per text and the words (start, end, text, hash) of the joined texts ``cp``.
 
-    ``starts``: where each text begins in ``cp``; each text is followed by one ``"\\n"``.
+    ``starts``: where each text begins in ``cp``; each text is followed by one ``"\n"``. Arrays
+    over every character are bool or int8 where possible (a few bytes per character in all).
     """
     n_cp = cp.size
     cls = _table_for(cp)[cp]
@@ -86,40 +87,48 @@ def _scan(cp: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     run_start = ~space
     run_start[1:] &= space[:-1]
     runs = np.add.reduceat(run_start, starts)  # every text has at least its "\n"
-    # URLs: a prefix followed by a non-space, up to the next whitespace
-    pad = np.concatenate([cp, np.zeros(8, dtype=np.uint32)])
-    nonspace = np.concatenate([~space, np.zeros(8, dtype=bool)])
+    # URLs: a prefix followed by a non-space, up to the next whitespace (looked at where an h or w is;
+    # positions past the end read the final "\n", which is neither a prefix character nor a non-space)
+    hw = np.flatnonzero((cp == ord("h")) | (cp == ord("w")))
 
     def at(k: int, ch: str) -> np.ndarray:
-        return pad[k:k + n_cp] == ord(ch)
+        return cp[np.minimum(hw + k, n_cp - 1)] == ord(ch)
+
+    def after(k: int) -> np.ndarray:
+        return ~space[np.minimum(hw + k, n_cp - 1)]
 
     http = at(0, "h") & at(1, "t") & at(2, "t") & at(3, "p")
-    url_at = ((http & at(4, ":") & at(5, "/") & at(6, "/") & nonspace[7:7 + n_cp])
-              | (http & at(4, "s") & at(5, ":") & at(6, "/") & at(7, "/") & nonspace[8:8 + n_cp])
-              | (at(0, "w") & at(1, "w") & at(2, "w") & at(3, ".") & nonspace[4:4 + n_cp]))
-    url = np.zeros(n_cp, dtype=bool)
+    url_at = ((http & at(4, ":") & at(5, "/") & at(6, "/") & after(7))
+              | (http & at(4, "s") & at(5, ":") & at(6, "/") & at(7, "/") & after(8))
+              | (at(0, "w") & at(1, "w") & at(2, "w") & at(3, ".") & after(4)))
+    keep = ~space
     if url_at.any():
-        nxt = np.where(space, np.arange(n_cp), n_cp)
-        nxt = np.minimum.accumulate(nxt[::-1])[::-1]  # next whitespace at or after each position
-        u0 = np.flatnonzero(url_at)
-        depth = np.cumsum(np.bincount(u0, minlength=n_cp + 1) - np.bincount(nxt[u0], minlength=n_cp + 1))
-        url = depth[:n_cp] > 0
-    alnum = ((cls & _ALNUM) != 0) & ~url
-    word = ((cls & _WORD) != 0) & ~url
+        u0 = hw[url_at]
+        gaps = np.flatnonzero(space)
+        u1 = gaps[np.searchsorted(gaps, u0)]  # the next whitespace (there is one: the last "\n")
+        keep[_spans(u0, u1 - u0)] = False  # removed, as by re.sub (overlapping spans end alike)
+    alnum = ((cls & _ALNUM) != 0) & keep
+    start_ok = ((cls & _START) != 0) & keep
     # runs of letters and digits, and the first word-starting character of each
     edge = np.diff(alnum.astype(np.int8), prepend=np.int8(0), append=np.int8(0))
     run_a, run_b = np.flatnonzero(edge == 1), np.flatnonzero(edge == -1)
-    st = np.flatnonzero(((cls & _START) != 0) & ~url)
-    r_of = (np.cumsum(edge[:-1] == 1) - 1)[st]  # run of each word-starting character
-    first = np.r_[True, r_of[1:] != r_of[:-1]] if r_of.size else np.zeros(0, dtype=bool)
-    first_start = np.full(run_a.size, -1, dtype=np.int64)
-    first_start[r_of[first]] = st[first]
-    # an apostrophe right after run r - 1 joins run r, unless run r begins with an "s" that ends a word
+    first_start = np.where(start_ok[run_a], run_a, -1)
+    digit_led = np.flatnonzero(first_start < 0)  # runs that begin with a digit (rare): look inside
+    if digit_led.size:
+        length = run_b[digit_led] - run_a[digit_led]
+        pos = _spans(run_a[digit_led], length)
+        run = np.repeat(digit_led, length)
+        ok = start_ok[pos]
+        pos, run = pos[ok], run[ok]
+        first = np.r_[True, run[1:] != run[:-1]] if run.size else np.zeros(0, dtype=bool)
+        first_start[run[first]] = pos[first]
+    # an apostrophe right after run r - 1 joins run r, unless run r is an "s" that ends a word (the
+    # next character is no \w: neither a letter or digit nor "_", or removed)
     link = np.zeros(run_a.size, dtype=bool)
     if run_a.size > 1:
-        q = run_b[:-1]
-        a = run_a[1:]
-        link[1:] = (a == q + 1) & (cp[np.minimum(q, n_cp - 1)] == 39) & ~((cp[a] == ord("s")) & ~word[a + 1])
+        q, a = run_b[:-1], run_a[1:]
+        ends_word = ~(((cls[a + 1] & _WORD) != 0) & keep[a + 1])
+        link[1:] = (a == q + 1) & (cp[q] == ord("'")) & ~((cp[a] == ord("s")) & ends_word)
     chain = np.cumsum(~link) - 1  # runs joined by apostrophes
     chain_last = np.r_[np.flatnonzero(np.diff(chain)), run_a.size - 1] if run_a.size else np.zeros(0, np.int64)
     with_start = np.flatnonzero(first_start >= 0)
@@ -127,22 +136,27 @@ def _scan(cp: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     lead = with_start[np.r_[True, c_of[1:] != c_of[:-1]]] if with_start.size else with_start
     tok_start = first_start[lead]
     tok_end = run_b[chain_last[chain[lead]]]
-    tok_doc = np.cumsum(np.bincount(starts[1:], minlength=n_cp))[tok_start]  # text of each word
+    tok_doc = np.searchsorted(starts, tok_start, side="right") - 1  # text of each word
     # hash of each word: sum of cp[j] * BASE**j over the word, shifted to its start
-    pw, ipw = _powers(n_cp + 1)
+    pw, ipw = _powers(n_cp)
     with np.errstate(over="ignore"):
-        pref = np.concatenate([np.zeros(1, np.uint64), np.cumsum(cp.astype(np.uint64) * pw[:n_cp])])
-        tok_hash = (pref[tok_end] - pref[tok_start]) * ipw[tok_start] + (tok_end - tok_start).astype(np.uint64)
+        pref = cp.astype(np.uint64)
+        np.multiply(pref, pw, out=pref)
+        np.cumsum(pref, out=pref)  # pref[j]: the sum up to and including j
+        before = np.where(tok_start > 0, pref[np.maximum(tok_start - 1, 0)], np.uint64(0))
+        tok_hash = (pref[tok_end - 1] - before) * ipw[tok_start] + (tok_end - tok_start).astype(np.uint64)
     return runs, tok_start, tok_end, tok_doc, tok_hash
 
 
 def _spans(start: np.ndarray, length: np.ndarray) -> np.ndarray:
     """Positions ``start[i] + k`` for ``k < length[i]``, all ``i`` in order."""
     total = int(length.sum())
+    kind = np.int32 if total + int(start.max(initial=0)) < 2**31 else np.int64  # halves the memory touched
     if total == 0:
-        return np.zeros(0, dtype=np.int64)
-    offset = np.repeat(start - (np.cumsum(length) - length), length)
-    return np.arange(total, dtype=np.int64) + offset
+        return np.zeros(0, dtype=kind)
+    offset = np.repeat((start - (np.cumsum(length) - length)).astype(kind), length)
+    offset += np.arange(total, dtype=kind)
+    return offset
 
 
 def scan_texts(texts: Sequence[str], *, batch_chars: int = 1 << 18
