@@ -773,11 +773,12 @@ def test_lowercase_keeps_whitespace_runs():
         assert all(c.isspace() == ch.isspace() for c in low), hex(code)
 
 
-def test_tokenize_items_compiled_equals_python(monkeypatch):
+def test_tokenize_items_scanner_equals_python(monkeypatch):
     from hackrisk import hypotheses as H
 
     data = _data_dir()
     texts = np.array(pd.read_csv(data / "llmhacking" / "stance_climate.csv.gz")["text"].astype(str), dtype=object)
+    texts = np.concatenate([["", "the a of"], texts, ["", "1999 ...", ""]])  # texts without (kept) words
     monkeypatch.setattr(H, "_SCAN_MIN_TEXTS", 0)
     fast = H._tokenize_items(texts)
     monkeypatch.setattr(H, "_SCAN_MIN_TEXTS", 10**9)
