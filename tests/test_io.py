@@ -134,6 +134,10 @@ def test_damaged_chunk_is_a_named_error(tmp_path, damage, var):
     else:  # verify=True checks decoding of a lazy open too
         with pytest.raises(StoreError, match="does not decode"):
             open_cube(path, verify=True)
+    if var in ("text", "item_id") and damage != "delete":  # read at any open: named too
+        with pytest.raises(StoreError, match="does not decode") as err:
+            open_cube(path)
+        assert str(victim) in str(err.value)
 
 
 def test_every_chunk_is_written_even_when_all_fill(cube, tmp_path):
