@@ -100,6 +100,9 @@ def test_sample_dimension(sim, sim_ref):
         ref = fq.test_hypotheses(cube, hyps, sample=s)
         got = scale.test_hypotheses_chunked(cube, hyps, sample=s, chunks={"item": 200})
         xr.testing.assert_identical(ref, got)
+        got_h, got = scale.hypotheses_and_tests_chunked(cube, sample=s, chunks={"item": 200})
+        xr.testing.assert_identical(hyps, got_h)
+        xr.testing.assert_identical(ref, got)
     assert not np.array_equal(fq.test_hypotheses(cube, hyps, sample=1)["k_a"].values,
                               fq.test_hypotheses(cube, hyps, sample=0)["k_a"].values, equal_nan=True)
     with pytest.raises(ValueError, match="sample"):
