@@ -31,7 +31,8 @@ compared with the first word of its id, so a hash collision cannot merge two wor
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -74,22 +75,51 @@ def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
     return _POWERS[0][:n], _POWERS[1][:n]
 
 
-def _scan(cp: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _buffers() -> Callable[[str, int, Any], np.ndarray]:
+    """``get(name, n, dtype)``: an array of ``n`` elements, reused from batch to batch.
+
+    A batch needs a dozen arrays as long as its text. Taken afresh each time they cost page
+    faults, and where glibc hands large blocks straight back to the system (as dask workers are
+    advised to configure it) an ``munmap`` that interrupts the other threads: the scan took 2.5
+    times as long that way.
+    """
+    bufs: dict[str, np.ndarray] = {}
+
+    def get(name: str, n: int, dtype: Any) -> np.ndarray:
+        need = max(int(n), 1) * np.dtype(dtype).itemsize
+        b = bufs.get(name)
+        if b is None or b.size < need:
+            b = bufs[name] = np.empty(need + need // 4, dtype=np.uint8)
+        return b[:need].view(dtype)[:n]
+
+    return get
+
+
+def _flag(cls: np.ndarray, bit: int, out: np.ndarray, tmp: np.ndarray) -> np.ndarray:
+    """``(cls & bit) != 0`` into ``out``."""
+    np.bitwise_and(cls, bit, out=tmp)
+    return np.not_equal(tmp, 0, out=out)
+
+
+def _scan(cp: np.ndarray, starts: np.ndarray, buf: Callable[[str, int, Any], np.ndarray]
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Runs per text and the words (start, end, text, hash) of the joined texts ``cp``.
 
     ``starts``: where each text begins in ``cp``; each text is followed by one ``"\n"``. Arrays
-    over every character are bool or int8 where possible (a few bytes per character in all).
+    over every character are bool or int8, and taken from ``buf`` (:func:`_buffers`).
     """
     n_cp = cp.size
-    cls = _table_for(cp)[cp]
-    space = (cls & _SPACE) != 0
+    tmp = buf("tmp", n_cp, np.uint8)
+    cls = np.take(_table_for(cp), cp, out=buf("cls", n_cp, np.uint8), mode="clip")  # code points < 0x110000
+    space = _flag(cls, _SPACE, buf("space", n_cp, bool), tmp)
     # whitespace-separated runs (a text starts after the previous text's "\n")
-    run_start = ~space
-    run_start[1:] &= space[:-1]
+    run_start = np.logical_not(space, out=buf("run_start", n_cp, bool))
+    np.logical_and(run_start[1:], space[:-1], out=run_start[1:])
     runs = np.add.reduceat(run_start, starts)  # every text has at least its "\n"
     # URLs: a prefix followed by a non-space, up to the next whitespace (looked at where an h or w is;
     # positions past the end read the final "\n", which is neither a prefix character nor a non-space)
-    hw = np.flatnonzero((cp == ord("h")) | (cp == ord("w")))
+    hw_mask = np.equal(cp, ord("h"), out=buf("hw", n_cp, bool))
+    hw = np.flatnonzero(np.logical_or(hw_mask, np.equal(cp, ord("w"), out=tmp.view(bool)), out=hw_mask))
 
     def at(k: int, ch: str) -> np.ndarray:
         return cp[np.minimum(hw + k, n_cp - 1)] == ord(ch)
@@ -101,17 +131,24 @@ def _scan(cp: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     url_at = ((http & at(4, ":") & at(5, "/") & at(6, "/") & after(7))
               | (http & at(4, "s") & at(5, ":") & at(6, "/") & at(7, "/") & after(8))
               | (at(0, "w") & at(1, "w") & at(2, "w") & at(3, ".") & after(4)))
-    keep = ~space
+    keep = np.logical_not(space, out=buf("keep", n_cp, bool))
     if url_at.any():
         u0 = hw[url_at]
         gaps = np.flatnonzero(space)
         u1 = gaps[np.searchsorted(gaps, u0)]  # the next whitespace (there is one: the last "\n")
         keep[_spans(u0, u1 - u0)] = False  # removed, as by re.sub (overlapping spans end alike)
-    alnum = ((cls & _ALNUM) != 0) & keep
-    start_ok = ((cls & _START) != 0) & keep
+    alnum = _flag(cls, _ALNUM, buf("alnum", n_cp, bool), tmp)
+    np.logical_and(alnum, keep, out=alnum)
+    start_ok = _flag(cls, _START, buf("start_ok", n_cp, bool), tmp)
+    np.logical_and(start_ok, keep, out=start_ok)
     # runs of letters and digits, and the first word-starting character of each
-    edge = np.diff(alnum.astype(np.int8), prepend=np.int8(0), append=np.int8(0))
-    run_a, run_b = np.flatnonzero(edge == 1), np.flatnonzero(edge == -1)
+    a8 = alnum.view(np.int8)
+    edge = buf("edge", n_cp + 1, np.int8)  # alnum[j] - alnum[j - 1], alnum 0 outside
+    edge[0], edge[n_cp] = a8[0], -a8[-1]
+    np.subtract(a8[1:], a8[:-1], out=edge[1:n_cp])
+    eq = buf("eq", n_cp + 1, bool)
+    run_a = np.flatnonzero(np.equal(edge, 1, out=eq))
+    run_b = np.flatnonzero(np.equal(edge, -1, out=eq))
     first_start = np.where(start_ok[run_a], run_a, -1)
     digit_led = np.flatnonzero(first_start < 0)  # runs that begin with a digit (rare): look inside
     if digit_led.size:
@@ -140,8 +177,7 @@ def _scan(cp: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     # hash of each word: sum of cp[j] * BASE**j over the word, shifted to its start
     pw, ipw = _powers(n_cp)
     with np.errstate(over="ignore"):
-        pref = cp.astype(np.uint64)
-        np.multiply(pref, pw, out=pref)
+        pref = np.multiply(cp, pw, out=buf("pref", n_cp, np.uint64))
         np.cumsum(pref, out=pref)  # pref[j]: the sum up to and including j
         before = np.where(tok_start > 0, pref[np.maximum(tok_start - 1, 0)], np.uint64(0))
         tok_hash = (pref[tok_end - 1] - before) * ipw[tok_start] + (tok_end - tok_start).astype(np.uint64)
@@ -186,6 +222,7 @@ def scan_texts(texts: Sequence[str], *, batch_chars: int = 1 << 18
     rep = np.zeros(0, dtype=np.uint32)  # the code points of every word of vocab, one after the other
     rep_off = [0]
     start, per_batch = 0, 1024
+    buf = _buffers()
     while start < n_text:
         low = [str(t).lower() for t in texts[start:start + per_batch]]
         stop = start + len(low)
@@ -195,7 +232,7 @@ def scan_texts(texts: Sequence[str], *, batch_chars: int = 1 << 18
         joined = "\n".join(low) + "\n"
         cp = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
         starts = np.concatenate([[0], np.cumsum(lens + 1)[:-1]])
-        runs[start:stop], tok_start, tok_end, tok_doc, tok_hash = _scan(cp, starts)
+        runs[start:stop], tok_start, tok_end, tok_doc, tok_hash = _scan(cp, starts, buf)
         inv, uniq = pd.factorize(tok_hash)  # in order of first occurrence in the batch
         # codes count up in that order: a word's first occurrence is where the running maximum grows
         first = np.flatnonzero(np.diff(np.maximum.accumulate(inv), prepend=-1) > 0)
