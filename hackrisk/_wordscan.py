@@ -184,15 +184,19 @@ def _scan(cp: np.ndarray, starts: np.ndarray, buf: Callable[[str, int, Any], np.
     return runs, tok_start, tok_end, tok_doc, tok_hash
 
 
-def _spans(start: np.ndarray, length: np.ndarray) -> np.ndarray:
-    """Positions ``start[i] + k`` for ``k < length[i]``, all ``i`` in order."""
+def _spans(start: np.ndarray, length: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Positions ``start[i] + k`` for ``k < length[i]``, all ``i`` in order (int64; into ``out`` if given)."""
     total = int(length.sum())
-    kind = np.int32 if total + int(start.max(initial=0)) < 2**31 else np.int64  # halves the memory touched
+    pos = np.empty(total, dtype=np.int64) if out is None else out[:total]
     if total == 0:
-        return np.zeros(0, dtype=kind)
-    offset = np.repeat((start - (np.cumsum(length) - length)).astype(kind), length)
-    offset += np.arange(total, dtype=kind)
-    return offset
+        return pos
+    start, length = start[length > 0], length[length > 0]
+    pos.fill(1)
+    # a running sum of steps: 1 within a span, at a span's first position the jump from the last one
+    first = np.cumsum(length) - length
+    pos[first[1:]] = start[1:] - (start[:-1] + length[:-1] - 1)
+    pos[0] = start[0]
+    return np.cumsum(pos, out=pos)
 
 
 def scan_texts(texts: Sequence[str], *, batch_chars: int = 1 << 18
@@ -254,8 +258,13 @@ def scan_texts(texts: Sequence[str], *, batch_chars: int = 1 << 18
         # every word equals the first word of its id: no hash collision merged two words
         off = np.asarray(rep_off)
         tok_len = tok_end - tok_start
-        if not ((off[ids + 1] - off[ids] == tok_len).all()
-                and (cp[_spans(tok_start, tok_len)] == rep[_spans(off[ids], tok_len)]).all()):
+        if not (off[ids + 1] - off[ids] == tok_len).all():
+            return None
+        n_chars = int(tok_len.sum())
+        here = np.take(cp, _spans(tok_start, tok_len, buf("span", n_chars, np.int64)), out=buf("here", n_chars, np.uint32))
+        there = np.take(rep, _spans(off[ids], tok_len, buf("span", n_chars, np.int64)),
+                        out=buf("there", n_chars, np.uint32))
+        if not np.array_equal(here, there):
             return None
         # distinct (text, word) pairs, in order of first occurrence
         key = (tok_doc + start) * np.int64(len(vocab)) + ids
