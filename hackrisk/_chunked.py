@@ -205,24 +205,17 @@ def _store_reader(cube: xr.Dataset, dims: tuple[str, ...]) -> dict[str, Any] | N
     names = list(getattr(data, "dask", {}).layers) if hasattr(data, "dask") else []
     if len(names) > 2 or not str(getattr(data, "name", "")).startswith("open_dataset-"):
         return None
-    try:
-        import zarr
-        from zarr.codecs import BytesCodec, ZstdCodec
+    from .io import _plain_layout
 
-        arr = zarr.open_array(str(source), path="label", mode="r")
-        meta = arr.metadata
-        codecs = meta.codecs
-        plain = (meta.zarr_format == 3 and meta.chunk_grid.__class__.__name__ == "RegularChunkGrid"
-                 and meta.chunk_key_encoding.name == "default" and len(codecs) == 2
-                 and isinstance(codecs[0], BytesCodec) and isinstance(codecs[1], ZstdCodec)
-                 and str(getattr(codecs[0].endian, "value", codecs[0].endian)) in ("little", "None"))
-        if not plain or tuple(arr.shape) != tuple(data.shape):
-            return None
-        return {"dir": str(Path(str(source)) / "label"), "sep": str(meta.chunk_key_encoding.separator),
-                "chunk": tuple(int(c) for c in meta.chunk_grid.chunk_shape),
-                "dtype": np.dtype(arr.dtype).newbyteorder("<").str, "shape": tuple(arr.shape)}
-    except Exception:  # noqa: BLE001 - any other layout: the dataset's own array
+    layout = _plain_layout(source, "label", "BytesCodec")
+    if layout is None:
         return None
+    arr, chunk, sep = layout
+    endian = arr.metadata.codecs[0].endian
+    if str(getattr(endian, "value", endian)) not in ("little", "None") or tuple(arr.shape) != tuple(data.shape):
+        return None
+    return {"dir": str(Path(str(source)) / "label"), "sep": sep, "chunk": chunk,
+            "dtype": np.dtype(arr.dtype).newbyteorder("<").str, "shape": tuple(arr.shape)}
 
 
 def _read_block(spec: Mapping[str, Any], lo: tuple[int, ...], hi: tuple[int, ...],
@@ -236,7 +229,7 @@ def _read_block(spec: Mapping[str, Any], lo: tuple[int, ...], hi: tuple[int, ...
     """
     from numcodecs.zstd import Zstd
 
-    from .io import StoreError
+    from .io import _decode_chunk_file
 
     chunk = spec["chunk"]
     if out is None:
@@ -248,23 +241,12 @@ def _read_block(spec: Mapping[str, Any], lo: tuple[int, ...], hi: tuple[int, ...
         src = tuple(slice(max(lo_, a) - a, min(h, a + c) - a) for lo_, h, a, c in zip(lo, hi, start, chunk))
         dst = tuple(slice(max(lo_, a) - lo_, min(h, a + c) - lo_) for lo_, h, a, c in zip(lo, hi, start, chunk))
         path = os.path.join(spec["dir"], spec["sep"].join(["c", *map(str, coords)]))
-        try:
-            with open(path, "rb") as fh:
-                raw = fh.read()
-        except FileNotFoundError as err:
-            raise StoreError(f"{path}: chunk {coords} of variable 'label' is missing, so part of the store "
-                             "would read as fill values. Fix: restore the store from a copy, or delete it and "
-                             "run the annotation again (cached answers are reused).") from err
         view = out[dst]
-        try:
-            if view.shape == chunk and view.flags.c_contiguous:
-                codec.decode(raw, out=view)
-            else:
-                view[...] = np.frombuffer(codec.decode(raw), dtype=out.dtype).reshape(chunk)[src]
-        except Exception as err:  # noqa: BLE001 (codec errors have many types)
-            raise StoreError(f"{path}: chunk {coords} of variable 'label' does not decode (truncated or "
-                             f"corrupted: {err}). Fix: restore the store from a copy, or delete it and run the "
-                             "annotation again (cached answers are reused).") from err
+        if view.shape == chunk and view.flags.c_contiguous:
+            _decode_chunk_file(path, coords, "label", functools.partial(codec.decode, out=view))
+        else:
+            view[...] = np.frombuffer(_decode_chunk_file(path, coords, "label", codec.decode),
+                                      dtype=out.dtype).reshape(chunk)[src]
     return out
 
 

@@ -194,47 +194,64 @@ def _decoded(cube: xr.Dataset, path: Path | None = None) -> xr.Dataset:
     return cube
 
 
+def _plain_layout(store: str | os.PathLike, name: str, first_codec: str) -> tuple[Any, tuple[int, ...], str] | None:
+    """``(zarr array, chunk shape, chunk-key separator)`` of variable ``name`` when it has the layout
+    :func:`save_cube` writes (zarr v3, regular chunks, default chunk keys, codecs ``first_codec`` +
+    ``zstd``), so that its chunk files can be read directly; None for any other layout."""
+    try:
+        import zarr
+
+        arr = zarr.open_array(str(store), path=name, mode="r")
+        meta = arr.metadata
+        codecs = meta.codecs
+        if (meta.zarr_format == 3 and type(meta.chunk_grid).__name__ == "RegularChunkGrid"
+                and meta.chunk_key_encoding.name == "default" and len(codecs) == 2
+                and type(codecs[0]).__name__ == first_codec and type(codecs[1]).__name__ == "ZstdCodec"):
+            return arr, tuple(int(c) for c in meta.chunk_grid.chunk_shape), str(meta.chunk_key_encoding.separator)
+    except Exception:  # noqa: BLE001 - any other layout: zarr's own reading
+        pass
+    return None
+
+
+def _decode_chunk_file(file: str | os.PathLike, coords: tuple[int, ...], name: str, decode: Any) -> Any:
+    """``decode(bytes of the chunk file)``; a missing or undecodable chunk is a :class:`StoreError`
+    naming the file (never fill values)."""
+    try:
+        with open(file, "rb") as fh:
+            raw = fh.read()
+    except FileNotFoundError as err:
+        raise StoreError(f"{file}: chunk {coords} of variable {name!r} is missing, so part of the store would "
+                         "read as fill values. Fix: restore the store from a copy, or delete it and run the "
+                         "annotation again (cached answers are reused).") from err
+    try:
+        return decode(raw)
+    except Exception as err:  # noqa: BLE001 (codec errors have many types)
+        raise StoreError(f"{file}: chunk {coords} of variable {name!r} does not decode (truncated or corrupted: "
+                         f"{err}). Fix: restore the store from a copy, or delete it and run the annotation "
+                         "again (cached answers are reused).") from err
+
+
 def _read_strings(path: Path, name: str, shape: tuple[int, ...]) -> np.ndarray | None:
     """The strings of variable ``name`` of a zarr store as an object array, read from its chunk files
-    in this thread, or None for a layout other than the one ``save_cube`` writes (zarr v3, regular
-    chunks, default keys, ``vlen-utf8`` + ``zstd``).
+    in this thread, or None for a layout other than the one ``save_cube`` writes (:func:`_plain_layout`
+    with ``vlen-utf8``).
 
     Through xarray and zarr 3 the strings are decoded on zarr's event-loop thread into a numpy
     ``StringDType`` array and then copied into ``str`` objects: three times as long (0.4 s for the
     texts and ids of 400,000 items). A missing or undecodable chunk is a :class:`StoreError`.
     """
-    import zarr
     from numcodecs.vlen import VLenUTF8
     from numcodecs.zstd import Zstd
 
-    try:
-        arr = zarr.open_array(str(path), path=name, mode="r")
-        meta = arr.metadata
-        codecs = meta.codecs
-        plain = (meta.zarr_format == 3 and type(meta.chunk_grid).__name__ == "RegularChunkGrid"
-                 and meta.chunk_key_encoding.name == "default" and len(codecs) == 2
-                 and type(codecs[0]).__name__ == "VLenUTF8Codec" and type(codecs[1]).__name__ == "ZstdCodec"
-                 and tuple(arr.shape) == tuple(shape) and len(shape) > 0)
-        if not plain:
-            return None
-        chunk = tuple(int(c) for c in meta.chunk_grid.chunk_shape)
-        sep = str(meta.chunk_key_encoding.separator)
-    except Exception:  # noqa: BLE001 - any other layout: xarray's own reading
+    layout = _plain_layout(path, name, "VLenUTF8Codec")
+    if layout is None or tuple(layout[0].shape) != tuple(shape) or len(shape) == 0:
         return None
+    _, chunk, sep = layout
     out = np.empty(shape, dtype=object)
     zstd, vlen = Zstd(), VLenUTF8()
     for coords in itertools.product(*[range(-(-n // c)) for n, c in zip(shape, chunk, strict=True)]):
         file = path / name / sep.join(["c", *map(str, coords)])
-        try:
-            block = vlen.decode(zstd.decode(file.read_bytes()))
-        except FileNotFoundError as err:
-            raise StoreError(f"{file}: chunk {coords} of variable {name!r} is missing. Fix: restore the store "
-                             "from a copy, or delete it and run the annotation again (cached answers are "
-                             "reused).") from err
-        except Exception as err:  # noqa: BLE001 (codec errors have many types)
-            raise StoreError(f"{file}: chunk {coords} of variable {name!r} does not decode (truncated or "
-                             f"corrupted: {err}). Fix: restore the store from a copy, or delete it and run "
-                             "the annotation again (cached answers are reused).") from err
+        block = _decode_chunk_file(file, coords, name, lambda raw: vlen.decode(zstd.decode(raw)))
         if block.size != int(np.prod(chunk)):
             return None
         dst = tuple(slice(k * c, min(n, (k + 1) * c)) for k, c, n in zip(coords, chunk, shape, strict=True))
