@@ -75,6 +75,30 @@ def analysis_chunks(cube: xr.Dataset, *, max_labels: int = _MAX_BLOCK_LABELS) ->
     return out
 
 
+def compute_kw(scheduler: Any = None) -> dict[str, Any]:
+    """``scheduler=`` for ``dask.compute``: the one given, else the active one, named directly.
+
+    To find the active scheduler dask looks for a ``dask.distributed`` client on every compute,
+    importing ``distributed`` whenever it is installed: 0.4 s, paid by the first compute of a
+    process. A client can only exist once ``distributed`` has been imported, so until then the
+    configured scheduler (``dask.config`` ``scheduler``; default: threads) is passed as the function
+    dask would pick itself, and dask skips the import.
+    """
+    import sys
+
+    if scheduler is not None:
+        return {"scheduler": scheduler}
+    if "distributed" in sys.modules:
+        return {}
+    import dask
+    from dask.base import named_schedulers
+
+    name = dask.config.get("scheduler", None) or "threads"
+    if isinstance(name, str) and name.lower() in named_schedulers:
+        return {"scheduler": named_schedulers[name.lower()]}
+    return {}
+
+
 def _scratch_pool() -> Callable[[str, tuple[int, ...], Any], np.ndarray]:
     """``get(name, shape, dtype)``: a buffer per (worker thread, name), reused from block to block.
 
@@ -260,6 +284,7 @@ def count_lazy(
     chunks: Mapping[str, int] | None = None,
     scheduler: str | None = None,
     task_parts: Callable[[int], tuple[np.ndarray, np.ndarray, Any]] | None = None,
+    light: xr.Dataset | None = None,
 ) -> dict[str, Any]:
     """The counting pass of :func:`hackrisk.scale.count_hypotheses` (see there).
 
@@ -273,20 +298,21 @@ def count_lazy(
     dask task that the counting of that task's blocks waits for, so one worker makes the next
     task's hypotheses while the other counts. The result then also holds ``parts`` (task order).
     The caller validates the cube and its ``(task, item)`` variables first (as ``task_parts``
-    is made from them).
+    is made from them), on ``light`` (:func:`light_copy`), which it passes on.
     """
     import dask
 
     from .analysis import _kernels as K
 
+    kw = compute_kw(scheduler)
     if task_parts is None:  # (with task_parts the caller has made these checks)
         validate_cube(cube, check_values=False)
-        # every check that does not involve the labels, on a light copy; labels are checked in the pass
-        # (slices, not lists: a list indexer builds a dask "take" over every store chunk)
-        validate_cube(cube.isel(model=slice(0, 1), temperature=slice(0, 1)).load())
+    light = light_copy(cube, kw) if light is None else light
+    if task_parts is None:
+        validate_cube(light)  # every check that does not involve the labels; they are checked in the pass
         t_idx, cls, group = check_hypotheses(cube, hypotheses)
     # checks sample= with the in-memory rules, on a one-label slice (same messages)
-    label_array(cube.isel({d: slice(0, 1) for d in LABEL_DIMS}), sample)
+    label_array(light.isel({d: slice(0, 1) for d in LABEL_DIMS}), sample)
     s_idx = None if "sample" not in cube["label"].dims else (0 if sample is None else int(sample))
 
     lab = cube["label"]
@@ -315,12 +341,12 @@ def count_lazy(
         plans = {int(t): (np.flatnonzero(t_idx == t), *_task_plan(group[t_idx == t], cls[t_idx == t]))
                  for t in np.unique(t_idx)}
     else:  # made in the graph: a task's plan is None when it has no hypothesis
-        # the first two tasks' hypotheses side by side (nothing can be counted before), then one task's
-        # at a time, each after the previous one, so that the other workers count meanwhile (hypotheses
-        # made side by side share the GIL for their Python parts)
+        # one task's hypotheses at a time, each after the previous one, so that the other workers count
+        # the blocks of the tasks made before: made side by side, two tasks' hypotheses share the GIL
+        # for their Python parts and took longer together (1.9-2.4 s) than one after the other (1.2 s)
         made: list = []
         for t in range(n_task):  # pure=False: pure would hash the closure
-            made.append(dask.delayed(_in_turn, pure=False)(task_parts, t, made[-1] if t >= 2 else None))
+            made.append(dask.delayed(_in_turn, pure=False)(task_parts, t, made[-1] if made else None))
         lazy_plans = [dask.delayed(_part_plan, pure=True)(part) for part in made]
 
     bounds = [np.concatenate([[0], np.cumsum(c)]) for c in block_chunks]
@@ -364,11 +390,10 @@ def count_lazy(
             lazy.append(_tree_sum(parts))
             where.append((t0, *(slice(bounds[1 + a][j], bounds[1 + a][j + 1]) for a, j in enumerate(idx))))
 
-    compute_kw = {} if scheduler is None else {"scheduler": scheduler}
     if task_parts is None:
-        results = dask.compute(*lazy, **compute_kw)
+        results = dask.compute(*lazy, **kw)
     else:
-        results = dask.compute(*lazy, *made, *lazy_plans, **compute_kw)
+        results = dask.compute(*lazy, *made, *lazy_plans, **kw)
         results, made, done = results[:len(lazy)], results[len(lazy):len(lazy) + n_task], results[len(lazy) + n_task:]
         group = np.concatenate([p[0] for p in made])
         cls = np.concatenate([np.asarray(p[1], dtype=np.int64) for p in made])
@@ -415,6 +440,15 @@ def count_lazy(
     if task_parts is not None:
         out["parts"] = [p[2] for p in made]
     return out
+
+
+def light_copy(cube: xr.Dataset, kw: Mapping[str, Any] | None = None) -> xr.Dataset:
+    """The cube in memory with the labels of one model and one temperature: every ``(task, item)``
+    variable, for the checks and the hypotheses, without reading the labels. ``kw``: of ``dask.compute``.
+
+    Slices, not lists: a list indexer builds a dask "take" over every store chunk.
+    """
+    return cube.isel(model=slice(0, 1), temperature=slice(0, 1)).load(**dict(compute_kw() if kw is None else kw))
 
 
 def _task_plan(group: np.ndarray, cls: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -519,7 +519,7 @@ def _plan_hypotheses(cube: xr.Dataset, **kwargs: Any) -> dict[str, Any]:
     """
     import inspect
 
-    from ._chunked import is_lazy
+    from ._chunked import is_lazy, light_copy
 
     bound = inspect.signature(generate_hypotheses).bind(cube, **kwargs)
     bound.apply_defaults()
@@ -530,7 +530,7 @@ def _plan_hypotheses(cube: xr.Dataset, **kwargs: Any) -> dict[str, Any]:
     min_group, min_labelled = options["min_group"], options["min_labelled"]
     min_word_count, custom, conventions = options["min_word_count"], options["custom"], options["conventions"]
     # the generator reads only (task, item) variables: validate a light copy of a lazy cube
-    validate_cube(cube.isel(model=[0], temperature=[0]).load() if is_lazy(cube) else cube)
+    validate_cube(light_copy(cube) if is_lazy(cube) else cube)
     _conv.check_conventions(conventions, "generate_hypotheses")
     paper = conventions == "paper"
     if top_k is None:

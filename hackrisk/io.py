@@ -458,6 +458,14 @@ def open_cube(path: str | os.PathLike, *, lazy: bool = True, chunks: dict | str 
     ds = _decoded(ds, path if fmt == "zarr" and lazy else None)
     if not lazy:
         ds = ds.load()
+    else:  # coordinates (model_size, ...) are small: in memory, read in one go
+        from dask.base import is_dask_collection
+
+        from ._chunked import compute_kw
+
+        names = [k for k, v in ds.coords.items() if is_dask_collection(v.data)]
+        if names:
+            ds = ds.assign_coords(ds[names].load(**compute_kw()).coords)
     # text-like variables are small: always in memory as Python str
     for name in ("text", "item_id", "class_name", "prompt_template"):
         if name in ds and ds[name].dtype != object:

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ._chunked import analysis_chunks, count_lazy, is_lazy
+from ._chunked import analysis_chunks, compute_kw, count_lazy, is_lazy, light_copy
 from .cube import validate_cube
 
 __all__ = [
@@ -74,8 +74,7 @@ def generate_hypotheses_chunked(cube: xr.Dataset, **kwargs: Any) -> xr.Dataset:
     from .hypotheses import generate_hypotheses
 
     validate_cube(cube, check_values=False)
-    light = cube.isel(model=slice(0, 1), temperature=slice(0, 1)).load()  # slices: no dask "take"
-    return generate_hypotheses(light, **kwargs)
+    return generate_hypotheses(light_copy(cube), **kwargs)
 
 
 def count_hypotheses(
@@ -229,14 +228,15 @@ def hypotheses_and_tests_chunked(
 
     _check_test_options(alpha, zero_rule, "wald")
     validate_cube(cube, check_values=False)
-    plan = H._plan_hypotheses(cube.isel(model=slice(0, 1), temperature=slice(0, 1)).load(), **kwargs)
+    light = light_copy(cube, compute_kw(scheduler))
+    plan = H._plan_hypotheses(light, **kwargs)
 
     def task_part(t: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         part = H._task_hypotheses(plan, t)
         return part["group"], np.array([m[2] for m in part["meta"]], dtype=np.int64), part
 
     counts = count_lazy(cube, None, check_hypotheses=F._check_hypotheses, label_array=F._label_array,
-                        sample=sample, chunks=chunks, scheduler=scheduler, task_parts=task_part)
+                        sample=sample, chunks=chunks, scheduler=scheduler, task_parts=task_part, light=light)
     hypotheses = H._assemble_hypotheses(plan, counts.pop("parts"))
     if hypotheses.sizes["hypothesis"] == 0:
         F._check_hypotheses(cube, hypotheses)  # the in-memory path's message for no hypothesis

@@ -274,14 +274,32 @@ def test_hypotheses_made_in_the_pass(sim, sim_ref, sim_store, monkeypatch):
 
     from hackrisk import _chunked
 
+    import threading
+    import time
+
     hyps, ref = sim_ref
     lazy = hackrisk.open_cube(sim_store)
     monkeypatch.setattr(_chunked, "_SUB_ITEMS", 37)  # several matrix products per block
+    spans, lock = [], threading.Lock()
+    in_turn = _chunked._in_turn
+
+    def timed(fn, t, previous):
+        t0 = time.perf_counter()
+        out = in_turn(fn, t, previous)
+        with lock:
+            spans.append((t, t0, time.perf_counter()))
+        return out
+
+    monkeypatch.setattr(_chunked, "_in_turn", timed)
     for workers in (1, 2):
+        spans.clear()
         with dask.config.set(scheduler="threads", num_workers=workers):
             got_h, got = scale.hypotheses_and_tests_chunked(lazy, chunks=ODD_CHUNKS)
         xr.testing.assert_identical(hyps, got_h)
         _assert_same_analysis(ref, got)
+        # one task's hypotheses at a time, in task order, also with two workers
+        assert [s[0] for s in sorted(spans, key=lambda s: s[1])] == list(range(lazy.sizes["task"]))
+        assert all(a[2] <= b[1] for a, b in zip(sorted(spans), sorted(spans)[1:]))
     # options of the generator pass through; the in-memory cube works too
     opts = {"groupings": ("random", "keyword"), "n_keywords": 2, "rng": 7}
     got_h, got = scale.hypotheses_and_tests_chunked(sim, alpha=0.1, **opts)
@@ -307,3 +325,56 @@ def test_hypotheses_made_in_the_pass_errors(sim):
     # nothing to test: the in-memory path's message
     with pytest.raises(ValueError, match="hypotheses is empty"):
         scale.hypotheses_and_tests_chunked(sim, groupings=("random",), min_group=10**6)
+
+
+def test_scheduler_named_without_distributed(monkeypatch):
+    """Until distributed is imported no Client can exist: the pass names the configured scheduler
+    itself, so that dask does not import distributed (0.4 s) to look for one."""
+    import sys
+
+    import dask
+    from dask import local, threaded
+
+    from hackrisk._chunked import compute_kw
+
+    monkeypatch.delitem(sys.modules, "distributed", raising=False)
+    assert compute_kw() == {"scheduler": threaded.get}
+    with dask.config.set(scheduler="sync"):
+        assert compute_kw() == {"scheduler": local.get_sync}
+    assert compute_kw("processes") == {"scheduler": "processes"}  # given: passed on
+    monkeypatch.setitem(sys.modules, "distributed", object())
+    assert compute_kw() == {}  # a Client may exist: dask finds the active scheduler
+
+
+def test_first_lazy_analysis_does_not_import_distributed(sim, tmp_path):
+    """A fresh process: open_cube (coordinates in memory) and the whole chunked analysis run without
+    importing distributed, and give the in-memory result."""
+    import subprocess
+    import sys
+    import textwrap
+
+    store = tmp_path / "sized.zarr"
+    hackrisk.save_cube(sim.assign_coords(model_size=("model", [1.0, 8.0, 70.0])), store, item_chunk=128)
+
+    code = textwrap.dedent(f"""
+        import sys
+        import xarray as xr
+        import hackrisk
+        from hackrisk import scale
+        from hackrisk.analysis import frequentist as fq
+        from hackrisk.hypotheses import generate_hypotheses
+        cube = hackrisk.open_cube({str(store)!r})
+        assert type(cube["model_size"].data).__name__ == "ndarray", type(cube["model_size"].data)
+        assert type(cube["label"].data).__name__ == "Array"
+        out = scale.analyze_chunked(cube, n_boot=10, rng=1)
+        assert "distributed" not in sys.modules, "distributed was imported"
+        mem = cube.load()
+        hyps = generate_hypotheses(mem)
+        xr.testing.assert_identical(out["hypotheses"], hyps)
+        ref = fq.test_hypotheses(mem, hyps)
+        xr.testing.assert_identical(out["tests"][list(ref.data_vars)], ref)
+        print("ok")
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().endswith("ok")
