@@ -443,8 +443,9 @@ def count_lazy(
 
 
 def light_copy(cube: xr.Dataset, kw: Mapping[str, Any] | None = None) -> xr.Dataset:
-    """The cube in memory with the labels of one model and one temperature: every ``(task, item)``
-    variable, for the checks and the hypotheses, without reading the labels. ``kw``: of ``dask.compute``.
+    """The cube in memory with the labels of one model and one temperature only: every ``(task, item)``
+    variable, for the checks and the hypotheses, without reading the other labels. ``kw``: of
+    ``dask.compute``.
 
     Slices, not lists: a list indexer builds a dask "take" over every store chunk. The labels of a
     pristine store are decoded from their chunk files in this thread (:func:`_store_reader`): zarr's
