@@ -27,8 +27,10 @@
 Prints one JSON line: ``ratio`` = in-memory size of the cube (``Dataset.nbytes``) / peak RSS of
 the analysis (higher is better; target 4, i.e. peak memory under a quarter of the cube), plus
 the size on disk, times and the 2-vs-1-worker speed-up. The children run with one BLAS thread and
-glibc malloc set to hand freed buffers back at once (``MALLOC_MMAP_THRESHOLD_``, as the dask docs
-recommend for workers). ``python benchmarks/out_of_core.py --help`` lists the size options.
+glibc malloc set to hand freed buffers back at once: ``MALLOC_TRIM_THRESHOLD_`` as dask's nanny
+sets it for its workers, and ``MALLOC_MMAP_THRESHOLD_`` (our choice, for a low peak: buffers over
+64 kB are mapped afresh and returned when freed). ``python benchmarks/out_of_core.py --help``
+lists the size options.
 """
 
 from __future__ import annotations
