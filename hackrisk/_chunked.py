@@ -91,8 +91,11 @@ def compute_kw(scheduler: Any = None) -> dict[str, Any]:
     if "distributed" in sys.modules:
         return {}
     import dask
-    from dask.base import named_schedulers
 
+    try:
+        from dask.base import named_schedulers
+    except ImportError:  # another dask layout: let dask find the scheduler
+        return {}
     name = dask.config.get("scheduler", None) or "threads"
     if isinstance(name, str) and name.lower() in named_schedulers:
         return {"scheduler": named_schedulers[name.lower()]}
