@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
-import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -267,13 +266,12 @@ def _read_block(spec: Mapping[str, Any], lo: tuple[int, ...], hi: tuple[int, ...
         start = [k * c for k, c in zip(coords, chunk, strict=True)]
         src = tuple(slice(max(lo_, a) - a, min(h, a + c) - a) for lo_, h, a, c in zip(lo, hi, start, chunk))
         dst = tuple(slice(max(lo_, a) - lo_, min(h, a + c) - lo_) for lo_, h, a, c in zip(lo, hi, start, chunk))
-        path = os.path.join(spec["dir"], spec["sep"].join(["c", *map(str, coords)]))
         view = out[dst]
         if view.shape == chunk and view.flags.c_contiguous:
-            _decode_chunk_file(path, coords, "label", functools.partial(codec.decode, out=view))
+            _decode_chunk_file(spec["dir"], spec["sep"], coords, "label", functools.partial(codec.decode, out=view))
         else:
-            view[...] = np.frombuffer(_decode_chunk_file(path, coords, "label", codec.decode),
-                                      dtype=out.dtype).reshape(chunk)[src]
+            raw = _decode_chunk_file(spec["dir"], spec["sep"], coords, "label", codec.decode)
+            view[...] = np.frombuffer(raw, dtype=out.dtype).reshape(chunk)[src]
     return out
 
 
@@ -308,12 +306,13 @@ def count_lazy(
     from .analysis import _kernels as K
 
     kw = compute_kw(scheduler)
-    if task_parts is None:  # (with task_parts the caller has made these checks)
+    if task_parts is None:  # (with task_parts the caller has made these checks, on its light copy)
         validate_cube(cube, check_values=False)
-    light = light_copy(cube, kw) if light is None else light
-    if task_parts is None:
+        light = light_copy(cube, kw)
         validate_cube(light)  # every check that does not involve the labels; they are checked in the pass
         t_idx, cls, group = check_hypotheses(cube, hypotheses)
+    elif light is None:
+        light = light_copy(cube, kw)
     # checks sample= with the in-memory rules, on a one-label slice (same messages)
     label_array(light.isel({d: slice(0, 1) for d in LABEL_DIMS}), sample)
     s_idx = None if "sample" not in cube["label"].dims else (0 if sample is None else int(sample))

@@ -213,9 +213,12 @@ def _plain_layout(store: str | os.PathLike, name: str, first_codec: str) -> tupl
     return None
 
 
-def _decode_chunk_file(file: str | os.PathLike, coords: tuple[int, ...], name: str, decode: Any) -> Any:
-    """``decode(bytes of the chunk file)``; a missing or undecodable chunk is a :class:`StoreError`
+def _decode_chunk_file(directory: str | os.PathLike, sep: str, coords: tuple[int, ...], name: str,
+                       decode: Any) -> Any:
+    """``decode(bytes of chunk coords)`` of the array stored in ``directory`` (default chunk keys with
+    separator ``sep``, :func:`_plain_layout`); a missing or undecodable chunk is a :class:`StoreError`
     naming the file (never fill values)."""
+    file = os.path.join(str(directory), sep.join(["c", *map(str, coords)]))
     try:
         # os calls: 4 system calls a file where open().read() makes 9, each releasing the GIL (a chunk
         # is ~30 kB; the analysis reads 10,000s of them next to other Python threads)
@@ -261,8 +264,7 @@ def _read_strings(path: Path, name: str, shape: tuple[int, ...]) -> np.ndarray |
     out = np.empty(shape, dtype=object)
     zstd, vlen = Zstd(), VLenUTF8()
     for coords in itertools.product(*[range(-(-n // c)) for n, c in zip(shape, chunk, strict=True)]):
-        file = path / name / sep.join(["c", *map(str, coords)])
-        block = _decode_chunk_file(file, coords, name, lambda raw: vlen.decode(zstd.decode(raw)))
+        block = _decode_chunk_file(path / name, sep, coords, name, lambda raw: vlen.decode(zstd.decode(raw)))
         if block.size != int(np.prod(chunk)):
             return None
         dst = tuple(slice(k * c, min(n, (k + 1) * c)) for k, c, n in zip(coords, chunk, shape, strict=True))
