@@ -31,6 +31,7 @@ compared with the first word of its id, so a hash collision cannot merge two wor
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -54,12 +55,14 @@ _TABLE = np.zeros(_N_CODE, dtype=np.uint8)
 _TABLE[:128] = [_classes(c) for c in range(128)]
 
 
-def _table_for(cp: np.ndarray) -> np.ndarray:
+def _table_for(cp: np.ndarray, buf: Callable[[str, int, Any], np.ndarray]) -> np.ndarray:
     """The class table, completed for the code points of ``cp`` not seen before."""
-    high = np.unique(cp[cp >= 128])
-    new = high[_TABLE[high] == 0]
-    if new.size:
-        _TABLE[new] = [_classes(int(c)) for c in new]
+    high = np.greater_equal(cp, 128, out=buf("high", cp.size, bool))
+    if high.any():
+        high = np.unique(cp[high])
+        new = high[_TABLE[high] == 0]
+        if new.size:
+            _TABLE[new] = [_classes(int(c)) for c in new]
     return _TABLE
 
 
@@ -73,6 +76,16 @@ def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
             _POWERS[:] = [np.concatenate([np.ones(1, np.uint64), np.cumprod(np.full(n - 1, b, dtype=np.uint64))])
                           for b in (_BASE, _BASE_INV)]
     return _POWERS[0][:n], _POWERS[1][:n]
+
+
+_ARANGE: list[np.ndarray] = [np.arange(1)]
+
+
+def _arange(n: int) -> np.ndarray:
+    """``np.arange(n)`` (int64), a view of one kept for the next batch."""
+    if _ARANGE[0].size < n:
+        _ARANGE[0] = np.arange(n + n // 4, dtype=np.int64)
+    return _ARANGE[0][:n]
 
 
 def _buffers() -> Callable[[str, int, Any], np.ndarray]:
@@ -101,39 +114,51 @@ def _flag(cls: np.ndarray, bit: int, out: np.ndarray, tmp: np.ndarray) -> np.nda
     return np.not_equal(tmp, 0, out=out)
 
 
-def _scan(cp: np.ndarray, starts: np.ndarray, buf: Callable[[str, int, Any], np.ndarray]
-          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Runs per text and the words (start, end, text, hash) of the joined texts ``cp``.
+def _url_starts(cp: np.ndarray, space: np.ndarray, buf: Callable[[str, int, Any], np.ndarray]) -> np.ndarray:
+    """Positions where ``https?://`` or ``www.`` is followed by a non-space, in order.
 
-    ``starts``: where each text begins in ``cp``; each text is followed by one ``"\n"``. Arrays
-    over every character are bool or int8, and taken from ``buf`` (:func:`_buffers`).
+    The character pairs ``ht`` and ``ww`` are found over the whole batch; the rest of each prefix
+    is checked at those (few) places only. An index past a matched character is in range: a matched
+    character is not the final ``"\n"``.
+    """
+    n = cp.size
+    first, second = buf("url_first", n, bool), buf("url_second", n, bool)
+    found = []
+    for pair, rests in (("ht", ("tp://", "tps://")), ("ww", ("w.",))):
+        np.equal(cp[:-1], ord(pair[0]), out=first[:-1])
+        np.equal(cp[1:], ord(pair[1]), out=second[:-1])
+        first[-1] = False
+        cand = np.flatnonzero(np.logical_and(first, second, out=first))
+        for rest in rests:
+            pos = cand
+            for k, ch in enumerate(rest, start=2):
+                pos = pos[cp[pos + k] == ord(ch)]
+            found.append(pos[~space[pos + 2 + len(rest)]])
+    return np.sort(np.concatenate(found))
+
+
+def _scan(cp: np.ndarray, starts: np.ndarray, buf: Callable[[str, int, Any], np.ndarray], runs: np.ndarray
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The words (start, end, length, text, hash) of the joined texts ``cp``; runs per text into ``runs``.
+
+    ``starts``: where each text begins in ``cp``; each text is followed by one ``"\n"``. Every
+    array over the characters or the words is taken from ``buf`` (:func:`_buffers`) and written
+    with ``out=``; only the positions that ``np.flatnonzero`` finds are new arrays (and the
+    rare URLs, digit-led runs and apostrophes). The word arrays returned are ``buf``'s, valid
+    until its next use.
     """
     n_cp = cp.size
     tmp = buf("tmp", n_cp, np.uint8)
-    cls = np.take(_table_for(cp), cp, out=buf("cls", n_cp, np.uint8), mode="clip")  # code points < 0x110000
+    cls = np.take(_table_for(cp, buf), cp, out=buf("cls", n_cp, np.uint8), mode="clip")  # code points < 0x110000
     space = _flag(cls, _SPACE, buf("space", n_cp, bool), tmp)
     # whitespace-separated runs (a text starts after the previous text's "\n")
     run_start = np.logical_not(space, out=buf("run_start", n_cp, bool))
     np.logical_and(run_start[1:], space[:-1], out=run_start[1:])
-    runs = np.add.reduceat(run_start, starts)  # every text has at least its "\n"
-    # URLs: a prefix followed by a non-space, up to the next whitespace (looked at where an h or w is;
-    # positions past the end read the final "\n", which is neither a prefix character nor a non-space)
-    hw_mask = np.equal(cp, ord("h"), out=buf("hw", n_cp, bool))
-    hw = np.flatnonzero(np.logical_or(hw_mask, np.equal(cp, ord("w"), out=tmp.view(bool)), out=hw_mask))
-
-    def at(k: int, ch: str) -> np.ndarray:
-        return cp[np.minimum(hw + k, n_cp - 1)] == ord(ch)
-
-    def after(k: int) -> np.ndarray:
-        return ~space[np.minimum(hw + k, n_cp - 1)]
-
-    http = at(0, "h") & at(1, "t") & at(2, "t") & at(3, "p")
-    url_at = ((http & at(4, ":") & at(5, "/") & at(6, "/") & after(7))
-              | (http & at(4, "s") & at(5, ":") & at(6, "/") & at(7, "/") & after(8))
-              | (at(0, "w") & at(1, "w") & at(2, "w") & at(3, ".") & after(4)))
+    np.add.reduceat(run_start, starts, dtype=np.int64, out=runs)  # every text has at least its "\n"
+    # URLs: a prefix followed by a non-space, up to the next whitespace
     keep = np.logical_not(space, out=buf("keep", n_cp, bool))
-    if url_at.any():
-        u0 = hw[url_at]
+    u0 = _url_starts(cp, space, buf)
+    if u0.size:
         gaps = np.flatnonzero(space)
         u1 = gaps[np.searchsorted(gaps, u0)]  # the next whitespace (there is one: the last "\n")
         keep[_spans(u0, u1 - u0)] = False  # removed, as by re.sub (overlapping spans end alike)
@@ -147,11 +172,16 @@ def _scan(cp: np.ndarray, starts: np.ndarray, buf: Callable[[str, int, Any], np.
     edge[0], edge[n_cp] = a8[0], -a8[-1]
     np.subtract(a8[1:], a8[:-1], out=edge[1:n_cp])
     eq = buf("eq", n_cp + 1, bool)
-    run_a = np.flatnonzero(np.equal(edge, 1, out=eq))
-    run_b = np.flatnonzero(np.equal(edge, -1, out=eq))
-    first_start = np.where(start_ok[run_a], run_a, -1)
-    digit_led = np.flatnonzero(first_start < 0)  # runs that begin with a digit (rare): look inside
-    if digit_led.size:
+    edges = np.flatnonzero(edge)  # a run's start and its end (one past), alternately
+    run_a, run_b = edges[0::2], edges[1::2]
+    n_run = run_a.size
+    has = np.take(start_ok, run_a, out=buf("has", n_run, bool), mode="clip")
+    digit_led = None
+    if not has.all():  # runs that begin with a digit: look inside
+        digit_led = np.flatnonzero(~has)
+        first_start = buf("first_start", n_run, np.int64)
+        np.copyto(first_start, run_a)
+        first_start[digit_led] = -1
         length = run_b[digit_led] - run_a[digit_led]
         pos = _spans(run_a[digit_led], length)
         run = np.repeat(digit_led, length)
@@ -159,47 +189,95 @@ def _scan(cp: np.ndarray, starts: np.ndarray, buf: Callable[[str, int, Any], np.
         pos, run = pos[ok], run[ok]
         first = np.r_[True, run[1:] != run[:-1]] if run.size else np.zeros(0, dtype=bool)
         first_start[run[first]] = pos[first]
-    # an apostrophe right after run r - 1 joins run r, unless run r is an "s" that ends a word (the
-    # next character is no \w: neither a letter or digit nor "_", or removed)
-    link = np.zeros(run_a.size, dtype=bool)
-    if run_a.size > 1:
-        q, a = run_b[:-1], run_a[1:]
-        ends_word = ~(((cls[a + 1] & _WORD) != 0) & keep[a + 1])
-        link[1:] = (a == q + 1) & (cp[q] == ord("'")) & ~((cp[a] == ord("s")) & ends_word)
-    chain = np.cumsum(~link) - 1  # runs joined by apostrophes
-    chain_last = np.r_[np.flatnonzero(np.diff(chain)), run_a.size - 1] if run_a.size else np.zeros(0, np.int64)
-    with_start = np.flatnonzero(first_start >= 0)
-    c_of = chain[with_start]
-    lead = with_start[np.r_[True, c_of[1:] != c_of[:-1]]] if with_start.size else with_start
-    tok_start = first_start[lead]
-    tok_end = run_b[chain_last[chain[lead]]]
-    tok_doc = np.searchsorted(starts, tok_start, side="right") - 1  # text of each word
+    # an apostrophe right after a run joins the run after it (which starts at the next character),
+    # unless that run is an "s" that ends a word (the next character is no \w: neither a letter or
+    # digit nor "_", or removed)
+    apos = np.flatnonzero(np.equal(cp, ord("'"), out=eq[:n_cp]))
+    apos = apos[apos > 0]
+    apos = apos[alnum[apos - 1] & alnum[apos + 1]]  # apos + 1 < n_cp: the last character is "\n"
+    a = apos + 1
+    s_end = (cp[a] == ord("s")) & ~(((cls[a + 1] & _WORD) != 0) & keep[a + 1])
+    linked = np.searchsorted(run_a, a[~s_end])  # the runs joined to the run before them
+    if digit_led is None and not linked.size:  # every run is a word (the usual batch)
+        tok_start, tok_end = run_a, run_b
+    elif not linked.size:
+        with_start = np.flatnonzero(first_start >= 0)
+        tok_start = np.take(first_start, with_start, out=buf("tok_start", with_start.size, np.int64), mode="clip")
+        tok_end = np.take(run_b, with_start, out=buf("tok_end", with_start.size, np.int64), mode="clip")
+    else:
+        if digit_led is None:
+            first_start = run_a
+        new_chain = buf("new_chain", n_run, bool)
+        new_chain.fill(True)
+        new_chain[linked] = False
+        chain = np.cumsum(new_chain, dtype=np.int64, out=buf("chain", n_run, np.int64))
+        np.subtract(chain, 1, out=chain)  # runs joined by apostrophes
+        new_chain[:-1] = new_chain[1:]
+        new_chain[-1] = True
+        chain_last = np.flatnonzero(new_chain)  # the last run of each chain
+        with_start = np.flatnonzero(first_start >= 0) if digit_led is not None else _arange(n_run)
+        c_of = np.take(chain, with_start, out=buf("c_of", with_start.size, np.int64), mode="clip")
+        lead_mask = buf("lead_mask", with_start.size, bool)
+        lead_mask[:1] = True
+        np.not_equal(c_of[1:], c_of[:-1], out=lead_mask[1:])
+        lead = with_start[lead_mask]  # the first run with a word start of each chain
+        tok_start = np.take(first_start, lead, out=buf("tok_start", lead.size, np.int64), mode="clip")
+        last = np.take(chain_last, np.take(chain, lead, out=buf("lead_chain", lead.size, np.int64), mode="clip"),
+                       out=buf("lead_last", lead.size, np.int64), mode="clip")
+        tok_end = np.take(run_b, last, out=buf("tok_end", lead.size, np.int64), mode="clip")
+    n_tok = tok_start.size
+    tok_len = np.subtract(tok_end, tok_start, out=buf("tok_len", n_tok, np.int64))
+    tok_doc = np.searchsorted(starts, tok_start, side="right")  # text of each word
+    np.subtract(tok_doc, 1, out=tok_doc)
     # hash of each word: sum of cp[j] * BASE**j over the word, shifted to its start
     pw, ipw = _powers(n_cp)
+    idx = buf("idx", n_tok, np.int64)
     with np.errstate(over="ignore"):
         pref = np.multiply(cp, pw, out=buf("pref", n_cp, np.uint64))
         np.cumsum(pref, out=pref)  # pref[j]: the sum up to and including j
-        before = np.where(tok_start > 0, pref[np.maximum(tok_start - 1, 0)], np.uint64(0))
-        tok_hash = (pref[tok_end - 1] - before) * ipw[tok_start] + (tok_end - tok_start).astype(np.uint64)
-    return runs, tok_start, tok_end, tok_doc, tok_hash
+        tok_hash = np.take(pref, np.subtract(tok_end, 1, out=idx), out=buf("tok_hash", n_tok, np.uint64), mode="clip")
+        before = np.take(pref, np.subtract(tok_start, 1, out=idx), out=buf("before", n_tok, np.uint64), mode="clip")
+        if n_tok and tok_start[0] == 0:  # (words are in order: only the first can start at 0)
+            before[0] = 0
+        np.subtract(tok_hash, before, out=tok_hash)
+        np.multiply(tok_hash, np.take(ipw, tok_start, out=before, mode="clip"), out=tok_hash)
+        np.add(tok_hash, tok_len.view(np.uint64), out=tok_hash)
+    return tok_start, tok_end, tok_len, tok_doc, tok_hash
 
 
-def _spans(start: np.ndarray, length: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """Positions ``start[i] + k`` for ``k < length[i]``, all ``i`` in order (int64; into ``out`` if given)."""
+def _spans(start: np.ndarray, length: np.ndarray, out: np.ndarray | None = None,
+           buf: Callable[[str, int, Any], np.ndarray] | None = None) -> np.ndarray:
+    """Positions ``start[i] + k`` for ``k < length[i]``, all ``i`` in order (int64; into ``out`` if given;
+    temporaries from ``buf`` if given)."""
     total = int(length.sum())
     pos = np.empty(total, dtype=np.int64) if out is None else out[:total]
     if total == 0:
         return pos
-    start, length = start[length > 0], length[length > 0]
-    pos.fill(1)
+    if not length.all():
+        start, length = start[length > 0], length[length > 0]
+    n = start.size
+    get = buf or (lambda name, k, dtype: np.empty(k, dtype))
     # a running sum of steps: 1 within a span, at a span's first position the jump from the last one
-    first = np.cumsum(length) - length
-    pos[first[1:]] = start[1:] - (start[:-1] + length[:-1] - 1)
+    first = np.cumsum(length, out=get("span_first", n, np.int64))
+    np.subtract(first, length, out=first)
+    step = np.add(start[:-1], length[:-1], out=get("span_step", n - 1, np.int64))
+    np.subtract(start[1:], step, out=step)
+    pos.fill(1)
+    pos[first[1:]] = np.add(step, 1, out=step)
     pos[0] = start[0]
     return np.cumsum(pos, out=pos)
 
 
-def scan_texts(texts: Sequence[str], *, batch_chars: int = 1 << 15
+def _grown(a: np.ndarray, n: int) -> np.ndarray:
+    """``a``, or a copy of it with room for at least ``n`` elements (twice the room, at least)."""
+    if a.size >= n:
+        return a
+    b = np.empty(max(n, 2 * a.size), dtype=a.dtype)
+    b[:a.size] = a
+    return b
+
+
+def scan_texts(texts: Sequence[str], *, batch_chars: int = 1 << 18
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]] | None:
     """The distinct words of every text, as ``set(tokenize(t))`` for each ``t`` gives them, in compact form.
 
@@ -209,10 +287,11 @@ def scan_texts(texts: Sequence[str], *, batch_chars: int = 1 << 15
         Strings (anything else is passed through ``str``).
     batch_chars
         Characters per scanned batch (memory: about 60 bytes per character of a batch, at once).
-        The default keeps the arrays over a batch's words (8 bytes a word) under 64 kB, which glibc
-        serves from its heap even where it maps larger blocks afresh each time (dask workers'
-        ``MALLOC_MMAP_THRESHOLD_``; 2.5 times faster there than batches of 256 kB, within 20% of
-        them elsewhere), and a batch's character arrays in the core's own cache.
+        A batch makes about a hundred numpy calls, each over all its characters or words, and
+        the Python between them holds the GIL; with the default the calls are long enough that
+        another thread of the process (reading blocks of labels) is seldom kept waiting. Arrays
+        over a batch come from buffers kept for the next batch, so glibc maps few new blocks
+        even where it maps every block over 64 kB afresh (``MALLOC_MMAP_THRESHOLD_``).
 
     Returns
     -------
@@ -225,10 +304,10 @@ def scan_texts(texts: Sequence[str], *, batch_chars: int = 1 << 15
     n_text = len(texts)
     runs = np.zeros(n_text, dtype=np.int64)
     docs, words = [], []
-    index: dict[int, int] = {}
+    index: dict[int, int] = {}  # word hash -> id
     vocab: list[str] = []
-    rep = np.zeros(0, dtype=np.uint32)  # the code points of every word of vocab, one after the other
-    rep_off = [0]
+    rep = np.zeros(1 << 12, dtype=np.uint32)  # the code points of word w: rep[off[w]:off[w + 1]]
+    off = np.zeros(1 << 10, dtype=np.int64)
     start, per_batch = 0, 1024
     buf = _buffers()
     while start < n_text:
@@ -237,44 +316,56 @@ def scan_texts(texts: Sequence[str], *, batch_chars: int = 1 << 15
         lens = np.fromiter(map(len, low), dtype=np.int64, count=len(low))
         # next batch: as many texts as fill batch_chars at this batch's mean length
         per_batch = int(min(max(batch_chars * len(low) // max(int(lens.sum()), 1), 1), 1 << 20))
-        joined = "\n".join(low) + "\n"
+        low.append("")
+        joined = "\n".join(low)  # every text followed by "\n"
         cp = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-        starts = np.concatenate([[0], np.cumsum(lens + 1)[:-1]])
-        runs[start:stop], tok_start, tok_end, tok_doc, tok_hash = _scan(cp, starts, buf)
+        starts = np.zeros(len(lens), dtype=np.int64)
+        np.cumsum(lens[:-1] + 1, out=starts[1:])
+        tok_start, tok_end, tok_len, tok_doc, tok_hash = _scan(cp, starts, buf, runs[start:stop])
+        n_tok = tok_start.size
         inv, uniq = pd.factorize(tok_hash)  # in order of first occurrence in the batch
         # codes count up in that order: a word's first occurrence is where the running maximum grows
-        first = np.flatnonzero(np.diff(np.maximum.accumulate(inv), prepend=-1) > 0)
-        ids_u = np.empty(uniq.size, dtype=np.int64)
-        new_pos = []
-        for u, (h, f) in enumerate(zip(uniq.tolist(), first.tolist(), strict=True)):
-            g = index.get(h)
-            if g is None:
-                g = index[h] = len(vocab)
-                vocab.append(joined[tok_start[f]:tok_end[f]])
-                new_pos.append(f)
-            ids_u[u] = g
-        if new_pos:
-            new_pos = np.asarray(new_pos)
-            new_len = tok_end[new_pos] - tok_start[new_pos]
-            rep = np.concatenate([rep, cp[_spans(tok_start[new_pos], new_len)]])
-            rep_off.extend((rep_off[-1] + np.cumsum(new_len)).tolist())
-        ids = ids_u[inv]
+        top = np.maximum.accumulate(inv, out=buf("top", n_tok, np.int64))
+        grows = buf("grows", n_tok, bool)
+        grows[:1] = True
+        np.greater(top[1:], top[:-1], out=grows[1:])
+        first = np.flatnonzero(grows)
+        ids_u = np.fromiter(map(index.get, uniq.tolist(), itertools.repeat(-1)), dtype=np.int64, count=uniq.size)
+        new = np.flatnonzero(ids_u < 0)
+        if new.size:
+            n_old, n_rep = len(vocab), int(off[len(vocab)])
+            ids_u[new] = np.arange(n_old, n_old + new.size)
+            index.update(zip(uniq[new].tolist(), range(n_old, n_old + new.size)))
+            f = first[new]
+            vocab.extend(joined[a:b] for a, b in zip(tok_start[f].tolist(), tok_end[f].tolist()))
+            new_len = tok_len[f]
+            n_new = int(new_len.sum())
+            rep = _grown(rep, n_rep + n_new)
+            np.take(cp, _spans(tok_start[f], new_len), out=rep[n_rep:n_rep + n_new], mode="clip")
+            off = _grown(off, len(vocab) + 1)
+            np.cumsum(new_len, out=off[n_old + 1:len(vocab) + 1])
+            off[n_old + 1:len(vocab) + 1] += n_rep
+        ids = np.take(ids_u, inv, out=buf("ids", n_tok, np.int64), mode="clip")
         # every word equals the first word of its id: no hash collision merged two words
-        off = np.asarray(rep_off)
-        tok_len = tok_end - tok_start
-        if not (off[ids + 1] - off[ids] == tok_len).all():
+        at = np.take(off, ids, out=buf("at", n_tok, np.int64), mode="clip")
+        size = np.take(off[1:], ids, out=buf("size", n_tok, np.int64), mode="clip")
+        np.subtract(size, at, out=size)
+        if not np.equal(size, tok_len, out=buf("same", n_tok, bool)).all():
             return None
         n_chars = int(tok_len.sum())
-        here = np.take(cp, _spans(tok_start, tok_len, buf("span", n_chars, np.int64)), out=buf("here", n_chars, np.uint32))
-        there = np.take(rep, _spans(off[ids], tok_len, buf("span", n_chars, np.int64)),
-                        out=buf("there", n_chars, np.uint32))
-        if not np.array_equal(here, there):
+        span = buf("span", n_chars, np.int64)
+        here = np.take(cp, _spans(tok_start, tok_len, span, buf), out=buf("here", n_chars, np.uint32), mode="clip")
+        there = np.take(rep, _spans(at, tok_len, span, buf), out=buf("there", n_chars, np.uint32), mode="clip")
+        if not np.equal(here, there, out=buf("same", n_chars, bool)).all():
             return None
         # distinct (text, word) pairs, in order of first occurrence
-        key = (tok_doc + start) * np.int64(len(vocab)) + ids
+        key = np.add(tok_doc, start, out=tok_doc)
+        np.multiply(key, len(vocab), out=key)
+        np.add(key, ids, out=key)
         _, pair = pd.factorize(key)
-        docs.append(pair // len(vocab))
-        words.append(pair % len(vocab))
+        d, w = np.divmod(pair, len(vocab))
+        docs.append(d)
+        words.append(w)
         start = stop
     doc = np.concatenate(docs) if docs else np.zeros(0, dtype=np.int64)
     indptr = np.zeros(n_text + 1, dtype=np.int64)

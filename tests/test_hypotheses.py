@@ -720,11 +720,12 @@ def _scanned_words(texts, batch_chars):
     return runs, [[vocab[w] for w in words[indptr[j]:indptr[j + 1]]] for j in range(len(texts))]
 
 
-def _assert_scans_like_tokenize(texts, batch_chars=64):  # small batches: many batches
-    runs, got = _scanned_words(texts, batch_chars)
-    for j, text in enumerate(texts):
-        assert got[j] == list(dict.fromkeys(tokenize(text))), text
-        assert runs[j] == len(str(text).split()), text
+def _assert_scans_like_tokenize(texts, batch_chars=(64, 1 << 20)):  # many small batches, and one batch
+    for size in np.atleast_1d(batch_chars):
+        runs, got = _scanned_words(texts, int(size))
+        for j, text in enumerate(texts):
+            assert got[j] == list(dict.fromkeys(tokenize(text))), (size, text)
+            assert runs[j] == len(str(text).split()), (size, text)
 
 
 def test_scanner_edge_cases():
