@@ -152,9 +152,10 @@ def _scan(cp: np.ndarray, starts: np.ndarray, buf: Callable[[str, int, Any], np.
     cls = np.take(_table_for(cp, buf), cp, out=buf("cls", n_cp, np.uint8), mode="clip")  # code points < 0x110000
     space = _flag(cls, _SPACE, buf("space", n_cp, bool), tmp)
     # whitespace-separated runs (a text starts after the previous text's "\n")
-    run_start = np.logical_not(space, out=buf("run_start", n_cp, bool))
+    # (int32 throughout: a reduction over bool would first cast the whole batch to a new array)
+    run_start = np.logical_not(space, out=buf("run_start", n_cp, np.int32))
     np.logical_and(run_start[1:], space[:-1], out=run_start[1:])
-    np.add.reduceat(run_start, starts, dtype=np.int64, out=runs)  # every text has at least its "\n"
+    runs[...] = np.add.reduceat(run_start, starts, out=buf("runs", starts.size, np.int32))  # every text has its "\n"
     # URLs: a prefix followed by a non-space, up to the next whitespace
     keep = np.logical_not(space, out=buf("keep", n_cp, bool))
     u0 = _url_starts(cp, space, buf)
@@ -173,7 +174,9 @@ def _scan(cp: np.ndarray, starts: np.ndarray, buf: Callable[[str, int, Any], np.
     np.subtract(a8[1:], a8[:-1], out=edge[1:n_cp])
     eq = buf("eq", n_cp + 1, bool)
     edges = np.flatnonzero(edge)  # a run's start and its end (one past), alternately
-    run_a, run_b = edges[0::2], edges[1::2]
+    n_run = edges.size // 2
+    run_a, run_b = buf("run_a", n_run, np.int64), buf("run_b", n_run, np.int64)
+    run_a[...], run_b[...] = edges[0::2], edges[1::2]  # contiguous: indexing with a strided array copies it
     n_run = run_a.size
     has = np.take(start_ok, run_a, out=buf("has", n_run, bool), mode="clip")
     digit_led = None
@@ -227,8 +230,12 @@ def _scan(cp: np.ndarray, starts: np.ndarray, buf: Callable[[str, int, Any], np.
         tok_end = np.take(run_b, last, out=buf("tok_end", lead.size, np.int64), mode="clip")
     n_tok = tok_start.size
     tok_len = np.subtract(tok_end, tok_start, out=buf("tok_len", n_tok, np.int64))
-    tok_doc = np.searchsorted(starts, tok_start, side="right")  # text of each word
-    np.subtract(tok_doc, 1, out=tok_doc)
+    # text of each word: the number of texts (after the first) that start at or before it
+    tok_doc = buf("tok_doc", n_tok, np.int64)
+    tok_doc.fill(0)
+    first_word = np.searchsorted(tok_start, starts[1:])
+    np.add.at(tok_doc, first_word[first_word < n_tok], 1)
+    np.cumsum(tok_doc, out=tok_doc)
     # hash of each word: sum of cp[j] * BASE**j over the word, shifted to its start
     pw, ipw = _powers(n_cp)
     idx = buf("idx", n_tok, np.int64)
@@ -303,7 +310,7 @@ def scan_texts(texts: Sequence[str], *, batch_chars: int = 1 << 18
     """
     n_text = len(texts)
     runs = np.zeros(n_text, dtype=np.int64)
-    docs, words = [], []
+    doc, word, n_pair = np.zeros(1 << 12, np.int64), np.zeros(1 << 12, np.int64), 0  # distinct (text, word) pairs
     index: dict[int, int] = {}  # word hash -> id
     vocab: list[str] = []
     rep = np.zeros(1 << 12, dtype=np.uint32)  # the code points of word w: rep[off[w]:off[w + 1]]
@@ -363,11 +370,10 @@ def scan_texts(texts: Sequence[str], *, batch_chars: int = 1 << 18
         np.multiply(key, len(vocab), out=key)
         np.add(key, ids, out=key)
         _, pair = pd.factorize(key)
-        d, w = np.divmod(pair, len(vocab))
-        docs.append(d)
-        words.append(w)
+        doc, word = _grown(doc, n_pair + pair.size), _grown(word, n_pair + pair.size)
+        np.divmod(pair, len(vocab), out=(doc[n_pair:n_pair + pair.size], word[n_pair:n_pair + pair.size]))
+        n_pair += pair.size
         start = stop
-    doc = np.concatenate(docs) if docs else np.zeros(0, dtype=np.int64)
     indptr = np.zeros(n_text + 1, dtype=np.int64)
-    np.cumsum(np.bincount(doc, minlength=n_text), out=indptr[1:])
-    return runs, indptr, np.concatenate(words) if words else np.zeros(0, dtype=np.int64), vocab
+    np.cumsum(np.bincount(doc[:n_pair], minlength=n_text), out=indptr[1:])
+    return runs, indptr, word[:n_pair].copy(), vocab
