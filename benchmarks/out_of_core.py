@@ -251,7 +251,7 @@ def main() -> None:
     ap.add_argument("--limit-fraction", type=float, default=1.0,
                     help="cap the analysis' address space at this fraction of the cube's in-memory size")
     ap.add_argument("--keep", action="store_true", help="keep the store (printed) instead of deleting it")
-    ap.add_argument("--repeats", type=int, default=2,
+    ap.add_argument("--repeats", type=int, default=3,
                     help="runs of each worker count, interleaved; the minimum time is reported")
     ap.add_argument("--analyse")
     ap.add_argument("--workers", type=int, default=1)
