@@ -119,6 +119,15 @@ def test_invalid_input_raises_like_in_memory(sim, sim_ref):
     with pytest.raises(ValueError) as got_err:
         scale.test_hypotheses_chunked(bad, hyps, chunks={"item": 64})
     assert str(got_err.value) == str(ref_err.value)
+    lab = sim["label"].values.copy()
+    lab[1, 2, 0, 1, 250] = 0  # task 1 has 220 items: 250 is padding (outside the light copy)
+    on_pad = sim.assign(label=(sim["label"].dims, lab))
+    with pytest.raises(ValueError) as ref_err:
+        fq.test_hypotheses(on_pad, hyps)
+    for item_chunk in (64, 300):  # padding in several item blocks, and in one
+        with pytest.raises(ValueError) as got_err:
+            scale.test_hypotheses_chunked(on_pad, hyps, chunks={"item": item_chunk})
+        assert str(got_err.value) == str(ref_err.value)
     with pytest.raises(ValueError, match="zero_rule"):
         scale.test_hypotheses_chunked(sim, hyps, zero_rule="nope")
     with pytest.raises(ValueError, match="items, the cube"):
