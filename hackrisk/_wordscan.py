@@ -102,7 +102,7 @@ def _buffers() -> Callable[[str, int, Any], np.ndarray]:
         need = max(int(n), 1) * np.dtype(dtype).itemsize
         b = bufs.get(name)
         if b is None or b.size < need:
-            b = bufs[name] = np.empty(need + need // 4, dtype=np.uint8)
+            b = bufs[name] = np.empty(need + need // 2, dtype=np.uint8)  # room for larger batches
         return b[:need].view(dtype)[:n]
 
     return get
@@ -149,7 +149,9 @@ def _scan(cp: np.ndarray, starts: np.ndarray, buf: Callable[[str, int, Any], np.
     """
     n_cp = cp.size
     tmp = buf("tmp", n_cp, np.uint8)
-    cls = np.take(_table_for(cp, buf), cp, out=buf("cls", n_cp, np.uint8), mode="clip")  # code points < 0x110000
+    cp64 = buf("cp64", n_cp, np.int64)  # (indices and products are int64: as uint32, numpy would convert a copy)
+    cp64[...] = cp
+    cls = np.take(_table_for(cp, buf), cp64, out=buf("cls", n_cp, np.uint8), mode="clip")  # code points < 0x110000
     space = _flag(cls, _SPACE, buf("space", n_cp, bool), tmp)
     # whitespace-separated runs (a text starts after the previous text's "\n")
     # (int32 throughout: a reduction over bool would first cast the whole batch to a new array)
@@ -240,7 +242,7 @@ def _scan(cp: np.ndarray, starts: np.ndarray, buf: Callable[[str, int, Any], np.
     pw, ipw = _powers(n_cp)
     idx = buf("idx", n_tok, np.int64)
     with np.errstate(over="ignore"):
-        pref = np.multiply(cp, pw, out=buf("pref", n_cp, np.uint64))
+        pref = np.multiply(cp64.view(np.uint64), pw, out=buf("pref", n_cp, np.uint64))
         np.cumsum(pref, out=pref)  # pref[j]: the sum up to and including j
         tok_hash = np.take(pref, np.subtract(tok_end, 1, out=idx), out=buf("tok_hash", n_tok, np.uint64), mode="clip")
         before = np.take(pref, np.subtract(tok_start, 1, out=idx), out=buf("before", n_tok, np.uint64), mode="clip")

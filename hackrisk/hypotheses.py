@@ -141,6 +141,9 @@ def tokenize(text: str) -> list[str]:
 # helpers
 
 
+_SWAP_01 = bytes([1, 0, *range(2, 256)])  # int8 codes as bytes: 0 <-> 1, -1 (255) kept
+
+
 def _reason_size(side: str, n: int, min_group: int, labelled: bool = False, name: str = "min_group") -> str:
     what = "human-labelled item(s)" if labelled else "item(s)"
     return f"group {side} has {n} {what}, fewer than {name}={min_group}"
@@ -705,7 +708,8 @@ def _task_hypotheses(plan: dict[str, Any], t: int) -> dict[str, Any]:
                 reason = _reason_size(side, int(m), min_labelled, labelled=True,
                                       name="min_group" if min_labelled == min_group else "min_labelled")
         if reason is None and not paper:
-            key, flip = row.tobytes(), np.where(row >= 0, 1 - row, row).astype(np.int8).tobytes()
+            key = np.asarray(row, dtype=np.int8).tobytes()  # codes -1, 0, 1
+            flip = key.translate(_SWAP_01)  # the same split with A and B swapped
             if key in seen or flip in seen:
                 reason = f"same split as {seen.get(key, seen.get(flip))}"
             else:
