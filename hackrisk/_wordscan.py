@@ -70,31 +70,38 @@ _POWERS: list[np.ndarray] = [np.ones(1, np.uint64), np.ones(1, np.uint64)]
 
 
 def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """``_BASE ** j`` and ``_BASE_INV ** j`` modulo 2**64 for ``j < n`` (kept for the next batch)."""
-    if _POWERS[0].size < n:
+    """``_BASE ** j`` and ``_BASE_INV ** j`` modulo 2**64 for ``j < n`` (kept for the next batch).
+
+    The kept pair is read once into a local: another thread may replace it meanwhile (with a
+    shorter pair, when it needed fewer).
+    """
+    pw = tuple(_POWERS)
+    if pw[0].size < n:
         with np.errstate(over="ignore"):
-            _POWERS[:] = [np.concatenate([np.ones(1, np.uint64), np.cumprod(np.full(n - 1, b, dtype=np.uint64))])
-                          for b in (_BASE, _BASE_INV)]
-    return _POWERS[0][:n], _POWERS[1][:n]
+            pw = tuple(np.concatenate([np.ones(1, np.uint64), np.cumprod(np.full(n - 1, b, dtype=np.uint64))])
+                       for b in (_BASE, _BASE_INV))
+        _POWERS[:] = pw
+    return pw[0][:n], pw[1][:n]
 
 
 _ARANGE: list[np.ndarray] = [np.arange(1)]
 
 
 def _arange(n: int) -> np.ndarray:
-    """``np.arange(n)`` (int64), a view of one kept for the next batch."""
-    if _ARANGE[0].size < n:
-        _ARANGE[0] = np.arange(n + n // 4, dtype=np.int64)
-    return _ARANGE[0][:n]
+    """``np.arange(n)`` (int64), a view of one kept for the next batch (read once, as in :func:`_powers`)."""
+    a = _ARANGE[0]
+    if a.size < n:
+        a = _ARANGE[0] = np.arange(n + n // 4, dtype=np.int64)
+    return a[:n]
 
 
 def _buffers() -> Callable[[str, int, Any], np.ndarray]:
     """``get(name, n, dtype)``: an array of ``n`` elements, reused from batch to batch.
 
-    A batch needs a dozen arrays as long as its text. Taken afresh each time they cost page
-    faults, and where glibc hands large blocks straight back to the system (as dask workers are
-    advised to configure it) an ``munmap`` that interrupts the other threads: the scan took 2.5
-    times as long that way.
+    Every array over a batch's characters or words comes from here. Taken afresh each time they
+    cost page faults, and where glibc hands large blocks straight back to the system (as dask
+    workers are advised to configure it) an ``munmap`` each, which interrupts every CPU running
+    another thread of the process (block reading next to the scan used a third more CPU).
     """
     bufs: dict[str, np.ndarray] = {}
 
