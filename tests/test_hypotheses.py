@@ -765,6 +765,25 @@ def test_scanner_real_texts():
     _assert_scans_like_tokenize(texts, batch_chars=1 << 16)
 
 
+def test_scanner_threads_equal_one_thread():
+    """Threads scanning at once (as dask workers do, with shared kept tables) get one thread's result."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hackrisk._wordscan import scan_texts
+
+    gen = np.random.default_rng(5)
+    words = np.array(["alpha", "beta's", "http://x.y/z", "don't", "2nd", "ΣΑΣ", "www.q.r", "ab_c", "x"], dtype=object)
+    sets = [[" ".join(gen.choice(words, gen.integers(0, 30))) for _ in range(n)] for n in (3000, 50, 800, 6000) * 2]
+    sizes = [1 << 10, 1 << 14, 1 << 18, 1 << 12] * 2
+    alone = [scan_texts(t, batch_chars=b) for t, b in zip(sets, sizes, strict=True)]
+    with ThreadPoolExecutor(4) as ex:
+        together = list(ex.map(lambda tb: scan_texts(tb[0], batch_chars=tb[1]), zip(sets, sizes, strict=True)))
+    for a, b in zip(alone, together, strict=True):
+        for x, y in zip(a[:3], b[:3], strict=True):
+            np.testing.assert_array_equal(x, y)
+        assert a[3] == b[3]
+
+
 def test_lowercase_keeps_whitespace_runs():
     """The scanner counts whitespace runs on lower-cased text: lower() maps every whitespace
     character to whitespace and every other character to non-whitespace characters only."""
