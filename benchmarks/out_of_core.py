@@ -12,8 +12,10 @@
    pass, :func:`hackrisk.scale.hypotheses_and_tests_chunked`; errors and risk): with 1 and with 2
    dask worker threads, interleaved and repeated
    (``--repeats``), the minimum time of each reported (``speedup_2_workers`` = 1-worker / 2-worker
-   seconds). Peak RSS (``VmHWM``), wall and CPU seconds (all threads of the process) are recorded,
-   per step and for the block counting (the pass's dask compute: each task's hypotheses and the
+   seconds). Before each run the store's files are read once, so that every run finds them in
+   the OS page cache (``seconds_read_store_before_runs``; see :func:`_read_store`). Peak RSS
+   (``VmHWM``), wall and CPU seconds (all threads of the process) are recorded, per step and for
+   the block counting (the pass's dask compute: each task's hypotheses and the
    counting of its blocks, the parallel part).
    On a shared machine wall times depend on the load; the CPU figures do not much, so the
    speed-up two free cores would give is also reported from them:
@@ -54,6 +56,23 @@ SEED = 20251
 
 def _dir_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def _read_store(path: Path) -> float:
+    """Read every file of the store once (into the OS page cache); returns the seconds it took.
+
+    Every timed run starts from the same state: the store's files in the page cache, as after
+    writing it. Without this the runs differ by how much of the store the OS has evicted since:
+    this host's proactive reclaimer (DAMON ``pageout``) drops file pages not read for a while, and
+    reading the whole store back from disk took 8 s (1.6 s of system CPU) instead of 0.6 s.
+    """
+    t0 = time.perf_counter()
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as fh:
+                while fh.read(1 << 20):
+                    pass
+    return time.perf_counter() - t0
 
 
 # ------------------------------------------------------------------------------------------------
@@ -280,8 +299,10 @@ def main() -> None:
         cpu: dict[int, list[float]] = {1: [], 2: []}
         passes: dict[int, list[list[float]]] = {1: [], 2: []}
         load = [os.getloadavg()[0]]
+        seconds_read_store: list[float] = []
         for _rep in range(args.repeats):
             for w in (1, 2):
+                seconds_read_store.append(_read_store(store))
                 r = _run_child(store, w, limit, tmp / f"run{w}")
                 seconds[w].append(r["seconds"])
                 cpu[w].append(r["cpu"])
@@ -316,6 +337,7 @@ def main() -> None:
             "shape_task_model_prompt_temperature_item": info["shape"],
             "n_hypotheses": runs[1]["n_hypotheses"],
             "seconds_write": round(seconds_write, 1),
+            "seconds_read_store_before_runs": [round(v, 2) for v in seconds_read_store],
             "seconds_1_worker": round(runs[1]["seconds"], 1),
             "seconds_2_workers": round(runs[2]["seconds"], 1),
             "speedup_2_workers": round(runs[1]["seconds"] / runs[2]["seconds"], 2),
