@@ -30,9 +30,11 @@ Prints one JSON line: ``ratio`` = in-memory size of the cube (``Dataset.nbytes``
 the analysis (higher is better; target 4, i.e. peak memory under a quarter of the cube), plus
 the size on disk, times and the 2-vs-1-worker speed-up. The children run with one BLAS thread and
 glibc malloc set to hand freed buffers back at once: ``MALLOC_TRIM_THRESHOLD_`` as dask's nanny
-sets it for its workers, and ``MALLOC_MMAP_THRESHOLD_`` (our choice, for a low peak: buffers over
-64 kB are mapped afresh and returned when freed). ``python benchmarks/out_of_core.py --help``
-lists the size options.
+sets it for its workers, and ``MALLOC_MMAP_THRESHOLD_=1048576`` (our choice, for a low peak:
+buffers over 1 MiB, such as blocks of labels and arrays over all items, are mapped afresh and
+returned when freed; at 64 kB, the hypothesis generator's arrays of a few hundred kB were mapped
+and unmapped too, 85,000 page faults per task, and both runs took more CPU).
+``python benchmarks/out_of_core.py --help`` lists the size options.
 """
 
 from __future__ import annotations
@@ -217,7 +219,7 @@ def analyse(path: str, workers: int, limit: int, out: str) -> None:
 def _run_child(path: Path, workers: int, limit: int, out: Path) -> dict:
     # one BLAS thread per dask worker; glibc malloc: return freed numpy buffers to the OS at once
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
-               MALLOC_ARENA_MAX="2", MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="65536")
+               MALLOC_ARENA_MAX="2", MALLOC_MMAP_THRESHOLD_="1048576", MALLOC_TRIM_THRESHOLD_="65536")
     cmd = [sys.executable, __file__, "--analyse", str(path), "--workers", str(workers), "--limit", str(limit),
            "--out", str(out)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)

@@ -307,7 +307,7 @@ def scan_texts(texts: Sequence[str], *, batch_chars: int = 1 << 18
         the Python between them holds the GIL; with the default the calls are long enough that
         another thread of the process (reading blocks of labels) is seldom kept waiting. Arrays
         over a batch come from buffers kept for the next batch, so glibc maps few new blocks
-        even where it maps every block over 64 kB afresh (``MALLOC_MMAP_THRESHOLD_``).
+        even where it maps every block over 64 kB afresh (``MALLOC_MMAP_THRESHOLD_=65536``).
 
     Returns
     -------
