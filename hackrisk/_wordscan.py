@@ -101,7 +101,7 @@ def _buffers() -> Callable[[str, int, Any], np.ndarray]:
     Every array over a batch's characters or words comes from here. Taken afresh each time they
     cost page faults, and where glibc hands large blocks straight back to the system (as dask
     workers are advised to configure it) an ``munmap`` each, which interrupts every CPU running
-    another thread of the process (block reading next to the scan used a third more CPU).
+    another thread of the process (block reading next to the scan used up to 50% more CPU).
     """
     bufs: dict[str, np.ndarray] = {}
 
@@ -186,7 +186,6 @@ def _scan(cp: np.ndarray, starts: np.ndarray, buf: Callable[[str, int, Any], np.
     n_run = edges.size // 2
     run_a, run_b = buf("run_a", n_run, np.int64), buf("run_b", n_run, np.int64)
     run_a[...], run_b[...] = edges[0::2], edges[1::2]  # contiguous: indexing with a strided array copies it
-    n_run = run_a.size
     has = np.take(start_ok, run_a, out=buf("has", n_run, bool), mode="clip")
     digit_led = None
     if not has.all():  # runs that begin with a digit: look inside
