@@ -280,12 +280,12 @@ def test_hypotheses_made_in_the_pass(sim, sim_ref, sim_store, monkeypatch):
     """hypotheses_and_tests_chunked (each task's hypotheses a task of the counting graph) gives the
     Datasets of generate_hypotheses + test_hypotheses, for 1 and 2 workers, odd chunks, and
     item slices of the block counting smaller than a block."""
+    import threading
+    import time
+
     import dask
 
     from hackrisk import _chunked
-
-    import threading
-    import time
 
     hyps, ref = sim_ref
     lazy = hackrisk.open_cube(sim_store)
