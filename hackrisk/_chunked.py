@@ -135,15 +135,14 @@ def _distinct_rows(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mask[keep], inv
 
 
-def _block_partial(lab: np.ndarray, rows: np.ndarray | None, codes: np.ndarray | None, real: np.ndarray,
-                   n_class: int, sample: int | None, pad: np.ndarray | None = None,
-                   scratch: Callable | None = None) -> dict[str, Any]:
+def _block_partial(lab: np.ndarray, rows: np.ndarray | None, codes: np.ndarray | None, pad: np.ndarray,
+                   n_class: int, sample: int | None, scratch: Callable | None = None) -> dict[str, Any]:
     """Everything one block of ``label`` contributes, so that each block is read by one task.
 
     ``lab``: (1, m, p, q, i) or (1, m, p, q, i, s); ``rows``: (r, i) distinct group memberships of
-    the task's hypotheses (None: the task has none); ``real``: (i,) non-padding items; ``pad``:
-    the positions of the others (default: found from ``real``); ``scratch``: a
-    :func:`_scratch_pool` for the block-sized temporaries.
+    the task's hypotheses (None: the task has none); ``pad``: the positions of the block's padding
+    items (the others are real); ``scratch``: a :func:`_scratch_pool` for the block-sized
+    temporaries.
 
     Returns partial ``counts`` (k, m*p*q, r) float64, ``missing`` (m, p, q) labels -1 on real
     items, ``labelled`` (p,) any label on a real item, ``bad`` > 0 when the block holds invalid
@@ -153,7 +152,6 @@ def _block_partial(lab: np.ndarray, rows: np.ndarray | None, codes: np.ndarray |
 
     # one pass for the -1 counts and a range check (two reductions, no temporaries); the
     # padding items are looked at on their own
-    pad = np.flatnonzero(~real) if pad is None else pad
     bad = int(lab.size > 0 and (lab.min() < OUTSIDE or lab.max() >= n_class))
     scratch = scratch or _scratch_pool()
     is_na = np.equal(lab, NOT_ANNOTATED, out=scratch("is_na", lab.shape, bool))
@@ -165,7 +163,7 @@ def _block_partial(lab: np.ndarray, rows: np.ndarray | None, codes: np.ndarray |
         bad += int(np.count_nonzero(on_pad))
         missing = missing - (pad.size - np.count_nonzero(on_pad, axis=4))
     # labels on padding items are invalid anyway, so "labelled" looks at real items only
-    labelled = (missing < np.count_nonzero(real)).any(axis=(0, 1, 3, 4) if lab.ndim == 6 else (0, 1, 3))
+    labelled = (missing < lab.shape[4] - pad.size).any(axis=(0, 1, 3, 4) if lab.ndim == 6 else (0, 1, 3))
     if lab.ndim == 6:  # sample dimension: every draw validated, the chosen one counted
         lab, missing = lab[..., sample], missing[..., sample]
     lab = lab[0]
@@ -383,17 +381,17 @@ def count_lazy(
             else:
                 plan = plans.get(int(t0))
                 rows = None if plan is None else dask.delayed(np.ascontiguousarray(plan[1][:, i0:i1]))
-            item_args.append((rows, dask.delayed(real[t0, i0:i1]), dask.delayed(np.flatnonzero(~real[t0, i0:i1]))))
+            item_args.append((rows, dask.delayed(np.flatnonzero(~real[t0, i0:i1]))))
         if task_parts is not None:
             codes = dask.delayed(_plan_codes, pure=True)(lazy_plans[t0])
         else:
             codes = None if int(t0) not in plans else plans[int(t0)][3]
         for idx in np.ndindex(*n_blocks[1:4]):
             parts = []
-            for i_b, (rows, real_b, pad_b) in enumerate(item_args):
+            for i_b, (rows, pad_b) in enumerate(item_args):
                 index = (t_b, *idx, i_b) if len(n_blocks) == 5 else (t_b, *idx, i_b, 0)
-                parts.append(partial(index if spec is not None else blocks[index], rows, codes, real_b,
-                                     int(n_cls[t0]), s_idx, pad_b))
+                parts.append(partial(index if spec is not None else blocks[index], rows, codes, pad_b,
+                                     int(n_cls[t0]), s_idx))
             lazy.append(_tree_sum(parts))
             where.append((t0, *(slice(bounds[1 + a][j], bounds[1 + a][j + 1]) for a, j in enumerate(idx))))
 
