@@ -771,7 +771,8 @@ def _assemble_hypotheses(plan: dict[str, Any], parts: Sequence[dict[str, Any]]) 
     )
     ds["group"].attrs["description"] = "1 = group A, 0 = group B, -1 = neither (padding, excluded)"
     # the items the groups refer to, so that results align by item id (never by position)
-    ds["item_id"] = (("item_task", "item"), plan["item_id"].astype(object))
+    # fastpath: str objects already; otherwise xarray passes them through pandas (0.1 s for 400,000 ids)
+    ds["item_id"] = xr.Variable(("item_task", "item"), plan["item_id"].astype(object), fastpath=True)
     ds["item_text_hash"] = (("item_task", "item"), np.stack([p["text_hash"] for p in parts]))
     ds = ds.assign_coords(item_task=np.array(tasks, dtype=object))
     ds["item_id"].attrs["description"] = "item id of each item position, per task of the cube ('' = padding)"
