@@ -23,7 +23,8 @@ from .cube import CONFIG_DIMS, LABEL_DIMS, NOT_ANNOTATED, OUTSIDE, validate_cube
 log = logging.getLogger("hackrisk.scale")
 
 _MAX_BLOCK_LABELS = 2**23  # labels per block: 16 MB of int16
-_SUB_ITEMS = 8192  # items per matrix product within a block
+_SUB_ITEMS = 8192
+_ONEHOT_BYTES = 8 << 20  # per worker, for the one-hot of the block counting  # items per matrix product within a block
 
 
 def is_lazy(cube: xr.Dataset) -> bool:
@@ -139,8 +140,8 @@ def _block_partial(lab: np.ndarray, rows: np.ndarray | None, codes: np.ndarray |
                    n_class: int, sample: int | None, scratch: Callable | None = None) -> dict[str, Any]:
     """Everything one block of ``label`` contributes, so that each block is read by one task.
 
-    ``lab``: (1, m, p, q, i) or (1, m, p, q, i, s); ``rows``: (r, i) distinct group memberships of
-    the task's hypotheses (None: the task has none); ``pad``: the positions of the block's padding
+    ``lab``: (1, m, p, q, i) or (1, m, p, q, i, s); ``rows``: (r, i) float32 0/1, the distinct group
+    memberships of the task's hypotheses (None: the task has none); ``pad``: the positions of the block's padding
     items (the others are real); ``scratch``: a :func:`_scratch_pool` for the block-sized
     temporaries.
 
@@ -170,25 +171,30 @@ def _block_partial(lab: np.ndarray, rows: np.ndarray | None, codes: np.ndarray |
     out = {"bad": bad, "labelled": labelled, "missing": missing[0].astype(np.int64)}
     if rows is not None:
         flat = lab.reshape(-1, lab.shape[-1])
-        # slices of _SUB_ITEMS items and one class at a time: the float32 one-hot and memberships are
-        # then a few MB per worker, not 2 x 4 bytes per label of the block; the float32 sums stay exact
-        # integers (below 2**24 items per group)
-        counts = np.zeros((codes.size, flat.shape[0], rows.shape[0]), dtype=np.float32)
-        for i0 in range(0, flat.shape[1], _SUB_ITEMS):
-            i1 = min(i0 + _SUB_ITEMS, flat.shape[1])
-            member = scratch("member", (rows.shape[0], i1 - i0), np.float32)
-            member[...] = rows[:, i0:i1]
-            work = scratch("onehot", (flat.shape[0], i1 - i0), np.float32)
-            for j in range(codes.size):
-                counts[j] += K.count_by_group(flat[:, i0:i1], member, codes[j:j + 1], work=work)[0]
-        out["counts"] = counts.astype(np.float64)
+        n_cfg, n_item = flat.shape
+        # the float32 one-hot of as many classes as fit in _ONEHOT_BYTES, over slices of _SUB_ITEMS
+        # items: a few MB per worker, not 4 bytes per label and class of the block. Each product is
+        # written to its own place and the slices summed once at the end (float32 sums of counts stay
+        # exact integers below 2**24 items per group): few, long numpy calls, each releasing the GIL
+        # once (a generator running next to the counting holds it between its own calls)
+        width = max(1, min(_SUB_ITEMS, n_item))
+        per_call = max(1, min(codes.size, _ONEHOT_BYTES // (4 * n_cfg * width)))
+        parts = scratch("parts", (-(-n_item // width), codes.size * n_cfg, rows.shape[0]), np.float32)
+        work = scratch("onehot", (per_call * n_cfg * width,), np.float32)
+        for s, i0 in enumerate(range(0, n_item, width)):
+            for j0 in range(0, codes.size, per_call):
+                j1 = min(j0 + per_call, codes.size)
+                K.count_by_group(flat[:, i0:i0 + width], rows[:, i0:i0 + width], codes[j0:j1], work=work,
+                                 out=parts[s, j0 * n_cfg:j1 * n_cfg])
+        out["counts"] = parts.sum(axis=0).reshape(codes.size, n_cfg, rows.shape[0]).astype(np.float64)
     return out
 
 
 def _store_partial(spec: Mapping[str, Any], lo: tuple[int, ...], hi: tuple[int, ...], *args: Any,
                    scratch: Callable) -> dict[str, Any]:
     """:func:`_block_partial` of the block ``label[lo:hi]``, decoded from the store into a reused buffer."""
-    lab = _read_block(spec, lo, hi, out=scratch("label", tuple(h - a for a, h in zip(lo, hi)), spec["dtype"]))
+    lab = _read_block(spec, lo, hi, out=scratch("label", tuple(h - a for a, h in zip(lo, hi)), spec["dtype"]),
+                      scratch=scratch)
     return _block_partial(lab, *args, scratch=scratch)
 
 
@@ -247,13 +253,17 @@ def _store_reader(cube: xr.Dataset, dims: tuple[str, ...]) -> dict[str, Any] | N
 
 
 def _read_block(spec: Mapping[str, Any], lo: tuple[int, ...], hi: tuple[int, ...],
-                out: np.ndarray | None = None) -> np.ndarray:
+                out: np.ndarray | None = None, scratch: Callable | None = None) -> np.ndarray:
     """``label[lo:hi]`` decoded from the store's chunk files in the calling thread (see :func:`_store_reader`).
 
-    A chunk that lies wholly inside the block is decoded in place; one that straddles its edge
-    is decoded whole and the overlap copied. ``out``: where to decode (the block's shape and the
-    store's dtype; default a new array). A missing or undecodable chunk is a
-    :class:`hackrisk.io.StoreError` naming its file (never fill values).
+    When the block is a run of whole chunks that follow each other in its memory (chunks of one
+    item range, ``1`` along every other dimension, as :func:`hackrisk.save_cube` writes them),
+    their files are read into one buffer and decoded by a single zstd call (:func:`_read_chunk_run`).
+    Otherwise, and whenever that fails, chunk by chunk: a chunk that lies wholly inside the block
+    is decoded in place, one that straddles its edge is decoded whole and the overlap copied.
+    ``out``: where to decode (the block's shape and the store's dtype; default a new array);
+    ``scratch``: a :func:`_scratch_pool` for the compressed bytes. A missing or undecodable chunk is
+    a :class:`hackrisk.io.StoreError` naming its file (never fill values).
     """
     from numcodecs.zstd import Zstd
 
@@ -264,17 +274,103 @@ def _read_block(spec: Mapping[str, Any], lo: tuple[int, ...], hi: tuple[int, ...
         out = np.empty([h - lo_ for lo_, h in zip(lo, hi, strict=True)], dtype=spec["dtype"])
     codec = Zstd()
     grid = [range(lo_ // c, (h - 1) // c + 1) for lo_, h, c in zip(lo, hi, chunk, strict=True)]
+    if (all(c == 1 for c in chunk[:-1]) and lo[-1] % chunk[-1] == 0 and hi[-1] - lo[-1] == chunk[-1]
+            and out.flags.c_contiguous and out.size
+            and _read_chunk_run(spec, list(itertools.product(*grid)), out, scratch)):
+        return out
+    nbytes = int(np.prod(chunk)) * out.itemsize
     for coords in itertools.product(*grid):
         start = [k * c for k, c in zip(coords, chunk, strict=True)]
         src = tuple(slice(max(lo_, a) - a, min(h, a + c) - a) for lo_, h, a, c in zip(lo, hi, start, chunk))
         dst = tuple(slice(max(lo_, a) - lo_, min(h, a + c) - lo_) for lo_, h, a, c in zip(lo, hi, start, chunk))
         view = out[dst]
         if view.shape == chunk and view.flags.c_contiguous:
-            _decode_chunk_file(spec["dir"], spec["sep"], coords, "label", functools.partial(codec.decode, out=view))
+            decode = functools.partial(_decode_chunk, codec, nbytes, out=view)
+            _decode_chunk_file(spec["dir"], spec["sep"], coords, "label", decode)
         else:
-            raw = _decode_chunk_file(spec["dir"], spec["sep"], coords, "label", codec.decode)
+            raw = _decode_chunk_file(spec["dir"], spec["sep"], coords, "label",
+                                     functools.partial(_decode_chunk, codec, nbytes))
             view[...] = np.frombuffer(raw, dtype=out.dtype).reshape(chunk)[src]
     return out
+
+
+def _decode_chunk(codec: Any, nbytes: int, raw: bytes | bytearray, out: np.ndarray | None = None) -> Any:
+    """One chunk file's bytes decoded; they must decode to a whole chunk of ``nbytes`` bytes (a frame
+    of another size is a damaged or foreign file, whose bytes must not pass for the chunk's)."""
+    declared = _frame_content_size(memoryview(raw), 0)
+    if declared not in (-1, nbytes):
+        raise ValueError(f"it holds {declared} bytes where a chunk has {nbytes}")
+    data = codec.decode(raw, out=out)
+    if out is None and len(data) != nbytes:
+        raise ValueError(f"it holds {len(data)} bytes where a chunk has {nbytes}")
+    return data
+
+
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def _frame_content_size(raw: memoryview, at: int) -> int:
+    """The decompressed size that the zstd frame at ``raw[at]`` declares in its header; -1 if none."""
+    if bytes(raw[at:at + 4]) != _ZSTD_MAGIC or len(raw) < at + 6:
+        return -1
+    desc = raw[at + 4]  # frame header descriptor: content-size flag, single segment, dictionary id size
+    size_flag, single = desc >> 6, (desc >> 5) & 1
+    pos = at + 5 + (0 if single else 1) + (0, 1, 2, 4)[desc & 3]
+    n = (single, 2, 4, 8)[size_flag]
+    if n == 0 or len(raw) < pos + n:
+        return -1
+    value = int.from_bytes(raw[pos:pos + n], "little")
+    return value + 256 if n == 2 else value
+
+
+def _read_chunk_run(spec: Mapping[str, Any], coords: list[tuple[int, ...]], out: np.ndarray,
+                    scratch: Callable | None) -> bool:
+    """Decode the chunks ``coords``, which fill ``out`` one after another, with one zstd call; False
+    (and ``out`` to be read again) on a missing, short or undecodable chunk file.
+
+    zstd decodes concatenated frames as one stream, so the files are read into one buffer and
+    decoded at once: one call that releases the GIL instead of one per chunk (80 per block of the
+    benchmark's cube), and none of the per-call Python. Each file must hold a frame that declares
+    the size of a whole chunk (the checksums that ``save_cube`` writes are checked by zstd), so
+    that no chunk can fill the place of another.
+    """
+    import os
+
+    from numcodecs.zstd import Zstd
+
+    want = out.nbytes // len(coords)
+    size = max(out.nbytes // 4, 1 << 16)  # room for the compressed bytes; grows when they need more
+    raw = scratch("raw", (size,), np.uint8) if scratch is not None else np.empty(size, np.uint8)
+    at = 0
+    for c in coords:
+        try:  # open, read into the room left, close: a read returns less than asked only at the end of
+            # the file (and should one return less, the frames no longer decode: read chunk by chunk)
+            fd = os.open(os.path.join(spec["dir"], spec["sep"].join(["c", *map(str, c)])), os.O_RDONLY)
+        except OSError:
+            return False
+        begin = at
+        try:
+            while True:
+                if at == raw.size:
+                    grown = scratch("raw", (2 * at,), np.uint8) if scratch is not None else np.empty(2 * at, np.uint8)
+                    grown[:at] = raw[:at]
+                    raw = grown
+                n = os.readv(fd, [memoryview(raw)[at:]])
+                at += n
+                if at < raw.size or n == 0:
+                    break
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+        if _frame_content_size(memoryview(raw), begin) != want:
+            return False
+    raw = raw[:at]
+    try:
+        Zstd().decode(raw, out=out.reshape(-1))
+    except Exception:  # noqa: BLE001 (codec errors have many types): read chunk by chunk to name the file
+        return False
+    return True
 
 
 def count_lazy(
@@ -344,14 +440,17 @@ def count_lazy(
     if task_parts is None:
         plans = {int(t): (np.flatnonzero(t_idx == t), *_task_plan(group[t_idx == t], cls[t_idx == t]))
                  for t in np.unique(t_idx)}
+        lazy_plans = [dask.delayed(plans[t][1:], pure=True) if t in plans else None for t in range(n_task)]
     else:  # made in the graph: a task's plan is None when it has no hypothesis
         # one task's hypotheses at a time, each after the previous one, so that the other workers count
         # the blocks of the tasks made before: made side by side, two tasks' hypotheses share the GIL
         # for their Python parts (1.2-1.3 s together for 1.6 s one after the other), while counting
         # scales 1.9x
-        made: list = []
-        for t in range(n_task):  # pure=False: pure would hash the closure
-            made.append(dask.delayed(_in_turn, pure=False)(task_parts, t, made[-1] if made else None))
+        # smallest task first: no block can be counted before the first task's hypotheses are made
+        made: list = [None] * n_task
+        previous = None
+        for t in np.argsort(real.sum(axis=1), kind="stable").tolist():  # pure=False: pure would hash the closure
+            made[t] = previous = dask.delayed(_in_turn, pure=False)(task_parts, t, previous)
         lazy_plans = [dask.delayed(_part_plan, pure=True)(part) for part in made]
 
     bounds = [np.concatenate([[0], np.cumsum(c)]) for c in block_chunks]
@@ -376,16 +475,9 @@ def count_lazy(
         item_args = []
         for i_b in range(n_blocks[4]):
             i0, i1 = bounds[4][i_b], bounds[4][i_b + 1]
-            if task_parts is not None:
-                rows = dask.delayed(_plan_rows, pure=True)(lazy_plans[t0], i0, i1)
-            else:
-                plan = plans.get(int(t0))
-                rows = None if plan is None else dask.delayed(np.ascontiguousarray(plan[1][:, i0:i1]))
+            rows = dask.delayed(_plan_rows, pure=True)(lazy_plans[t0], i0, i1)
             item_args.append((rows, dask.delayed(np.flatnonzero(~real[t0, i0:i1]))))
-        if task_parts is not None:
-            codes = dask.delayed(_plan_codes, pure=True)(lazy_plans[t0])
-        else:
-            codes = None if int(t0) not in plans else plans[int(t0)][3]
+        codes = dask.delayed(_plan_codes, pure=True)(lazy_plans[t0])
         for idx in np.ndindex(*n_blocks[1:4]):
             parts = []
             for i_b, (rows, pad_b) in enumerate(item_args):
@@ -428,6 +520,7 @@ def count_lazy(
     k_b = np.empty_like(k_a)
     hn_a = np.empty(n_h, dtype=np.int64)
     hn_b = np.empty(n_h, dtype=np.int64)
+    n_a, n_b = np.zeros(n_h, dtype=np.int64), np.zeros(n_h, dtype=np.int64)
     for t, (hs, rows, inv, codes, cls_pos) in plans.items():
         cnt = counts[t].reshape(codes.size, n_cfg, rows.shape[0])  # (k, C, r)
         tr = truth[t]
@@ -439,7 +532,10 @@ def count_lazy(
         hn = rows.astype(np.float32) @ (tr >= 0).astype(np.float32)
         hn_a[hs] = hn[inv[: hs.size]]
         hn_b[hs] = hn[inv[hs.size:]] - hn[inv[: hs.size]]
-    out = {"k_a": k_a, "k_b": k_b, "hn_a": hn_a, "hn_b": hn_b, "annotated_tc": annotated_tc,
+        size = rows.sum(axis=1)
+        n_a[hs] = size[inv[: hs.size]]
+        n_b[hs] = size[inv[hs.size:]] - size[inv[: hs.size]]
+    out = {"k_a": k_a, "k_b": k_b, "hn_a": hn_a, "hn_b": hn_b, "n_a": n_a, "n_b": n_b, "annotated_tc": annotated_tc,
            "t_idx": t_idx, "cls": cls, "group": group, "n_cfg": n_cfg, "cfg_shape": cfg_shape,
            "used_tasks": np.array(sorted(plans), dtype=np.int64)}
     if task_parts is not None:
@@ -487,7 +583,9 @@ def _part_plan(part: tuple[np.ndarray, np.ndarray, Any]) -> tuple | None:
 
 
 def _plan_rows(plan: tuple | None, i0: int, i1: int) -> np.ndarray | None:
-    return None if plan is None else np.ascontiguousarray(plan[0][:, i0:i1])
+    """The plan's membership rows over items ``i0:i1``, as the float32 0/1 the counting multiplies
+    (made once per task and item block, not in every block)."""
+    return None if plan is None else plan[0][:, i0:i1].astype(np.float32)
 
 
 def _plan_codes(plan: tuple | None) -> np.ndarray | None:

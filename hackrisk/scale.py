@@ -111,7 +111,7 @@ def count_hypotheses(
     -------
     dict
         ``k_a``, ``k_b`` (hypothesis, configuration + 1) float64 (last column: human labels),
-        ``hn_a``, ``hn_b`` (hypothesis,) int64, ``annotated_tc`` (task, configuration) bool,
+        ``hn_a``, ``hn_b``, ``n_a``, ``n_b`` (hypothesis,) int64, ``annotated_tc`` (task, configuration) bool,
         ``t_idx``, ``cls``, ``group`` as checked by the in-memory path, ``n_cfg``, ``cfg_shape``,
         ``used_tasks``. Configurations are flattened in (model, prompt, temperature) C order.
 

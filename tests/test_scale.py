@@ -263,6 +263,42 @@ def test_direct_read_any_chunking_and_damaged_store(sim, sim_ref, sim_store, tmp
         scale.test_hypotheses_chunked(lazy, hyps)
 
 
+def test_chunk_run_reader(tmp_path, monkeypatch):
+    """Whole chunks that follow each other in a block are read into one buffer and decoded by one
+    zstd call: the labels zarr reads, also where the compressed bytes outgrow the first buffer; a
+    chunk file holding a valid frame of another size is damage named by its path, in both readers."""
+    import zarr
+    from numcodecs.zstd import Zstd
+    from zarr.codecs import BytesCodec, ZstdCodec
+
+    from hackrisk import _chunked
+    from hackrisk.io import StoreError
+
+    values = np.random.default_rng(11).integers(-2**15, 2**15, size=(2, 3, 4, 20000), dtype=np.int16)
+    path = tmp_path / "s.zarr" / "label"
+    arr = zarr.create_array(str(path), shape=values.shape, chunks=(1, 1, 1, 20000), dtype="int16",
+                            serializer=BytesCodec(), compressors=[ZstdCodec(level=1, checksum=True)],
+                            fill_value=-1)
+    arr[...] = values  # incompressible: more than the first buffer's quarter of the block
+    spec = {"dir": str(path), "sep": "/", "chunk": (1, 1, 1, 20000), "dtype": "<i2", "shape": values.shape}
+    one_call, runs = _chunked._read_chunk_run, []
+    monkeypatch.setattr(_chunked, "_read_chunk_run", lambda *a: runs.append(one_call(*a)) or runs[-1])
+    for lo, hi, fast in [((0, 0, 0, 0), (2, 3, 4, 20000), True), ((1, 1, 0, 0), (2, 3, 4, 20000), True),
+                         ((0, 1, 2, 0), (1, 2, 3, 20000), True), ((0, 0, 0, 100), (2, 2, 4, 20000), False)]:
+        runs.clear()
+        for scratch in (None, _chunked._scratch_pool()):
+            got = _chunked._read_block(spec, lo, hi, scratch=scratch)
+            np.testing.assert_array_equal(got, values[tuple(slice(a, b) for a, b in zip(lo, hi))])
+        assert runs == ([True, True] if fast else [])
+
+    (path / "c" / "1" / "2" / "3" / "0").write_bytes(Zstd(level=1, checksum=True).encode(values[1, 2, 3, 1:]))
+    for lo in ((0, 0, 0, 0), (0, 0, 0, 100)):
+        runs.clear()
+        with pytest.raises(StoreError, match="c/1/2/3/0.*does not decode.*39998 bytes where a chunk has 40000"):
+            _chunked._read_block(spec, lo, (2, 3, 4, 20000))
+        assert runs == ([False] if lo[-1] == 0 else [])
+
+
 def test_count_by_group_reused_buffer():
     from hackrisk.analysis import _kernels as K
 
@@ -307,9 +343,13 @@ def test_hypotheses_made_in_the_pass(sim, sim_ref, sim_store, monkeypatch):
             got_h, got = scale.hypotheses_and_tests_chunked(lazy, chunks=ODD_CHUNKS)
         xr.testing.assert_identical(hyps, got_h)
         _assert_same_analysis(ref, got)
-        # one task's hypotheses at a time, in task order, also with two workers
-        assert [s[0] for s in sorted(spans, key=lambda s: s[1])] == list(range(lazy.sizes["task"]))
-        assert all(a[2] <= b[1] for a, b in zip(sorted(spans), sorted(spans)[1:]))
+        # one task's hypotheses at a time, the task with the fewest items first (no block can be
+        # counted before the first one is made), also with two workers
+        order = [s[0] for s in sorted(spans, key=lambda s: s[1])]
+        assert order == np.argsort((lazy["item_id"].values != "").sum(1), kind="stable").tolist()
+        assert order[0] != 0  # (the sim cube's first task is not its smallest)
+        spans.sort(key=lambda s: s[1])
+        assert all(a[2] <= b[1] for a, b in zip(spans, spans[1:]))
     # options of the generator pass through; the in-memory cube works too
     opts = {"groupings": ("random", "keyword"), "n_keywords": 2, "rng": 7}
     got_h, got = scale.hypotheses_and_tests_chunked(sim, alpha=0.1, **opts)

@@ -180,7 +180,8 @@ def normal_p(z: np.ndarray) -> np.ndarray:
     return 2.0 * special.ndtr(-np.abs(z))
 
 
-def count_by_group(labels: np.ndarray, member: np.ndarray, classes, *, work: np.ndarray | None = None) -> np.ndarray:
+def count_by_group(labels: np.ndarray, member: np.ndarray, classes, *, work: np.ndarray | None = None,
+                   out: np.ndarray | None = None) -> np.ndarray:
     """Count classes in groups for many label vectors at once.
 
     Parameters
@@ -195,6 +196,8 @@ def count_by_group(labels: np.ndarray, member: np.ndarray, classes, *, work: np.
     work
         Optional float32 buffer of ``K * C * I`` elements (any shape) for the one-hot indicator,
         reused by callers that count many blocks (saves allocating it each time).
+    out
+        Optional C-contiguous float32 array of shape ``(K * C, G)`` to write the counts into.
 
     Returns
     -------
@@ -217,7 +220,7 @@ def count_by_group(labels: np.ndarray, member: np.ndarray, classes, *, work: np.
     else:
         onehot = work.reshape(-1)[: codes.size * n_cfg * n_item].reshape(codes.size, n_cfg, n_item)
     np.equal(labels[None, :, :], codes[:, None, None], out=onehot)  # written as 0.0 / 1.0
-    out = onehot.reshape(codes.size * n_cfg, n_item) @ member.T
+    out = np.matmul(onehot.reshape(codes.size * n_cfg, n_item), member.T, out=out)
     return out.reshape(codes.size, n_cfg, member.shape[0])
 
 

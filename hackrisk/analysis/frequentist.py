@@ -184,8 +184,9 @@ def _not_annotated_report(cube, annotated_tc: np.ndarray, used_tasks: np.ndarray
 # --------------------------------------------------------------------------------------------
 
 
-def _count_tasks(labels, truth, real, group, t_idx, cls, used_tasks, k_a, k_b, hn_a, hn_b, annotated_tc):
-    """Fill the class counts of every hypothesis x (configuration + humans), one product per task."""
+def _count_tasks(labels, truth, real, group, t_idx, cls, used_tasks, k_a, k_b, hn_a, hn_b, n_a, n_b, annotated_tc):
+    """Fill the class counts of every hypothesis x (configuration + humans), one product per task, and
+    the group sizes."""
     for t in used_tasks:  # loop over tasks; every configuration of the task in one product
         cols = np.flatnonzero(real[t])
         hs = np.flatnonzero(t_idx == t)
@@ -205,6 +206,9 @@ def _count_tasks(labels, truth, real, group, t_idx, cls, used_tasks, k_a, k_b, h
         hn = rows.astype(np.float32) @ (tr >= 0).astype(np.float32)
         hn_a[hs] = hn[inv[: hs.size]]
         hn_b[hs] = hn[inv[hs.size:]] - hn[inv[: hs.size]]
+        size = rows.sum(axis=1)
+        n_a[hs] = size[inv[: hs.size]]
+        n_b[hs] = size[inv[hs.size:]] - size[inv[: hs.size]]
 
 
 def _prepare(cube: xr.Dataset, hypotheses: xr.Dataset, sample: int | None):
@@ -334,13 +338,16 @@ def test_hypotheses(
     k_b = np.empty_like(k_a)
     hn_a = np.empty(n_h, dtype=np.int64)
     hn_b = np.empty(n_h, dtype=np.int64)
+    n_a, n_b = np.zeros(n_h, dtype=np.int64), np.zeros(n_h, dtype=np.int64)
     annotated_tc = np.ones((n_task, n_cfg), dtype=bool)
     used_tasks = np.unique(t_idx)
     with _blas_single_thread():
-        _count_tasks(labels, truth, real, group, t_idx, cls, used_tasks, k_a, k_b, hn_a, hn_b, annotated_tc)
+        _count_tasks(labels, truth, real, group, t_idx, cls, used_tasks, k_a, k_b, hn_a, hn_b, n_a, n_b,
+                     annotated_tc)
 
     counts = {"group": group, "t_idx": t_idx, "n_cfg": n_cfg, "cfg_shape": cfg_shape, "k_a": k_a, "k_b": k_b,
-              "hn_a": hn_a, "hn_b": hn_b, "annotated_tc": annotated_tc, "used_tasks": used_tasks}
+              "hn_a": hn_a, "hn_b": hn_b, "n_a": n_a, "n_b": n_b, "annotated_tc": annotated_tc,
+              "used_tasks": used_tasks}
     out = tests_from_counts(cube, hypotheses, counts, alpha=alpha, zero_rule=zero_rule, method=method,
                             sample=sample)
     return _apply_conventions(cube, out, conventions, sample)
@@ -391,7 +398,8 @@ def tests_from_counts(cube: xr.Dataset, hypotheses: xr.Dataset, counts: dict, *,
     """The Dataset of :func:`test_hypotheses` from the 2 x 2 counts of every (hypothesis, configuration).
 
     ``counts`` holds ``group`` (H, I), ``t_idx`` (H,), ``n_cfg``, ``cfg_shape``, ``k_a`` / ``k_b``
-    (H, n_cfg + 1; the last column counts the human labels), ``hn_a`` / ``hn_b`` (H,),
+    (H, n_cfg + 1; the last column counts the human labels), ``hn_a`` / ``hn_b`` (H,, human
+    labels in each group), ``n_a`` / ``n_b`` (H,, items in each group),
     ``annotated_tc`` (task, n_cfg) and ``used_tasks``. Shared by the in-memory and the chunked
     (:mod:`hackrisk.scale`) paths, so both give identical results.
     """
@@ -399,8 +407,8 @@ def tests_from_counts(cube: xr.Dataset, hypotheses: xr.Dataset, counts: dict, *,
     k_a, k_b, hn_a, hn_b = counts["k_a"], counts["k_b"], counts["hn_a"], counts["hn_b"]
     annotated_tc = counts["annotated_tc"]
     n_h = group.shape[0]
-    n_a = (group == 1).sum(1).astype(np.float64)
-    n_b = (group == 0).sum(1).astype(np.float64)
+    n_a = counts["n_a"].astype(np.float64)
+    n_b = counts["n_b"].astype(np.float64)
     annotated = annotated_tc[t_idx]  # (H, C)
     llm_ka = np.where(annotated, k_a[:, :n_cfg], np.nan)
     llm_kb = np.where(annotated, k_b[:, :n_cfg], np.nan)
