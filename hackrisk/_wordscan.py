@@ -77,8 +77,9 @@ def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
     """
     pw = tuple(_POWERS)
     if pw[0].size < n:
+        size = max(n, 2 * pw[0].size)  # grown geometrically: batches need a little more, now and then
         with np.errstate(over="ignore"):
-            pw = tuple(np.concatenate([np.ones(1, np.uint64), np.cumprod(np.full(n - 1, b, dtype=np.uint64))])
+            pw = tuple(np.concatenate([np.ones(1, np.uint64), np.cumprod(np.full(size - 1, b, dtype=np.uint64))])
                        for b in (_BASE, _BASE_INV))
         _POWERS[:] = pw
     return pw[0][:n], pw[1][:n]
