@@ -400,9 +400,14 @@ def verify_store(path: str | os.PathLike, *, decode: bool = True) -> None:
     for name, arr in arrays:
         grid = [range(n) for n in arr.cdata_shape] if arr.ndim else [range(1)]
         base = os.path.join(str(path), arr.path)  # strings, not Path: 10,000s of chunks
-        for coords in itertools.product(*grid):
-            key = arr.metadata.encode_chunk_key(tuple(coords)) if arr.ndim else arr.metadata.encode_chunk_key(())
-            chunk = os.path.join(base, key)
+        enc = getattr(arr.metadata, "chunk_key_encoding", None)
+        if arr.ndim and getattr(enc, "name", None) == "default" and arr.metadata.zarr_format == 3:
+            sep = str(enc.separator)  # the keys built directly: zarr's encoder per chunk took half the time
+            keys = (sep.join(k) for k in itertools.product(["c"], *[list(map(str, g)) for g in grid]))
+        else:
+            keys = (arr.metadata.encode_chunk_key(tuple(c) if arr.ndim else ()) for c in itertools.product(*grid))
+        for coords, key in zip(itertools.product(*grid), keys):
+            chunk = base + os.sep + key
             if not os.path.isfile(chunk):
                 raise StoreError(f"{chunk}: chunk {tuple(coords)} of variable {name!r} is missing, so part of "
                                  "the store would read as fill values. Fix: restore the store from a copy, or "
