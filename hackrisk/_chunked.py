@@ -23,8 +23,8 @@ from .cube import CONFIG_DIMS, LABEL_DIMS, NOT_ANNOTATED, OUTSIDE, validate_cube
 log = logging.getLogger("hackrisk.scale")
 
 _MAX_BLOCK_LABELS = 2**23  # labels per block: 16 MB of int16
-_SUB_ITEMS = 8192
-_ONEHOT_BYTES = 8 << 20  # per worker, for the one-hot of the block counting  # items per matrix product within a block
+_SUB_ITEMS = 8192  # items per matrix product within a block
+_ONEHOT_BYTES = 8 << 20  # per worker, for the one-hot indicator of the block counting
 
 
 def is_lazy(cube: xr.Dataset) -> bool:
@@ -529,12 +529,8 @@ def count_lazy(
         ka = both[cls_pos, :, inv[: hs.size]]
         k_a[hs] = ka
         k_b[hs] = both[cls_pos, :, inv[hs.size:]] - ka
-        hn = rows.astype(np.float32) @ (tr >= 0).astype(np.float32)
-        hn_a[hs] = hn[inv[: hs.size]]
-        hn_b[hs] = hn[inv[hs.size:]] - hn[inv[: hs.size]]
-        size = rows.sum(axis=1)
-        n_a[hs] = size[inv[: hs.size]]
-        n_b[hs] = size[inv[hs.size:]] - size[inv[: hs.size]]
+        hn_a[hs], hn_b[hs] = K.group_totals(rows, inv, tr >= 0)
+        n_a[hs], n_b[hs] = K.group_totals(rows, inv)
     out = {"k_a": k_a, "k_b": k_b, "hn_a": hn_a, "hn_b": hn_b, "n_a": n_a, "n_b": n_b, "annotated_tc": annotated_tc,
            "t_idx": t_idx, "cls": cls, "group": group, "n_cfg": n_cfg, "cfg_shape": cfg_shape,
            "used_tasks": np.array(sorted(plans), dtype=np.int64)}

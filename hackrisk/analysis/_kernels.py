@@ -180,6 +180,20 @@ def normal_p(z: np.ndarray) -> np.ndarray:
     return 2.0 * special.ndtr(-np.abs(z))
 
 
+def group_totals(rows: np.ndarray, inv: np.ndarray, weight: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Items of group A and of group B of every hypothesis, from the distinct membership rows.
+
+    ``rows`` (R, I) 0/1: the distinct rows of "in A" (the first H entries of ``inv``) and of "in A
+    or B" (the last H), as the counting plans hold them. ``weight`` (I,) 0/1 counts only some
+    items (e.g. those with a human label). Returns two (H,) arrays; B = (A or B) - A.
+    """
+    total = rows.sum(axis=1) if weight is None else rows.astype(np.float32) @ weight.astype(np.float32)
+    n_h = inv.size // 2
+    in_a = total[inv[:n_h]]
+    return in_a, total[inv[n_h:]] - in_a
+
+
 def count_by_group(labels: np.ndarray, member: np.ndarray, classes, *, work: np.ndarray | None = None,
                    out: np.ndarray | None = None) -> np.ndarray:
     """Count classes in groups for many label vectors at once.

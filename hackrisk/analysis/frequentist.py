@@ -203,12 +203,8 @@ def _count_tasks(labels, truth, real, group, t_idx, cls, used_tasks, k_a, k_b, h
         ka = counts[cls_pos, :, inv[: hs.size]]
         k_a[hs] = ka
         k_b[hs] = counts[cls_pos, :, inv[hs.size:]] - ka
-        hn = rows.astype(np.float32) @ (tr >= 0).astype(np.float32)
-        hn_a[hs] = hn[inv[: hs.size]]
-        hn_b[hs] = hn[inv[hs.size:]] - hn[inv[: hs.size]]
-        size = rows.sum(axis=1)
-        n_a[hs] = size[inv[: hs.size]]
-        n_b[hs] = size[inv[hs.size:]] - size[inv[: hs.size]]
+        hn_a[hs], hn_b[hs] = K.group_totals(rows, inv, tr >= 0)
+        n_a[hs], n_b[hs] = K.group_totals(rows, inv)
 
 
 def _prepare(cube: xr.Dataset, hypotheses: xr.Dataset, sample: int | None):
