@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -334,9 +335,9 @@ def _read_chunk_run(spec: Mapping[str, Any], coords: list[tuple[int, ...]], out:
     the size of a whole chunk (the checksums that ``save_cube`` writes are checked by zstd), so
     that no chunk can fill the place of another.
     """
-    import os
-
     from numcodecs.zstd import Zstd
+
+    from .io import _chunk_path
 
     want = out.nbytes // len(coords)
     size = max(out.nbytes // 4, 1 << 16)  # room for the compressed bytes; grows when they need more
@@ -345,7 +346,7 @@ def _read_chunk_run(spec: Mapping[str, Any], coords: list[tuple[int, ...]], out:
     for c in coords:
         try:  # open, read into the room left, close: a read returns less than asked only at the end of
             # the file (and should one return less, the frames no longer decode: read chunk by chunk)
-            fd = os.open(os.path.join(spec["dir"], spec["sep"].join(["c", *map(str, c)])), os.O_RDONLY)
+            fd = os.open(_chunk_path(spec["dir"], spec["sep"], c), os.O_RDONLY)
         except OSError:
             return False
         begin = at

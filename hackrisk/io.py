@@ -213,12 +213,18 @@ def _plain_layout(store: str | os.PathLike, name: str, first_codec: str) -> tupl
     return None
 
 
+def _chunk_path(directory: str | os.PathLike, sep: str, coords: Any) -> str:
+    """The file of chunk ``coords`` of the zarr v3 array stored in ``directory`` (default chunk keys
+    with separator ``sep``)."""
+    return os.path.join(str(directory), sep.join(["c", *map(str, coords)]))
+
+
 def _decode_chunk_file(directory: str | os.PathLike, sep: str, coords: tuple[int, ...], name: str,
                        decode: Any) -> Any:
     """``decode(bytes of chunk coords)`` of the array stored in ``directory`` (default chunk keys with
     separator ``sep``, :func:`_plain_layout`); a missing or undecodable chunk is a :class:`StoreError`
     naming the file (never fill values)."""
-    file = os.path.join(str(directory), sep.join(["c", *map(str, coords)]))
+    file = _chunk_path(directory, sep, coords)
     try:
         # os calls: 4 system calls a file where open().read() makes 9, each releasing the GIL (a chunk
         # is ~30 kB; the analysis reads 10,000s of them next to other Python threads)
@@ -401,13 +407,11 @@ def verify_store(path: str | os.PathLike, *, decode: bool = True) -> None:
         grid = [range(n) for n in arr.cdata_shape] if arr.ndim else [range(1)]
         base = os.path.join(str(path), arr.path)  # strings, not Path: 10,000s of chunks
         enc = getattr(arr.metadata, "chunk_key_encoding", None)
-        if arr.ndim and getattr(enc, "name", None) == "default" and arr.metadata.zarr_format == 3:
-            sep = str(enc.separator)  # the keys built directly: zarr's encoder per chunk took half the time
-            keys = (sep.join(k) for k in itertools.product(["c"], *[list(map(str, g)) for g in grid]))
-        else:
-            keys = (arr.metadata.encode_chunk_key(tuple(c) if arr.ndim else ()) for c in itertools.product(*grid))
-        for coords, key in zip(itertools.product(*grid), keys):
-            chunk = base + os.sep + key
+        default = arr.ndim and getattr(enc, "name", None) == "default" and arr.metadata.zarr_format == 3
+        for coords in itertools.product(*grid):
+            # the default keys built directly: zarr's encoder per chunk took half the time
+            chunk = (_chunk_path(base, str(enc.separator), coords) if default else
+                     os.path.join(base, arr.metadata.encode_chunk_key(tuple(coords) if arr.ndim else ())))
             if not os.path.isfile(chunk):
                 raise StoreError(f"{chunk}: chunk {tuple(coords)} of variable {name!r} is missing, so part of "
                                  "the store would read as fill values. Fix: restore the store from a copy, or "
